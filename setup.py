@@ -1,0 +1,51 @@
+"""tfaction: video action understanding for TensorFlow 2 / Keras 3."""
+
+import pathlib
+import re
+
+from setuptools import find_packages
+from setuptools import setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"',
+                    (HERE / "tfaction" / "__init__.py").read_text()).group(1)
+
+# One pinned, tested set (DESIGN.md §1). TF 2.17 is the newest TensorFlow whose
+# ABI tensorflow-io's native file-system plugins load against; it needs NumPy 1.x,
+# and OpenCV wheels from 4.12 on need NumPy 2.
+INSTALL_REQUIRES = [
+    "tensorflow==2.17.1",
+    "keras==3.10.0",
+    "tensorflow-io==0.37.1",
+    "numpy>=1.26,<2",
+    "scikit-learn>=1.5",
+    "absl-py>=2.1",
+    "ml-collections>=1.0",
+    "opencv-contrib-python-headless==4.11.0.86",
+    "av>=14,<17",
+]
+
+EXTRAS_REQUIRE = {
+    # Writing TF-Serving warm-up records (PredictionLog) and gRPC examples.
+    "serving": ["tensorflow-serving-api==2.17.1"],
+    "test": ["pytest>=8", "pytest-timeout>=2.3"],
+}
+
+setup(
+    name="tfaction",
+    version=VERSION,
+    description=("Video action understanding for TensorFlow 2 / Keras 3: "
+                 "reusable layers, distributed training recipes and "
+                 "TF-Serving exports."),
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["tfaction", "tfaction.*"]),
+    python_requires=">=3.10,<3.13",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    license="Apache-2.0",
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,44 @@
+"""Shared pytest setup: quiet TensorFlow, two logical CPUs, shared-data paths."""
+
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+# MirroredStrategy tests need two devices; split the CPU before TF initialises
+# its runtime (this must happen before any op runs).
+_cpus = tf.config.list_physical_devices("CPU")
+if _cpus and not tf.config.list_logical_devices("CPU")[1:]:
+    try:
+        tf.config.set_logical_device_configuration(
+            _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    except RuntimeError:  # runtime already initialised by another plugin
+        pass
+
+
+@pytest.fixture(scope="session")
+def anchors_dir():
+    """Folder of reference bundles: `$TFACTION_ANCHORS` or ../shared/anchors."""
+    path = pathlib.Path(os.environ.get("TFACTION_ANCHORS",
+                                       SHARED / "anchors"))
+    if not path.is_dir():
+        pytest.fail(f"anchors folder {path} not found; set TFACTION_ANCHORS")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_data_dir():
+    """Real public annotation files (THUMOS14, ActivityNet 1.3)."""
+    path = pathlib.Path(os.environ.get("TFACTION_REAL_DATA",
+                                       SHARED / "data" / "real"))
+    if not path.is_dir():
+        pytest.fail(f"real data folder {path} not found; set "
+                    "TFACTION_REAL_DATA")
+    return path

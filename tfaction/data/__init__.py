@@ -1,0 +1,1 @@
+"""TFRecord schemas, writers, readers, tf.data pipelines and converters."""

@@ -1,0 +1,1 @@
+"""Readers for public dataset layouts, used by `tfaction.data.convert`."""

@@ -1,0 +1,171 @@
+"""Sharded, atomic TFRecord writing and checked reading.
+
+`ShardedTFRecordWriter` spreads records round-robin over `num_shards` files
+named `<prefix>-00000-of-00004.tfrecord`. Every shard is written under a hidden
+temporary name and renamed only when the whole conversion succeeded, so a
+failed or interrupted conversion leaves no partial shard and never clobbers the
+previous good output. Re-running a conversion replaces its shards (stale shards
+of the same prefix with another shard count are removed on commit).
+
+Example:
+
+```python
+with ShardedTFRecordWriter("/data/out", "train", num_shards=4) as writer:
+    for example in examples:
+        writer.write(example.SerializeToString())
+print(writer.paths)
+```
+"""
+
+import os
+
+import tensorflow as tf
+
+from tfaction import errors
+from tfaction.data import filesystems
+
+SHARD_SUFFIX = ".tfrecord"
+
+
+def shard_name(prefix, index, num_shards):
+    """`<prefix>-<index:05d>-of-<num_shards:05d>.tfrecord`."""
+    return f"{prefix}-{index:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
+
+
+def shard_pattern(output_dir, prefix):
+    """Glob pattern matching every shard written under `prefix`."""
+    return os.path.join(os.fspath(output_dir),
+                        f"{prefix}-?????-of-?????{SHARD_SUFFIX}")
+
+
+class ShardedTFRecordWriter:
+    """Writes serialized records round-robin into atomically committed shards.
+
+    Args:
+        output_dir: directory (local or remote URL); created if missing.
+        prefix: shard name prefix, e.g. the subset name.
+        num_shards: number of shard files (>= 1).
+        options: optional `tf.io.TFRecordOptions` (e.g. compression).
+
+    Use as a context manager: on normal exit every shard is committed; on an
+    exception every temporary file is removed and the error propagates.
+    """
+
+    def __init__(self, output_dir, prefix, num_shards=1, options=None):
+        if num_shards < 1:
+            raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+        if not prefix or "/" in prefix:
+            raise ValueError(f"prefix must be a plain file-name prefix, got "
+                             f"{prefix!r}")
+        self.output_dir = filesystems.ensure_filesystem(output_dir)
+        self.prefix = prefix
+        self.num_shards = num_shards
+        self.options = options
+        self.paths = [os.path.join(self.output_dir,
+                                   shard_name(prefix, i, num_shards))
+                      for i in range(num_shards)]
+        self.num_written = 0
+        self._temps = None
+        self._writers = None
+
+    def __enter__(self):
+        tf.io.gfile.makedirs(self.output_dir)
+        self._temps = [filesystems.temp_path_for(p) for p in self.paths]
+        self._writers = []
+        try:
+            for temp in self._temps:
+                self._writers.append(tf.io.TFRecordWriter(temp, self.options))
+        except BaseException:
+            self._abort()
+            raise
+        return self
+
+    def write(self, record):
+        """Appends one serialized record (bytes) to the next shard."""
+        if self._writers is None:
+            raise RuntimeError("ShardedTFRecordWriter used outside `with`")
+        self._writers[self.num_written % self.num_shards].write(record)
+        self.num_written += 1
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self._abort()
+            return False
+        try:
+            for writer in self._writers:
+                writer.close()
+            for temp, final in zip(self._temps, self.paths):
+                filesystems.commit(temp, final)
+        except BaseException:
+            self._abort()
+            raise
+        self._writers = None
+        self._remove_stale_shards()
+        return False
+
+    def _abort(self):
+        for writer in self._writers or ():
+            try:
+                writer.close()
+            except Exception:  # closing a broken writer must not mask `exc`
+                pass
+        for temp in self._temps or ():
+            filesystems.remove_quietly(temp)
+        self._writers = None
+
+    def _remove_stale_shards(self):
+        keep = set(self.paths)
+        for path in tf.io.gfile.glob(shard_pattern(self.output_dir,
+                                                   self.prefix)):
+            if path not in keep:
+                filesystems.remove_quietly(path)
+
+
+def list_files(pattern):
+    """Expands a file pattern, comma-separated patterns or a list of them.
+
+    Raises:
+        DataError: nothing matches a pattern.
+    """
+    if isinstance(pattern, (str, os.PathLike)):
+        patterns = [p for p in os.fspath(pattern).split(",") if p]
+    else:
+        patterns = [os.fspath(p) for p in pattern]
+    files = []
+    for p in patterns:
+        filesystems.ensure_filesystem(p)
+        matched = sorted(tf.io.gfile.glob(p))
+        if not matched:
+            raise errors.DataError("no file matches this pattern", path=p)
+        files.extend(matched)
+    return files
+
+
+def iterate_records(path):
+    """Yields the serialized records of one TFRecord file, checking integrity.
+
+    Raises:
+        CorruptRecordError: the file is truncated or corrupt; the message names
+            the file and the index of the first unreadable record.
+    """
+    path = filesystems.ensure_filesystem(path)
+    index = 0
+    try:
+        for record in tf.data.TFRecordDataset(path):
+            yield record.numpy()
+            index += 1
+    except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
+        raise errors.CorruptRecordError(
+            f"truncated or corrupt TFRecord: record {index} cannot be read "
+            f"({index} intact record(s) before it; {e.message.strip()})",
+            path=path) from e
+
+
+def count_records(pattern):
+    """Counts the records of every file matching `pattern`, checking each.
+
+    Returns:
+        Dict path -> number of records.
+    """
+    return {path: sum(1 for _ in iterate_records(path))
+            for path in list_files(pattern)}
