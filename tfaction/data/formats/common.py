@@ -1,0 +1,176 @@
+"""Small helpers shared by the converters: file access, skipping, threading.
+
+`Skipper` implements the `--skip_corrupt` policy in one place: an error about
+one video (a `DataError` that names a video id) either aborts the conversion
+or, when skipping is allowed, is counted, logged and kept for
+`dataset_info.json`. Errors about a whole file (a malformed list line, an
+unknown subset) always abort: they mean the flags or the layout are wrong, not
+that one video is damaged.
+"""
+
+import collections
+import concurrent.futures
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from tfaction import errors
+from tfaction.data import filesystems
+
+
+def is_local(path):
+    """True for plain local paths (read with `open`, which is faster)."""
+    return filesystems.scheme_of(path) == ""
+
+
+def join(*parts):
+    """`os.path.join` that also works for URLs (always '/')."""
+    return os.path.join(*[os.fspath(p) for p in parts])
+
+
+def read_bytes(path):
+    """Reads a whole file (local or remote). Raises OSError/NotFoundError."""
+    if is_local(path):
+        with open(path, "rb") as f:
+            return f.read()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
+
+
+def exists(path):
+    return os.path.exists(path) if is_local(path) else tf.io.gfile.exists(
+        path)
+
+
+def is_dir(path):
+    return os.path.isdir(path) if is_local(path) else tf.io.gfile.isdir(path)
+
+
+def listdir(path):
+    """File names in directory `path` (not recursive)."""
+    if is_local(path):
+        return os.listdir(path)
+    return [n.rstrip("/") for n in tf.io.gfile.listdir(path)]
+
+
+def read_text(path, *, what="file"):
+    """Reads a UTF-8 text file.
+
+    Raises:
+        MalformedFileError: the file is missing or not UTF-8.
+    """
+    path = filesystems.ensure_filesystem(path)
+    if not exists(path):
+        raise errors.MalformedFileError(f"{what} not found", path=path)
+    try:
+        return read_bytes(path).decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise errors.MalformedFileError(f"{what} is not UTF-8 text ({e})",
+                                        path=path) from e
+
+
+def parse_list_flag(value):
+    """'a, b,,c' -> ['a', 'b', 'c']; a list/tuple is passed through."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+def is_skippable(error):
+    """Whether `--skip_corrupt` may skip the video named by `error`."""
+    return (isinstance(error, errors.DataError)
+            and error.video_id is not None
+            and not isinstance(error, errors.UnknownSubsetError))
+
+
+class Skipper:
+    """Applies the `--skip_corrupt` policy and remembers what was skipped.
+
+    Args:
+        skip_corrupt: skip (and report) bad videos instead of raising.
+
+    Example:
+
+    ```python
+    skipper = Skipper(skip_corrupt=True)
+    try:
+        record = build_record(video)
+    except errors.DataError as e:
+        skipper.skip_or_raise(e, subset="train")
+    print(skipper.summary())
+    ```
+    """
+
+    def __init__(self, skip_corrupt=False):
+        self.skip_corrupt = bool(skip_corrupt)
+        self.items = []
+
+    def skip_or_raise(self, error, subset=None):
+        """Re-raises `error` unless skipping is on and it names one video."""
+        if not (self.skip_corrupt and is_skippable(error)):
+            raise error
+        logging.warning("skipping video %r: %s", error.video_id, error)
+        self.items.append({
+            "video_id": error.video_id,
+            "subset": subset,
+            "error": type(error).__name__,
+            "message": str(error),
+        })
+
+    @property
+    def count(self):
+        return len(self.items)
+
+    def summary(self):
+        """JSON-ready dict: total, counts per error type, and the items."""
+        by_error = collections.Counter(i["error"] for i in self.items)
+        return {"count": len(self.items),
+                "by_error": dict(sorted(by_error.items())),
+                "items": list(self.items)}
+
+
+def ordered_map(fn, items, num_workers=1):
+    """Maps `fn` over `items` in threads, yielding `(item, result, error)`.
+
+    Results come back in input order (so output files are deterministic) and
+    at most `2 * num_workers` items are in flight (so memory stays bounded
+    however long `items` is). `fn`'s exceptions are returned, not raised, so
+    the caller decides whether to skip or abort.
+
+    Args:
+        fn: function of one item; decoding/IO in it should release the GIL
+            (file reads, OpenCV, PyAV do).
+        items: iterable of inputs.
+        num_workers: threads; 1 runs inline.
+
+    Yields:
+        `(item, result, None)` or `(item, None, exception)`.
+    """
+    if num_workers <= 1:
+        for item in items:
+            try:
+                yield item, fn(item), None
+            except Exception as e:  # handed to the caller, never swallowed
+                yield item, None, e
+        return
+    window = collections.deque()
+    with concurrent.futures.ThreadPoolExecutor(num_workers) as pool:
+        def drain_one():
+            item, future = window.popleft()
+            error = future.exception()
+            return item, (None if error else future.result()), error
+
+        try:
+            for item in items:
+                window.append((item, pool.submit(fn, item)))
+                if len(window) >= 2 * num_workers:
+                    yield drain_one()
+            while window:
+                yield drain_one()
+        finally:
+            # On abort, do not start queued work (running items finish).
+            for _, future in window:
+                future.cancel()

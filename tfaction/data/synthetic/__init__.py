@@ -1,0 +1,103 @@
+"""Small deterministic datasets written in the public dataset layouts.
+
+Each generator writes exactly the files a real dataset download has, so the
+real-data path (`python -m tfaction.data.convert` → TFRecords →
+`tf.data`) is the same code for synthetic and real data. The data carry
+structure a model must actually learn; appearance and noise carry no label
+information.
+
+- `temporal_localization` (`generate_temporal_localization`):
+  ActivityNet/THUMOS JSON + per-video `.npy` features.
+- `video_classification` (`generate_video_classification`): HMDB51 frame
+  folders with flow JPEGs + split lists.
+
+Same arguments and seed → byte-identical files. Output is staged in a
+temporary sibling folder and renamed into place, so a crash never leaves a
+half-written dataset behind.
+
+Example:
+
+>>> from tfaction.data import synthetic
+>>> summary = synthetic.generate_temporal_localization("/tmp/tal", seed=0)
+>>> summary["num_videos"]
+60
+
+Command line: `python -m tfaction.data.synthetic --kind=video_classification
+--out_dir=/tmp/hmdb_synth [--num_videos=N] [--seed=S] [--overwrite]`.
+"""
+
+import contextlib
+import os
+import pathlib
+import shutil
+import tempfile
+
+
+@contextlib.contextmanager
+def staged_output_dir(out_dir, overwrite=False):
+    """Yields a temporary folder that replaces `out_dir` on success.
+
+    Args:
+        out_dir: final dataset folder. It may be missing or empty; a non-empty
+            folder is replaced only when `overwrite` is true.
+        overwrite: replace an existing non-empty `out_dir`.
+
+    Returns:
+        A context manager yielding the `pathlib.Path` to write into.
+
+    Raises:
+        FileExistsError: `out_dir` is non-empty and `overwrite` is false.
+    """
+    out_dir = pathlib.Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"{out_dir}: output folder is not empty; pass overwrite=True "
+            "(--overwrite) to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(
+        prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    # mkdtemp creates 0700 folders; give the dataset ordinary permissions.
+    os.chmod(staging, 0o755)
+    if out_dir.exists():
+        # Move the old folder aside first so the swap is two renames.
+        trash = pathlib.Path(tempfile.mkdtemp(
+            prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        os.replace(out_dir, trash / "old")
+        os.replace(staging, out_dir)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staging, out_dir)
+
+
+# Imported after `staged_output_dir` is defined: the modules use it.
+from tfaction.data.synthetic.temporal_localization import (  # noqa: E402
+    generate_temporal_localization,
+)
+from tfaction.data.synthetic.video_classification import (  # noqa: E402
+    dequantize_flow,
+)
+from tfaction.data.synthetic.video_classification import (  # noqa: E402
+    generate_video_classification,
+)
+from tfaction.data.synthetic.video_classification import (  # noqa: E402
+    quantize_flow,
+)
+
+GENERATORS = {
+    "temporal_localization": generate_temporal_localization,
+    "video_classification": generate_video_classification,
+}
+
+__all__ = [
+    "GENERATORS",
+    "dequantize_flow",
+    "generate_temporal_localization",
+    "generate_video_classification",
+    "quantize_flow",
+    "staged_output_dir",
+]
