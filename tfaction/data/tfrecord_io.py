@@ -25,6 +25,8 @@ from tfaction import errors
 from tfaction.data import filesystems
 
 SHARD_SUFFIX = ".tfrecord"
+# Bytes around each record's data: length (8) + its CRC (4) + data CRC (4).
+_RECORD_OVERHEAD = 16
 
 
 def shard_name(prefix, index, num_shards):
@@ -144,21 +146,35 @@ def list_files(pattern):
 def iterate_records(path):
     """Yields the serialized records of one TFRecord file, checking integrity.
 
+    Besides TensorFlow's own checks (CRCs, a record cut inside its data),
+    the byte count read is compared with the file size: TensorFlow silently
+    ends a file that was cut inside a record's 12-byte header, losing that
+    record without an error.
+
     Raises:
         CorruptRecordError: the file is truncated or corrupt; the message names
             the file and the index of the first unreadable record.
     """
     path = filesystems.ensure_filesystem(path)
     index = 0
+    consumed = 0
     try:
         for record in tf.data.TFRecordDataset(path):
-            yield record.numpy()
+            data = record.numpy()
+            consumed += len(data) + _RECORD_OVERHEAD
+            yield data
             index += 1
     except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
         raise errors.CorruptRecordError(
             f"truncated or corrupt TFRecord: record {index} cannot be read "
             f"({index} intact record(s) before it; {e.message.strip()})",
             path=path) from e
+    size = tf.io.gfile.stat(path).length
+    if size != consumed:
+        raise errors.CorruptRecordError(
+            f"truncated or corrupt TFRecord: record {index} cannot be read "
+            f"({index} intact record(s) before it; {size - consumed} "
+            f"trailing byte(s) do not form a record header)", path=path)
 
 
 def count_records(pattern):
