@@ -14,10 +14,10 @@ import tensorflow as tf
 from keras import ops
 
 from tests.testing import toy_layers as toys
+from tfaction.testing import CallInputs
 from tfaction.testing import check_keras_saving
 from tfaction.testing import run_layer_test
 from tfaction.testing import run_model_test
-from tfaction.testing.layer_test import CallInputs
 
 run = functools.partial(run_layer_test, registered_package=toys.PACKAGE)
 X = np.random.default_rng(1).normal(size=(2, 6, 3)).astype("float32")

@@ -170,7 +170,10 @@ def run():
     Returns:
         The dataset_info dict, or for `verify` a dict subset -> records.
     """
-    _require(_FORMAT, _INPUT)
+    if _FORMAT.value is None:
+        raise errors.ConfigError(
+            f"--format is required; one of {', '.join(FORMATS)}")
+    _require(_INPUT)
     fmt = _FORMAT.value
     if fmt == "verify":
         from tfaction.data.formats import output
@@ -182,8 +185,8 @@ def run():
                   class_list=_CLASS_LIST.value)
     if fmt == "activitynet_features":
         _require(_FEATURES_DIR, _FEATURE_STRIDE, _FEATURE_WINDOW)
-        from tfaction.data.formats import activitynet
-        return activitynet.convert_activitynet_features(
+        from tfaction.data.formats import activitynet_features
+        return activitynet_features.convert_activitynet_features(
             _INPUT.value, _FEATURES_DIR.value, _OUTPUT_DIR.value,
             feature_stride=_FEATURE_STRIDE.value,
             feature_window=_FEATURE_WINDOW.value, layout=_LAYOUT.value,

@@ -2,8 +2,11 @@
 
 `run_layer_test` checks the whole Keras layer contract of DESIGN.md §3
 (shapes, masks, config, `.keras` round trip, mixed precision, XLA, a fit
-step); `run_model_test` the model-level part. The individual `check_*`
-functions can be called on their own.
+step); `run_model_test` the model-level part (both in `contract`). The
+individual `check_*` functions (one module per concern: `config_checks`,
+`build_checks`, `masking_checks`, `jit_checks`, `mixed_precision_checks`,
+`saving_checks`, `training_checks`) can be called on their own with a
+`CallInputs`.
 
 Example:
 
@@ -12,19 +15,19 @@ Example:
 ...                expected_output_shape=(2, 5, 4))
 """
 
-from tfaction.testing.layer_test import MIXED_POLICIES
-from tfaction.testing.layer_test import CallInputs
-from tfaction.testing.layer_test import check_build
-from tfaction.testing.layer_test import check_config
-from tfaction.testing.layer_test import check_jit
-from tfaction.testing.layer_test import check_keras_saving
-from tfaction.testing.layer_test import check_masking
-from tfaction.testing.layer_test import check_mixed_precision
-from tfaction.testing.layer_test import check_registered
-from tfaction.testing.layer_test import check_serialization
-from tfaction.testing.layer_test import check_training
-from tfaction.testing.layer_test import run_layer_test
-from tfaction.testing.layer_test import run_model_test
+from tfaction.testing.build_checks import check_build
+from tfaction.testing.call_inputs import CallInputs
+from tfaction.testing.config_checks import check_config
+from tfaction.testing.config_checks import check_registered
+from tfaction.testing.config_checks import check_serialization
+from tfaction.testing.contract import run_layer_test
+from tfaction.testing.contract import run_model_test
+from tfaction.testing.jit_checks import check_jit
+from tfaction.testing.masking_checks import check_masking
+from tfaction.testing.mixed_precision_checks import MIXED_POLICIES
+from tfaction.testing.mixed_precision_checks import check_mixed_precision
+from tfaction.testing.saving_checks import check_keras_saving
+from tfaction.testing.training_checks import check_training
 
 __all__ = [
     "CallInputs",

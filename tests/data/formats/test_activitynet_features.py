@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tfaction import errors
-from tfaction.data.formats import activitynet
+from tfaction.data.formats import activitynet_annotations
+from tfaction.data.formats import activitynet_features
 
 from . import _builders as b
 
@@ -51,7 +52,7 @@ def dataset(tmp_path):
 def _convert(d, **kwargs):
     kwargs.setdefault("feature_stride", 8)
     kwargs.setdefault("feature_window", 16)
-    return activitynet.convert_activitynet_features(
+    return activitynet_features.convert_activitynet_features(
         kwargs.pop("annotations", d["annotations"]),
         kwargs.pop("features_dir", d["features"]),
         kwargs.pop("output_dir", d["out"]), **kwargs)
@@ -130,7 +131,7 @@ def test_derived_duration_and_string_segments(tmp_path):
     features = tmp_path / "f"
     features.mkdir()
     np.save(features / "video_test_1.npy", np.zeros((13, 2), np.float32))
-    info = activitynet.convert_activitynet_features(
+    info = activitynet_features.convert_activitynet_features(
         annotations, features, tmp_path / "out", feature_stride=4,
         feature_window=16, fps=30.0)
     assert info["derived_durations"]["count"] == 1
@@ -146,7 +147,7 @@ def test_missing_fps_names_video_and_key(tmp_path):
     annotations = b.write_json(tmp_path / "gt.json", {"database": database})
     (tmp_path / "f").mkdir()
     with pytest.raises(errors.MalformedFileError) as e:
-        activitynet.convert_activitynet_features(
+        activitynet_features.convert_activitynet_features(
             annotations, tmp_path / "f", tmp_path / "out", feature_stride=4,
             feature_window=16)
     assert e.value.video_id == "v1" and e.value.key == "fps"
@@ -334,7 +335,7 @@ def test_skip_corrupt_counts_and_reports(dataset):
 def test_malformed_json_names_line(tmp_path, text, line):
     path = b.write_text(tmp_path / "gt.json", text)
     with pytest.raises(errors.MalformedFileError) as e:
-        activitynet.read_activitynet_json(path)
+        activitynet_annotations.read_activitynet_json(path)
     assert e.value.line == line and e.value.path == path
 
 
@@ -352,7 +353,7 @@ def test_malformed_json_names_line(tmp_path, text, line):
 def test_malformed_entries_name_video_and_key(tmp_path, entry, key):
     path = b.write_json(tmp_path / "gt.json", {"database": {"v9": entry}})
     with pytest.raises(errors.MalformedFileError) as e:
-        activitynet.read_activitynet_json(path)
+        activitynet_annotations.read_activitynet_json(path)
     assert e.value.video_id == "v9" and e.value.key == key
 
 
@@ -360,7 +361,7 @@ def test_duplicate_video_key_is_an_error(tmp_path):
     path = b.write_text(tmp_path / "gt.json",
                         '{"database": {"v": {}, "v": {}}}')
     with pytest.raises(errors.MalformedFileError, match="duplicate key"):
-        activitynet.read_activitynet_json(path)
+        activitynet_annotations.read_activitynet_json(path)
 
 
 def test_video_info_csv_fills_duration(dataset):
@@ -400,7 +401,7 @@ def test_bsn_layout(tmp_path):
     features.mkdir()
     np.save(features / "v_abc.npy", np.ones((18, 2), np.float32))
     np.save(features / "v_xyz.npy", np.ones((9, 2), np.float32))
-    info = activitynet.convert_activitynet_features(
+    info = activitynet_features.convert_activitynet_features(
         annotations, features, tmp_path / "out", feature_stride=16,
         feature_window=16, video_info=csv_path)
     assert info["layout"] == "bsn"
@@ -412,10 +413,10 @@ def test_bsn_layout(tmp_path):
     assert record["video/num_frames"] == 300
     np.testing.assert_array_equal(record["segments"], [[1.25, 9.5]])
     with pytest.raises(errors.MalformedFileError, match="video info"):
-        activitynet.convert_activitynet_features(
+        activitynet_features.convert_activitynet_features(
             annotations, features, tmp_path / "out2", feature_stride=16,
             feature_window=16)
     b.write_text(csv_path, "video,numFrame,seconds,fps,rfps,subset\n")
     with pytest.raises(errors.MalformedFileError) as e:
-        activitynet.read_bsn_annotations(annotations, csv_path)
+        activitynet_annotations.read_bsn_annotations(annotations, csv_path)
     assert e.value.key == "featureFrame"

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from tfaction import errors
-from tfaction.data.formats import activitynet
+from tfaction.data.formats import activitynet_features
 
 from . import _builders as b
 
@@ -68,7 +68,7 @@ def test_thumos14(real_data_dir, tmp_path):
         # Smallest T whose feature span ((T-1)*stride + window)/fps covers it.
         t = max(1, math.ceil((last * fps - window) / stride) + 1)
         np.save(features / f"{vid}.npy", np.zeros((t, C), np.float16))
-    info = activitynet.convert_activitynet_features(
+    info = activitynet_features.convert_activitynet_features(
         path, features, tmp_path / "out", feature_stride=stride,
         feature_window=window, fps=fps, dtype="float16")
     assert {k: v["num_records"] for k, v in info["subsets"].items()} == {
@@ -96,7 +96,7 @@ def test_activitynet13_bsn(real_data_dir, tmp_path):
     for row in rows:  # one step per 16 frames, as BSN's featureFrame
         np.save(features / f"{row['video']}.npy",
                 zeros[:int(row["featureFrame"]) // 16])
-    info = activitynet.convert_activitynet_features(
+    info = activitynet_features.convert_activitynet_features(
         anno_path, features, tmp_path / "out", feature_stride=16,
         feature_window=16, video_info=csv_path, dtype="float16",
         num_workers=2)
@@ -131,7 +131,7 @@ def test_activitynet13_bsn(real_data_dir, tmp_path):
         assert gt[key[2:]]["subset"] == subset_of[key]
     # A strict tolerance turns the 0.848 s overrun into an error.
     with pytest.raises(errors.SegmentError) as e:
-        activitynet.convert_activitynet_features(
+        activitynet_features.convert_activitynet_features(
             anno_path, features, tmp_path / "strict", feature_stride=16,
             feature_window=16, video_info=csv_path, subsets="validation",
             segment_tolerance=0.5)

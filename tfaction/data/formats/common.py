@@ -1,4 +1,5 @@
-"""Small helpers shared by the converters: file access, skipping, threading.
+"""Small helpers shared by the converters: file access, numbers, skipping,
+threading.
 
 `Skipper` implements the `--skip_corrupt` policy in one place: an error about
 one video (a `DataError` that names a video id) either aborts the conversion
@@ -10,6 +11,7 @@ that one video is damaged.
 
 import collections
 import concurrent.futures
+import math
 import os
 
 import tensorflow as tf
@@ -79,6 +81,61 @@ def parse_list_flag(value):
     return [str(v) for v in value]
 
 
+def parse_number(value, *, path=None, line=None, video_id=None, key=None):
+    """A JSON number or numeric string as float (bools are not numbers).
+
+    Args:
+        value: the value read from a file.
+        path, line, video_id, key: where it came from, for the error.
+
+    Returns:
+        The value as a float.
+
+    Raises:
+        MalformedFileError: `value` is not a number or numeric string.
+
+    Example:
+
+    >>> parse_number("18.6", path="gt.json", key="segment")
+    18.6
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise errors.MalformedFileError(
+            f"expected a number or numeric string, got {value!r}", path=path,
+            line=line, video_id=video_id, key=key)
+    try:
+        return float(value)
+    except ValueError:
+        raise errors.MalformedFileError(
+            f"expected a number or numeric string, got {value!r}", path=path,
+            line=line, video_id=video_id, key=key) from None
+
+
+def parse_positive(value, **where):
+    """`parse_number` that also requires a positive finite value.
+
+    Args:
+        value: the value read from a file.
+        **where: `path`, `line`, `video_id`, `key` for the error.
+
+    Returns:
+        The value as a float > 0.
+
+    Raises:
+        MalformedFileError: not a number, or not positive and finite.
+
+    Example:
+
+    >>> parse_positive(30, key="fps")
+    30.0
+    """
+    number = parse_number(value, **where)
+    if not (math.isfinite(number) and number > 0):
+        raise errors.MalformedFileError(
+            f"expected a positive finite number, got {value!r}", **where)
+    return number
+
+
 def is_skippable(error):
     """Whether `--skip_corrupt` may skip the video named by `error`."""
     return (isinstance(error, errors.DataError)
@@ -96,10 +153,8 @@ class Skipper:
 
     ```python
     skipper = Skipper(skip_corrupt=True)
-    try:
-        record = build_record(video)
-    except errors.DataError as e:
-        skipper.skip_or_raise(e, subset="train")
+    for video, record in skipper.map(build_record, videos, subset="train"):
+        writer.write(record)
     print(skipper.summary())
     ```
     """
@@ -120,9 +175,30 @@ class Skipper:
             "message": str(error),
         })
 
-    @property
-    def count(self):
-        return len(self.items)
+    def map(self, fn, items, subset=None, num_workers=1, on_skip=None):
+        """`ordered_map` under the policy: yields what converted, in order.
+
+        Args:
+            fn: function of one item (see `ordered_map`).
+            items: iterable of inputs.
+            subset: subset recorded with skipped videos.
+            num_workers: threads; 1 runs inline.
+            on_skip: optional `fn(item, error)` called after a skip.
+
+        Yields:
+            `(item, result)` for the items whose `fn` succeeded.
+
+        Raises:
+            The first error of `fn` that may not be skipped (any error
+            that is not a `DataError` naming a video is never skipped).
+        """
+        for item, result, error in ordered_map(fn, items, num_workers):
+            if error is None:
+                yield item, result
+                continue
+            self.skip_or_raise(error, subset)
+            if on_skip is not None:
+                on_skip(item, error)
 
     def summary(self):
         """JSON-ready dict: total, counts per error type, and the items."""

@@ -25,14 +25,19 @@ class FeatureIndex:
 
     Args:
         features_dir: folder holding the feature files.
-        prefix: file-name prefix before the video id (e.g. "v_").
         extension: ".npy", ".npz" or "auto" (".npy" first, then ".npz").
 
     Raises:
         MalformedFileError: the folder does not exist.
+
+    Example:
+
+    >>> index = FeatureIndex("tsp_features")  # doctest: +SKIP
+    >>> index.path_for("v_QOlSCBRmfWY")  # doctest: +SKIP
+    'tsp_features/v_QOlSCBRmfWY.npy'
     """
 
-    def __init__(self, features_dir, prefix="", extension="auto"):
+    def __init__(self, features_dir, extension="auto"):
         if extension not in ("auto",) + FEATURE_EXTENSIONS:
             raise ValueError(f"extension must be 'auto', '.npy' or '.npz', "
                              f"got {extension!r}")
@@ -40,7 +45,6 @@ class FeatureIndex:
             raise errors.MalformedFileError("features folder not found",
                                             path=features_dir)
         self.features_dir = str(features_dir)
-        self.prefix = prefix
         self.extensions = (FEATURE_EXTENSIONS if extension == "auto"
                            else (extension,))
         self._names = set(common.listdir(features_dir))
@@ -51,9 +55,6 @@ class FeatureIndex:
             if name + ext in self._names:
                 return common.join(self.features_dir, name + ext)
         return None
-
-    def path_for_video(self, video_id):
-        return self.path_for(self.prefix + video_id)
 
 
 def peek_shape(path):
@@ -84,6 +85,37 @@ def majority_dim(paths):
         if shape is not None and len(shape) == 2:
             dims[shape[1]] += 1
     return dims.most_common(1)[0][0] if dims else None
+
+
+def guess_feature_dim(items, npz_key="feats"):
+    """The feature dimension C to expect when none is imposed.
+
+    C of most `.npy` headers (see `majority_dim`), else of the first file
+    that loads as a rank-2 array.
+
+    Args:
+        items: list of `(video_id, path)` pairs of the feature files.
+        npz_key: array name inside `.npz` files.
+
+    Returns:
+        C, or None when no file is readable.
+
+    Example:
+
+    >>> guess_feature_dim([("v1", "f/v1.npy")])  # doctest: +SKIP
+    2048
+    """
+    dim = majority_dim(path for _, path in items)
+    if dim is not None:
+        return dim
+    for video_id, path in items:  # e.g. .npz files: no cheap header
+        try:
+            array = load_features(path, video_id=video_id, npz_key=npz_key)
+        except errors.DataError:
+            continue  # reported when the video itself is converted
+        if array.ndim == 2:
+            return array.shape[1]
+    return None
 
 
 def load_features(path, *, video_id, npz_key="feats"):

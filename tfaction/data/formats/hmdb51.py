@@ -280,27 +280,20 @@ def convert_hmdb51_frames(
     with output.StagedOutput(output_dir, verify=verify) as out:
         for subset, entries in zip(names, lists):
             with out.shard_writer(subset, num_shards) as writer:
-                for _, record, error in common.ordered_map(
-                        convert_one, [(e, subset) for e in entries],
+                for _, record in skipper.map(
+                        convert_one, [(e, subset) for e in entries], subset,
                         num_workers):
-                    if error is not None:
-                        if not isinstance(error, errors.DataError):
-                            raise error
-                        skipper.skip_or_raise(error, subset)
-                        continue
                     writer.write(record)
         info = {
             "format": "hmdb51_frames",
             "schema": "frames",
             "modalities": modalities,
             "sources": {"split_lists": dict(zip(names, split_lists)),
-                        "frames_root": str(frames_root),
-                        "flow_root": (str(flow_root) if "flow" in modalities
-                                      else None),
-                        "class_list": (None if class_list is None
-                                       else str(class_list)),
-                        "all_videos": (None if all_videos is None
-                                       else str(all_videos))},
+                        **output.source_paths(
+                            frames_root=frames_root,
+                            flow_root=(flow_root if "flow" in modalities
+                                       else None),
+                            class_list=class_list, all_videos=all_videos)},
             "patterns": {"rgb": rgb_pattern, "flow_x": flow_x_pattern,
                          "flow_y": flow_y_pattern},
             "jpeg_check": jpeg_check,

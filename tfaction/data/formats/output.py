@@ -53,6 +53,24 @@ def to_json(obj, indent=2):
                       separators=separators) + "\n"
 
 
+def source_paths(**paths):
+    """The `sources` entry of dataset_info.json: the inputs a run read.
+
+    Args:
+        **paths: input name -> path (str, `os.PathLike`) or None.
+
+    Returns:
+        Dict name -> path as a string, None where not given.
+
+    Example:
+
+    >>> source_paths(input="videos.txt", class_list=None)
+    {'input': 'videos.txt', 'class_list': None}
+    """
+    return {name: None if path is None else str(path)
+            for name, path in paths.items()}
+
+
 def expected_shard_counts(num_records, num_shards):
     """Records per shard under `ShardedTFRecordWriter`'s round-robin."""
     return [len(range(i, num_records, num_shards)) for i in range(num_shards)]

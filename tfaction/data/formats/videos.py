@@ -267,24 +267,17 @@ def convert_videos(input, output_dir, *, fps=None, short_side=None,
     skipper = common.Skipper(skip_corrupt)
     with output.StagedOutput(output_dir, verify=verify) as out:
         with out.shard_writer(subset, num_shards) as writer:
-            for _, record, error in common.ordered_map(
+            for _, record in skipper.map(
                     lambda item: _convert_one(item, classes, settings),
-                    items, num_workers):
-                if error is not None:
-                    if not isinstance(error, errors.DataError):
-                        raise error
-                    skipper.skip_or_raise(error, subset)
-                    continue
+                    items, subset, num_workers):
                 writer.write(record)
         info = {
             "format": "videos",
             "schema": "frames",
             "modalities": ["rgb"] + ([] if flow == "none" else ["flow"]),
-            "sources": {"input": str(input),
-                        "videos_root": (None if videos_root is None
-                                        else str(videos_root)),
-                        "class_list": (None if class_list is None
-                                       else str(class_list))},
+            "sources": output.source_paths(input=input,
+                                           videos_root=videos_root,
+                                           class_list=class_list),
             "fps": fps,
             "short_side": short_side,
             "jpeg_quality": int(jpeg_quality),

@@ -75,17 +75,13 @@ def staged_output_dir(out_dir, overwrite=False):
 
 
 # Imported after `staged_output_dir` is defined: the modules use it.
+from tfaction.data.formats.optical_flow import dequantize_flow  # noqa: E402
+from tfaction.data.formats.optical_flow import quantize_flow  # noqa: E402
 from tfaction.data.synthetic.temporal_localization import (  # noqa: E402
     generate_temporal_localization,
 )
 from tfaction.data.synthetic.video_classification import (  # noqa: E402
-    dequantize_flow,
-)
-from tfaction.data.synthetic.video_classification import (  # noqa: E402
     generate_video_classification,
-)
-from tfaction.data.synthetic.video_classification import (  # noqa: E402
-    quantize_flow,
 )
 
 GENERATORS = {

@@ -26,50 +26,19 @@ the rendering (zero on the static background).
 
 import pathlib
 
-import cv2
 import numpy as np
 
+from tfaction.data.formats import jpeg
+from tfaction.data.formats import optical_flow
 from tfaction.data.synthetic import staged_output_dir
 
 CLASSES = ("move_left", "move_right", "move_up", "move_down", "rotate_cw",
            "rotate_ccw", "expand", "contract")
-FLOW_BOUND = 20.0
+# Quantised as by the converters (`formats.optical_flow`, dense_flow style).
+FLOW_BOUND = optical_flow.FLOW_BOUND
 _DIRECTIONS = {"move_left": (-1, 0), "move_right": (1, 0),
                "move_up": (0, -1), "move_down": (0, 1)}
 _MARGIN = 2.0
-
-
-def quantize_flow(flow, bound=FLOW_BOUND):
-    """Quantises flow (pixels/frame) to uint8 as the dense_flow tool does.
-
-    Args:
-        flow: float array of displacements in pixels.
-        bound: displacement mapped to 0 / 255 (±`bound`).
-
-    Returns:
-        uint8 array `clip(round((flow + bound) / (2 bound) * 255), 0, 255)`.
-
-    Example:
-
-    >>> int(quantize_flow(np.float32(0.0)))
-    128
-    """
-    q = np.round((np.asarray(flow, np.float64) + bound) / (2 * bound) * 255)
-    return np.clip(q, 0, 255).astype(np.uint8)
-
-
-def dequantize_flow(quantized, bound=FLOW_BOUND):
-    """Inverse of `quantize_flow` (up to the 0.157 px quantisation step).
-
-    Args:
-        quantized: uint8 (or integer-valued) array.
-        bound: as in `quantize_flow`.
-
-    Returns:
-        float32 displacements `q / 255 * 2 bound - bound`.
-    """
-    q = np.asarray(quantized, np.float32)
-    return (q / 255.0 * (2 * bound) - bound).astype(np.float32)
 
 
 def _motion(rng, cls, n, height, width):
@@ -175,16 +144,6 @@ def _flow(look, alpha, c0, c1, a0, a1, r0, r1):
     return np.where(on_blob, fx, 0.0), np.where(on_blob, fy, 0.0)
 
 
-def _encode_jpeg(image, quality):
-    if image.ndim == 3:
-        image = image[..., ::-1]  # OpenCV writes BGR
-    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image),
-                            [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise RuntimeError("OpenCV failed to encode a JPEG")
-    return data.tobytes()
-
-
 def _write_video(folder, rng, cls, num_frames, height, width, quality):
     folder.mkdir(parents=True)
     look = _appearance(rng, height, width)
@@ -195,13 +154,13 @@ def _write_video(folder, rng, cls, num_frames, height, width, quality):
         image, alpha = _render(look, centres[i], angles[i], radii[i],
                                radii[0], noise[i])
         (folder / f"image_{i + 1:05d}.jpg").write_bytes(
-            _encode_jpeg(image, quality))
+            jpeg.encode_jpeg(image, quality))
         if prev is not None:
             fx, fy = _flow(look, prev, centres[i - 1], centres[i],
                            angles[i - 1], angles[i], radii[i - 1], radii[i])
             for axis, f in (("x", fx), ("y", fy)):
                 (folder / f"flow_{axis}_{i:05d}.jpg").write_bytes(
-                    _encode_jpeg(quantize_flow(f), quality))
+                    jpeg.encode_jpeg(optical_flow.quantize_flow(f), quality))
         prev = alpha
 
 
