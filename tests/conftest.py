@@ -14,13 +14,12 @@ SHARED = REPO_ROOT.parent / "shared"
 
 # MirroredStrategy tests need two devices; split the CPU before TF initialises
 # its runtime (this must happen before any op runs).
+# (`list_logical_devices` would itself initialise the runtime, so only the
+# configuration is queried.)
 _cpus = tf.config.list_physical_devices("CPU")
-if _cpus and not tf.config.list_logical_devices("CPU")[1:]:
-    try:
-        tf.config.set_logical_device_configuration(
-            _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-    except RuntimeError:  # runtime already initialised by another plugin
-        pass
+if not tf.config.get_logical_device_configuration(_cpus[0]):
+    tf.config.set_logical_device_configuration(
+        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Experiment launchers (`python -m experiments.train`) and their configs."""

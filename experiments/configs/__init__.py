@@ -1,0 +1,1 @@
+"""Experiment configs: `get_config()` modules extending `base.get_config()`."""

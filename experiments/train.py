@@ -1,0 +1,245 @@
+r"""Trains and/or evaluates an experiment.
+
+```
+python -m experiments.train --config=experiments/configs/<name>.py \
+    --workdir=runs/<name> [--config.optimizer.lr=2e-4 ...] \
+    [--strategy=one_device|mirrored|multi_worker|tpu] \
+    [--mode=train|eval|train_and_eval]
+```
+
+`--config` is a Python file whose `get_config()` returns an
+`ml_collections.ConfigDict` extending `experiments/configs/base.py`. The
+config is locked: an unknown key, in the file or in a `--config.x.y=...`
+override, stops the launcher with an error naming the key. The resolved
+config is written to `<workdir>/config.json` (`eval_config.json` in eval
+mode) by the chief, then the task named by `config.task.name` (after
+importing `config.task.module`) is trained by `tfaction.training.Trainer`.
+Re-running the same command resumes from the newest checkpoint.
+
+Multi-worker: start the same command on every host with `TF_CONFIG` set and
+`--strategy=multi_worker`; the workdir must be on a shared file system.
+"""
+
+import importlib.util
+import json
+import re
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from experiments.configs import base
+from tfaction import config as config_lib
+from tfaction import errors
+
+MODES = ("train", "eval", "train_and_eval")
+# Kept in sync with tfaction.training.STRATEGIES, without importing
+# TensorFlow before the command line is known to be valid.
+STRATEGY_NAMES = ("one_device", "mirrored", "multi_worker", "tpu")
+
+
+def define_flags(flag_values, sys_argv=None):
+    """Defines the launcher's flags on `flag_values`.
+
+    Args:
+        flag_values: an `absl.flags.FlagValues`.
+        sys_argv: the argv the config overrides are read from (default
+            `sys.argv` at parse time).
+
+    Example:
+
+    ```python
+    flag_values = flags.FlagValues()
+    define_flags(flag_values, sys_argv=argv)
+    flag_values(argv)
+    ```
+    """
+    config_flags.DEFINE_config_file(
+        "config", None, "experiment config file (get_config())",
+        flag_values=flag_values, lock_config=True, sys_argv=sys_argv)
+    flags.DEFINE_string("workdir", None, "run directory (checkpoints, "
+                        "summaries, config.json)", flag_values=flag_values)
+    flags.DEFINE_enum("mode", "train", MODES, "what to run",
+                      flag_values=flag_values)
+    flags.DEFINE_enum("strategy", None, STRATEGY_NAMES,
+                      "overrides config.runtime.strategy",
+                      flag_values=flag_values)
+    flags.mark_flags_as_required(["config", "workdir"],
+                                 flag_values=flag_values)
+
+
+def _config_file(argv):
+    for i, arg in enumerate(argv):
+        match = re.fullmatch(r"--?config(=(.*))?", arg)
+        if match:
+            return match.group(2) if match.group(1) else (
+                argv[i + 1] if i + 1 < len(argv) else None)
+    return None
+
+
+def _override_paths(argv):
+    paths = []
+    for arg in argv:
+        match = re.match(r"--?(?:no)?config\.([^=]+)", arg)
+        if match:
+            paths.append(match.group(1))
+    return paths
+
+
+def _load_config_file(spec):
+    """`get_config()` of a config file ("file.py" or "file.py:argument")."""
+    path, *arguments = spec.split(":", 1)
+    module_spec = importlib.util.spec_from_file_location("_config", path)
+    if module_spec is None:
+        raise OSError(f"cannot load {path!r} as a Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(*arguments)
+
+
+def _explain(error, argv):
+    """Turns a flag-parsing failure into a ConfigError naming the culprit."""
+    path = _config_file(argv)
+    if path is not None:
+        try:
+            config = config_lib.lock(_load_config_file(path))
+        except (AttributeError, KeyError, TypeError, ValueError,
+                OSError) as e:
+            return errors.ConfigError(f"config file {path}: {e}")
+        for override in _override_paths(argv):
+            problem = config_lib.unknown_key(config, override)
+            if problem:
+                return errors.ConfigError(
+                    f"{problem}, from --config.{override} (config file "
+                    f"{path})")
+    return errors.ConfigError(str(error))
+
+
+def parse_command_line(argv, flag_values=None):
+    """Parses argv into a locked, checked config, workdir and mode.
+
+    Args:
+        argv: the command line, program name first.
+        flag_values: where the flags are defined (the global `FLAGS` for
+            the command line); a fresh `FlagValues` when None.
+
+    Returns:
+        Tuple `(config, workdir, mode)`.
+
+    Raises:
+        ConfigError: bad flag, unknown or missing config key, bad value,
+            unreadable config file; the message names the culprit.
+
+    Example:
+
+    ```python
+    config, workdir, mode = parse_command_line(
+        ["train", "--config=experiments/configs/x.py", "--workdir=/tmp/r",
+         "--config.optimizer.lr=0.01"])
+    ```
+    """
+    if flag_values is None:
+        flag_values = flags.FlagValues()
+        define_flags(flag_values, sys_argv=argv)
+    try:
+        flag_values(argv)
+        config = flag_values.config
+        config_lib.lock(config)
+    except (flags.Error, AttributeError, KeyError, OSError) as e:
+        raise _explain(e, argv) from e
+    config_lib.check_keys(config, base.get_config())
+    if flag_values.strategy:
+        config.runtime.strategy = flag_values.strategy
+    if config.runtime.strategy not in STRATEGY_NAMES:
+        raise errors.ConfigError(
+            f"unknown runtime.strategy {config.runtime.strategy!r}; expected "
+            f"one of {', '.join(STRATEGY_NAMES)}")
+    return config, flag_values.workdir, flag_values.mode
+
+
+def build_trainer(config, workdir, mode="train"):
+    """Sets the runtime, builds strategy, task and trainer; writes config.
+
+    Args:
+        config: a checked experiment config.
+        workdir: the run directory.
+        mode: one of `MODES`; "eval" builds an evaluation-only trainer
+            (the training split is not read) and writes `eval_config.json`
+            instead of `config.json`.
+
+    Returns:
+        A `tfaction.training.Trainer`.
+    """
+    import tensorflow as tf  # after the command line is known to be valid
+
+    from tfaction import tasks
+    from tfaction import training
+
+    training.configure_runtime(config.runtime, config.trainer.seed)
+    strategy = training.get_strategy(config.runtime.strategy,
+                                     devices=config.runtime.devices,
+                                     tpu=config.runtime.tpu)
+    if training.worker_info(strategy)[2]:  # only the chief writes
+        tf.io.gfile.makedirs(workdir)
+        config_lib.write_config_json(
+            config, workdir,
+            filename="eval_config.json" if mode == "eval" else
+            config_lib.CONFIG_JSON)
+    task = tasks.build_task(config)
+    return training.Trainer(task, config, workdir, strategy,
+                            evaluation_only=mode == "eval")
+
+
+def run(trainer, mode):
+    """Runs `mode` with `trainer`, then closes its summary writers.
+
+    Args:
+        trainer: from `build_trainer`.
+        mode: "train", "eval" or "train_and_eval".
+
+    Returns:
+        The result dict: `step`, and `preempted` / `train` / `eval` as the
+        mode produces them.
+
+    Example:
+
+    ```python
+    result = run(build_trainer(config, workdir, "train"), "train")
+    ```
+    """
+    try:
+        if mode == "train":
+            return trainer.train()
+        if mode == "eval":
+            metrics = trainer.evaluate()  # restores the checkpoint first
+            return {"step": trainer.global_step, "eval": metrics}
+        return trainer.train_and_evaluate()
+    finally:
+        trainer.close()
+
+
+def _parse_flags(argv):
+    try:
+        return parse_command_line(argv, flags.FLAGS)
+    except errors.ConfigError as e:
+        sys.stderr.write(f"experiments.train: error: {e}\n")
+        sys.exit(2)
+
+
+def _main(parsed):
+    config, workdir, mode = parsed
+    try:
+        result = run(build_trainer(config, workdir, mode), mode)
+    except errors.TfactionError as e:  # the message says what to fix
+        sys.stderr.write(f"experiments.train: error: {e}\n")
+        sys.exit(2 if isinstance(e, errors.ConfigError) else 1)
+    logging.info("done: %s", json.dumps(result, default=float))
+
+
+if __name__ == "__main__":
+    # Global flags only for the command line: importing this module (tests,
+    # other launchers) must not claim flag names on `absl.flags.FLAGS`.
+    define_flags(flags.FLAGS)
+    app.run(_main, flags_parser=_parse_flags)

@@ -1,0 +1,203 @@
+"""`Task`: what a model family supplies to the trainer (Model Garden's split).
+
+A task builds the model, the input pipeline, the per-example losses and the
+metrics from its `config.task` section, and defines one training step and one
+validation step on one replica's batch. The trainer
+(`tfaction.training.Trainer`) owns everything around it: the distribution
+strategy, the optimizer and schedule, global-batch loss scaling, gradient
+clipping, EMA, checkpoints, summaries.
+
+Batches. `build_inputs` returns a dataset of PER-REPLICA batches: with an
+`input_context` it reads only its pipeline's share of the data
+(`input_context.input_pipeline_id` of `num_input_pipelines`) and batches
+`input_context.get_per_replica_batch_size(global_batch_size)` examples. For
+exact resume the dataset of a training epoch must be a deterministic function
+of `(seed, epoch)` (seeded shuffles, no `reshuffle_each_iteration`), finite
+(one pass over the data) and, under several pipelines, give every pipeline
+the same number of batches.
+
+Evaluation batches. tf.distribute deals per-replica batches to replicas in
+turn; when the split does not fill the last global batch, some replicas get
+a partial or an EMPTY batch, which many layers mishandle (TF 2.17's Conv1D
+returns a wrongly shaped result on a 0-example batch). Pad the evaluation
+split to whole global batches with examples the losses and metrics weight 0
+(see `tests/training/classifier_task.py`).
+
+Losses. `build_losses` returns UNREDUCED per-example losses; the trainer's
+`GlobalBatchOptimizer.compute_loss` sums them and divides by the global batch
+size, so 1 and N replicas compute the same gradients.
+"""
+
+import abc
+
+import keras
+import tensorflow as tf
+
+LOSS_METRIC = "loss"
+
+
+class Task(abc.ABC):
+    """Base class of tfaction tasks.
+
+    Subclasses implement `build_model`, `build_inputs` and `build_losses`
+    and may override `build_metrics`, `train_step`, `validation_step`,
+    `aggregate_logs` and `reduce_aggregated_logs`. Register a subclass with
+    `tfaction.tasks.register_task(name)` so configs can name it.
+
+    Args:
+        config: the `config.task` section of an experiment config.
+
+    Example:
+
+    ```python
+    @register_task("clip_classifier")
+    class ClipClassifier(Task):
+        def build_model(self):
+            inputs = keras.Input((16, 64))
+            x = keras.layers.GlobalAveragePooling1D()(inputs)
+            return keras.Model(inputs, keras.layers.Dense(10)(x))
+
+        def build_inputs(self, training, *, global_batch_size,
+                         input_context=None, epoch=0, seed=0):
+            ...  # per-replica batches of (features, labels)
+
+        def build_losses(self, labels, outputs):
+            return keras.losses.sparse_categorical_crossentropy(
+                labels, outputs, from_logits=True)
+    ```
+    """
+
+    def __init__(self, config):
+        self.config = config
+
+    @abc.abstractmethod
+    def build_model(self):
+        """Returns a built `keras.Model` (called inside `strategy.scope()`)."""
+
+    @abc.abstractmethod
+    def build_inputs(self, training, *, global_batch_size, input_context=None,
+                     epoch=0, seed=0):
+        """Returns a `tf.data.Dataset` of per-replica batches.
+
+        Args:
+            training: True for the training split, False for evaluation.
+            global_batch_size: examples per step summed over all replicas.
+            input_context: a `tf.distribute.InputContext` (shard by
+                `input_pipeline_id` / `num_input_pipelines`, batch
+                `get_per_replica_batch_size(global_batch_size)`), or None
+                for a single pipeline with one replica.
+            epoch: the training epoch this dataset covers (one pass).
+            seed: the experiment seed; shuffling derives from (seed, epoch).
+
+        Returns:
+            A finite dataset of `(features, labels)` batches (or whatever
+            structure this task's `train_step`/`validation_step` expect).
+        """
+
+    @abc.abstractmethod
+    def build_losses(self, labels, outputs):
+        """Returns per-example losses [b] (or [b, ...]), not reduced."""
+
+    def build_metrics(self, training=True):
+        """Returns a list of `keras.metrics.Metric` (inside the scope).
+
+        A metric named "loss" receives the per-example losses; every other
+        metric receives `(labels, outputs)` (see `process_metrics`).
+
+        Args:
+            training: True for the training metrics, False for evaluation.
+
+        Returns:
+            List of metrics; by default a mean of the per-example loss.
+        """
+        del training
+        return [keras.metrics.Mean(name=LOSS_METRIC)]
+
+    def process_metrics(self, metrics, labels, outputs, per_example_loss):
+        """Updates `metrics` with one replica's batch.
+
+        Args:
+            metrics: the list from `build_metrics`.
+            labels: the batch labels.
+            outputs: the model outputs.
+            per_example_loss: the task losses of the batch.
+        """
+        for metric in metrics:
+            if metric.name == LOSS_METRIC:
+                metric.update_state(per_example_loss)
+            else:
+                metric.update_state(labels, outputs)
+
+    def train_step(self, inputs, model, optimizer, metrics):
+        """One optimisation step on one replica's batch.
+
+        Args:
+            inputs: one per-replica batch `(features, labels)`.
+            model: the task's model.
+            optimizer: a `tfaction.training.GlobalBatchOptimizer`: use its
+                `compute_loss` (global-batch normalisation) and `minimize`
+                (loss scaling, all-replica clipping, update).
+            metrics: the training metrics.
+
+        Returns:
+            Dict of scalar logs; "loss" is this replica's share of the
+            global-batch loss (the trainer sums it over replicas), other
+            entries (here "grad_norm" when clipping) are averaged over
+            replicas.
+        """
+        features, labels = inputs
+        with tf.GradientTape() as tape:
+            outputs = model(features, training=True)
+            per_example_loss = self.build_losses(labels, outputs)
+            loss = optimizer.compute_loss(per_example_loss, model.losses)
+        grad_norm = optimizer.minimize(loss, model.trainable_variables, tape)
+        self.process_metrics(metrics, labels, outputs, per_example_loss)
+        logs = {LOSS_METRIC: loss}
+        if grad_norm is not None:  # computed when clipping is on
+            logs["grad_norm"] = grad_norm
+        return logs
+
+    def validation_step(self, inputs, model, metrics):
+        """Evaluates one replica's batch and updates `metrics`.
+
+        Args:
+            inputs: one per-replica batch `(features, labels)`.
+            model: the task's model (EMA weights when the recipe uses them).
+            metrics: the evaluation metrics.
+
+        Returns:
+            Dict of tensors handed to `aggregate_logs` (by default empty:
+            Keras metrics carry the results across replicas and workers).
+        """
+        features, labels = inputs
+        outputs = model(features, training=False)
+        per_example_loss = self.build_losses(labels, outputs)
+        self.process_metrics(metrics, labels, outputs, per_example_loss)
+        return {}
+
+    def aggregate_logs(self, state, step_logs):
+        """Accumulates validation outputs not expressible as Keras metrics.
+
+        Args:
+            state: the value returned by the previous call (None at first).
+            step_logs: this step's `validation_step` logs, as numpy values,
+                one entry per local replica.
+
+        Returns:
+            The new state (by default unchanged).
+        """
+        del step_logs
+        return state
+
+    def reduce_aggregated_logs(self, aggregated_logs, global_step=None):
+        """Turns the aggregated state into a dict of named results.
+
+        Args:
+            aggregated_logs: the final state of `aggregate_logs`.
+            global_step: the training step evaluated.
+
+        Returns:
+            Dict name -> float, merged with the Keras metric results.
+        """
+        del aggregated_logs, global_step
+        return {}

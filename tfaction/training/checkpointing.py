@@ -1,0 +1,133 @@
+"""Checkpoints: what is saved, where each worker writes, how a run restores.
+
+A checkpoint holds the model, the optimizer (slots, iteration count, loss
+scale), the EMA shadows and the `DataPosition` (global step, epoch, batch in
+epoch). `tf.train.CheckpointManager` keeps the last `max_to_keep` of them in
+`<workdir>/checkpoints`.
+
+Multi-worker (MultiWorkerMirroredStrategy): every worker must take part in a
+save, but only the chief keeps its files; the other workers write into a
+private temporary directory that is deleted right after (the pattern of TF's
+multi-worker tutorial). Every worker restores from the chief's directory,
+which must therefore be on a file system all workers share.
+"""
+
+import os
+
+import tensorflow as tf
+
+from tfaction import errors
+from tfaction.training import strategies
+
+
+class DataPosition(tf.Module):
+    """Global step and input position (epoch, batch in epoch) as variables.
+
+    TF 2.17 cannot checkpoint a distributed iterator, so the trainer rebuilds
+    the epoch's dataset (a deterministic function of seed and epoch) and
+    skips `batch_in_epoch` steps of it on resume.
+
+    Example:
+
+    ```python
+    position = DataPosition()
+    position.assign(step=120, epoch=2, batch_in_epoch=20)
+    tf.train.Checkpoint(position=position).save("/tmp/ckpt")
+    ```
+    """
+
+    def __init__(self):
+        super().__init__(name="data_position")
+        with tf.init_scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                    name="step")
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                     name="epoch")
+            self.batch_in_epoch = tf.Variable(0, dtype=tf.int64,
+                                              trainable=False,
+                                              name="batch_in_epoch")
+
+    def assign(self, step, epoch, batch_in_epoch):
+        """Sets the three counters."""
+        self.step.assign(step)
+        self.epoch.assign(epoch)
+        self.batch_in_epoch.assign(batch_in_epoch)
+
+    def values(self):
+        """Returns `(step, epoch, batch_in_epoch)` as Python ints."""
+        return (int(self.step.numpy()), int(self.epoch.numpy()),
+                int(self.batch_in_epoch.numpy()))
+
+
+class Checkpointer:
+    """Saves and restores a run's state under chief / non-chief rules.
+
+    Args:
+        directory: the chief's checkpoint directory.
+        strategy: the run's `tf.distribute.Strategy`.
+        max_to_keep: checkpoints kept by the chief.
+        **trackables: objects to save (model=..., optimizer=..., ...).
+
+    Example:
+
+    ```python
+    ckpt = Checkpointer(f"{workdir}/checkpoints", strategy, max_to_keep=3,
+                        model=model, optimizer=optimizer, position=position)
+    ckpt.restore_latest()
+    ...
+    ckpt.save(step)
+    ```
+    """
+
+    def __init__(self, directory, strategy, max_to_keep, **trackables):
+        self.directory = os.fspath(directory)
+        task_type, task_id, self.is_chief = strategies.worker_info(strategy)
+        self.checkpoint = tf.train.Checkpoint(**trackables)
+        self._manager = None
+        self._temp_dir = None
+        if self.is_chief:
+            self._manager = tf.train.CheckpointManager(
+                self.checkpoint, self.directory, max_to_keep=max_to_keep)
+        else:
+            self._temp_dir = os.path.join(
+                os.path.dirname(self.directory.rstrip("/")),
+                f".tmp_checkpoint_{task_type}_{task_id}")
+
+    def latest(self):
+        """Path prefix of the newest checkpoint in `directory`, or None."""
+        return tf.train.latest_checkpoint(self.directory)
+
+    def restore_latest(self):
+        """Restores the newest checkpoint, if any.
+
+        Returns:
+            The restored checkpoint's path prefix, or None.
+
+        Raises:
+            ConfigError: the checkpoint does not fit the objects of this run
+                (the model or optimizer config changed).
+        """
+        path = self.latest()
+        if path is None:
+            return None
+        try:
+            status = self.checkpoint.restore(path)
+            status.assert_existing_objects_matched()
+            status.expect_partial()  # evaluation does not restore optimizer
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            raise errors.ConfigError(
+                f"checkpoint {path} does not match the model/optimizer built "
+                f"from this config (was the config changed?): {e}") from e
+        return path
+
+    def save(self, step):
+        """Saves the state as checkpoint number `step` (every worker calls).
+
+        Returns:
+            The chief's checkpoint path; None on other workers.
+        """
+        if self.is_chief:
+            return self._manager.save(checkpoint_number=step)
+        self.checkpoint.write(os.path.join(self._temp_dir, "ckpt"))
+        tf.io.gfile.rmtree(self._temp_dir)
+        return None

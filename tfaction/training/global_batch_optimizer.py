@@ -1,0 +1,153 @@
+"""`GlobalBatchOptimizer`: one replica's part of a global-batch update.
+
+Inside `strategy.run` every replica sees only its slice of the global batch.
+To get the gradients of the global-batch mean on 1 or N replicas alike:
+
+1. `compute_loss`: sum the replica's per-example losses and divide by the
+   GLOBAL batch size (not the replica's), so the replica losses add up to the
+   global mean and Keras' cross-replica gradient SUM is the right gradient;
+   model regularisation losses are divided by the number of replicas.
+2. `minimize`: seed the backward pass with the optimizer's loss scale
+   (`LossScaleOptimizer` under `mixed_float16`), clip by the global norm of
+   the SUMMED gradient (Keras 3 would clip each replica's partial gradient,
+   which differs between 1 and N replicas), make every replica agree on
+   skipping a non-finite step, and apply.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfaction import errors
+
+
+class GlobalBatchOptimizer:
+    """Wraps a Keras optimizer for use inside `strategy.run`.
+
+    Args:
+        optimizer: a built `keras.optimizers.Optimizer` (possibly a
+            `LossScaleOptimizer`) created in the strategy's scope.
+        global_batch_size: examples per step over all replicas.
+        clip_norm: clip the summed gradient to this global norm (0 = off).
+        num_replicas: replicas in sync (default: the current strategy's).
+
+    Example:
+
+    ```python
+    def replica_step(features, labels):
+        with tf.GradientTape() as tape:
+            outputs = model(features, training=True)
+            per_example = loss_fn(labels, outputs)
+            loss = gbo.compute_loss(per_example, model.losses)
+        gbo.minimize(loss, model.trainable_variables, tape)
+        return loss
+
+    gbo = GlobalBatchOptimizer(optimizer, global_batch_size=64, clip_norm=1.0)
+    strategy.run(replica_step, args=(features, labels))
+    ```
+    """
+
+    def __init__(self, optimizer, global_batch_size, clip_norm=0.0,
+                 num_replicas=None):
+        if global_batch_size <= 0:
+            raise errors.ConfigError(
+                f"global_batch_size must be > 0, got {global_batch_size}")
+        self.optimizer = optimizer
+        self.global_batch_size = int(global_batch_size)
+        self.clip_norm = float(clip_norm or 0.0)
+        self.num_replicas = (num_replicas or
+                             tf.distribute.get_strategy().num_replicas_in_sync)
+
+    @property
+    def learning_rate(self):
+        """The optimizer's current learning rate (follows the schedule)."""
+        return self.optimizer.learning_rate
+
+    def compute_loss(self, per_example_loss, regularization_losses=(),
+                     global_normalizer=None):
+        """Returns this replica's share of the global-batch loss.
+
+        Args:
+            per_example_loss: losses [b] or [b, ...] of this replica's batch;
+                everything is summed.
+            regularization_losses: scalar losses (e.g. `model.losses`), each
+                counted once per step in total.
+            global_normalizer: optional scalar to divide the summed loss by
+                instead of the global batch size (e.g. a positive count that
+                the task summed over replicas with `all_reduce_sum`).
+
+        Returns:
+            Scalar float32 loss; summed over replicas it is the global loss.
+        """
+        loss = tf.reduce_sum(tf.cast(per_example_loss, tf.float32))
+        normalizer = (self.global_batch_size if global_normalizer is None
+                      else tf.cast(global_normalizer, tf.float32))
+        loss = loss / normalizer
+        regularization_losses = list(regularization_losses)
+        if regularization_losses:
+            loss += tf.add_n([tf.cast(r, tf.float32)
+                              for r in regularization_losses]) / float(
+                                  self.num_replicas)
+        return loss
+
+    def minimize(self, loss, variables, tape):
+        """Backpropagates `loss` and applies one update.
+
+        Args:
+            loss: the scalar from `compute_loss`, recorded by `tape`.
+            variables: the trainable variables to update.
+            tape: the `tf.GradientTape` that recorded `loss`.
+
+        Returns:
+            The global norm of the summed, unscaled gradient when clipping is
+            on, else None.
+        """
+        variables = list(variables)
+        # d(scale * loss) = scale * d(loss): seed the backward pass with the
+        # loss scale instead of scaling the loss inside the tape.
+        scale = tf.cast(self.optimizer.scale_loss(tf.ones_like(loss)),
+                        loss.dtype)
+        grads = tape.gradient(loss, variables, output_gradients=scale)
+        grads, norm = self._agree(grads, scale)
+        self.optimizer.apply(grads, variables)
+        return norm
+
+    def _agree(self, grads, scale):
+        """Clips by the all-replica norm; NaN-poisons non-finite steps."""
+        context = tf.distribute.get_replica_context()
+        present = [g for g in grads if g is not None]
+        if not present:
+            return grads, None
+        norm = None
+        if self.clip_norm > 0:
+            total = context.all_reduce(tf.distribute.ReduceOp.SUM, present)
+            norm = tf.linalg.global_norm(total) / scale
+            factor = self.clip_norm / tf.maximum(norm, self.clip_norm)
+            finite = tf.math.is_finite(norm)
+        elif self._loss_scaled():
+            bad = tf.add_n([tf.reduce_sum(tf.cast(
+                ~tf.math.is_finite(_values(g)), tf.float32))
+                for g in present])
+            finite = context.all_reduce(tf.distribute.ReduceOp.SUM, bad) == 0
+            factor = tf.constant(1.0)
+        else:
+            return grads, None
+        # LossScaleOptimizer checks only its own replica's gradients: make
+        # every replica see the overflow so they all skip the step together.
+        factor = tf.where(finite, factor, tf.constant(float("nan")))
+        return [None if g is None else _scale(g, factor) for g in grads], norm
+
+    def _loss_scaled(self):
+        return isinstance(self.optimizer,
+                          keras.optimizers.LossScaleOptimizer)
+
+
+def _values(grad):
+    return grad.values if isinstance(grad, tf.IndexedSlices) else grad
+
+
+def _scale(grad, factor):
+    factor = tf.cast(factor, grad.dtype)
+    if isinstance(grad, tf.IndexedSlices):  # sparse gradients (embeddings)
+        return tf.IndexedSlices(grad.values * factor, grad.indices,
+                                grad.dense_shape)
+    return grad * factor

@@ -1,0 +1,67 @@
+"""Learning-rate schedules built from the `optimizer` config section.
+
+After `warmup_steps` of linear warm-up from 0, `optimizer.schedule` gives:
+
+- `constant`: `lr`;
+- `cosine`: `lr * ((1 - a) * 0.5 * (1 + cos(pi * t)) + a)`, with `t` the
+  fraction of the decay steps done and `a` = `min_lr_ratio`.
+
+Both are `keras.optimizers.schedules.CosineDecay(warmup_steps=...)` (a
+constant is a cosine with `alpha=1`), so there is no custom schedule class to
+serialise. Schedules are indexed by optimizer step, not by epoch.
+"""
+
+import keras
+
+from tfaction import errors
+
+SCHEDULES = ("constant", "cosine")
+
+
+def build_learning_rate(optimizer_config, total_steps):
+    """Returns the learning rate (float or schedule) for an optimizer.
+
+    Args:
+        optimizer_config: the `optimizer` config section (`lr`, `schedule`,
+            `warmup_steps`, `min_lr_ratio`).
+        total_steps: number of optimizer steps of the whole run.
+
+    Returns:
+        A float (constant, no warm-up) or a `keras.optimizers.schedules.
+        CosineDecay`.
+
+    Raises:
+        ConfigError: unknown schedule, or warm-up not shorter than the run.
+
+    Example:
+
+    ```python
+    lr = build_learning_rate(config.optimizer, total_steps=10_000)
+    optimizer = keras.optimizers.AdamW(learning_rate=lr)
+    ```
+    """
+    name = optimizer_config.schedule
+    lr = float(optimizer_config.lr)
+    warmup = int(optimizer_config.warmup_steps)
+    if name not in SCHEDULES:
+        raise errors.ConfigError(
+            f"unknown optimizer.schedule {name!r}; expected one of "
+            f"{', '.join(SCHEDULES)}")
+    if lr <= 0:
+        raise errors.ConfigError(f"optimizer.lr must be > 0, got {lr}")
+    if warmup < 0 or (warmup and warmup >= total_steps):
+        raise errors.ConfigError(
+            f"optimizer.warmup_steps={warmup} must be >= 0 and shorter than "
+            f"the run ({total_steps} steps)")
+    if name == "constant" and not warmup:
+        return lr
+    alpha = 1.0 if name == "constant" else float(optimizer_config.min_lr_ratio)
+    if not 0.0 <= alpha <= 1.0:
+        raise errors.ConfigError(
+            f"optimizer.min_lr_ratio must be in [0, 1], got {alpha}")
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else lr,
+        decay_steps=max(total_steps - warmup, 1),
+        alpha=alpha,
+        warmup_target=lr if warmup else None,
+        warmup_steps=warmup)
