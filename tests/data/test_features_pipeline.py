@@ -70,7 +70,8 @@ def test_pad_to_batch_max_with_masks(tmp_path, encoding):
 
 def test_encodings_agree_and_float16_storage(tmp_path):
     tensor = _all(_write(tmp_path, "tensor"),
-                  fp.FeaturesConfig(feature_dim=C, batch_size=3))
+                  fp.FeaturesConfig(feature_dim=C, batch_size=3,
+                                    encoding="tensor"))
     floats = _all(_write(tmp_path, "floats"),
                   fp.FeaturesConfig(feature_dim=C, batch_size=3,
                                     encoding="floats"))
@@ -78,14 +79,14 @@ def test_encodings_agree_and_float16_storage(tmp_path):
         np.testing.assert_array_equal(tensor[0][key], floats[0][key])
     half = _all(_write(tmp_path / "h", "tensor", dtype=np.float16),
                 fp.FeaturesConfig(feature_dim=C, batch_size=3,
-                                  storage_dtype="float16"))
+                                  encoding="tensor", storage_dtype="float16"))
     np.testing.assert_allclose(half[0]["features"], tensor[0]["features"],
                                rtol=1e-3)
     assert half[0]["features"].dtype == np.float32
 
 
 def test_fixed_length_multiple_and_too_long(tmp_path):
-    pattern = _write(tmp_path, "tensor")
+    pattern = _write(tmp_path, "floats")
     fixed = _all(pattern, fp.FeaturesConfig(
         feature_dim=C, max_length=40, max_segments=3, batch_size=3))[0]
     assert fixed["features"].shape == (3, 40, C)
@@ -124,7 +125,7 @@ def test_random_truncate_matches_actionformer(tmp_path):
     segs = [[0.5, 1.5], [3.0, 5.5], [7.0, 7.4], [10.0, 15.5], [2.0, 8.0],
             [6.0, 12.0]]
     labels = [0, 1, 2, 3, 4, 5]
-    pattern = _write(tmp_path, "tensor", videos=[("long", t, segs, labels)])
+    pattern = _write(tmp_path, "floats", videos=[("long", t, segs, labels)])
     config = fp.FeaturesConfig(feature_dim=C, max_length=48, truncate=True,
                                batch_size=1)
     starts, clipped = set(), 0
@@ -150,7 +151,7 @@ def test_random_truncate_matches_actionformer(tmp_path):
 
 
 def test_crop_ratio_on_short_sequences(tmp_path):
-    pattern = _write(tmp_path, "tensor")
+    pattern = _write(tmp_path, "floats")
     config = fp.FeaturesConfig(feature_dim=C, max_length=64, truncate=True,
                                crop_ratio=(0.9, 1.0), batch_size=3,
                                drop_remainder=False)

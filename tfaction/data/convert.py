@@ -108,7 +108,7 @@ _NPZ_KEY = flags.DEFINE_string("npz_key", "feats", "Array name in .npz files.")
 _FEATURE_DIM = flags.DEFINE_integer(
     "feature_dim", None,
     "Required feature dimension C (default: the most common).")
-_FEATURE_ENCODING = flags.DEFINE_enum("feature_encoding", "tensor",
+_FEATURE_ENCODING = flags.DEFINE_enum("feature_encoding", "floats",
                                       ["tensor", "floats"],
                                       "How features are stored.")
 _FEATURE_DTYPE = flags.DEFINE_enum("feature_dtype", "float32",

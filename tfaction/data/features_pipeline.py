@@ -66,7 +66,7 @@ class FeaturesConfig:
     """
 
     feature_dim: int
-    encoding: str = schemas.FEATURE_ENCODING_TENSOR
+    encoding: str = schemas.FEATURE_ENCODING_FLOATS
     storage_dtype: str = "float32"
     max_length: int = None
     pad_multiple: int = None

@@ -4,13 +4,13 @@ TensorFlow itself reads local paths and `gs://`. The `s3://`, `hdfs://`,
 `az://` (and related) schemes are provided by tensorflow-io's file-system
 plugins, which register themselves when `tensorflow_io` is imported. We import
 it only when such a path is used, and say what to install when it is missing.
+TensorFlow itself is imported on first use, so code that only reads local
+annotation files (the evaluation CLI) starts without it.
 """
 
 import importlib
 import os
 import uuid
-
-import tensorflow as tf
 
 from tfaction import errors
 
@@ -19,6 +19,12 @@ TFIO_SCHEMES = ("s3", "hdfs", "viewfs", "har", "az", "azfs", "http", "https")
 TFIO_REQUIREMENT = "tensorflow-io==0.37.1"
 
 _tfio_loaded = False
+
+
+def gfile():
+    """`tf.io.gfile`, imported on first use."""
+    import tensorflow as tf
+    return tf.io.gfile
 
 
 def scheme_of(path):
@@ -45,6 +51,7 @@ def ensure_filesystem(path):
     path = os.fspath(path)
     scheme = scheme_of(path)
     if scheme in TFIO_SCHEMES and not _tfio_loaded:
+        import tensorflow as tf
         try:
             importlib.import_module("tensorflow_io")
         except (ImportError, tf.errors.NotFoundError) as e:
@@ -65,11 +72,12 @@ def temp_path_for(path):
 
 def commit(temp, final):
     """Renames a finished temporary file onto its final name."""
-    tf.io.gfile.rename(temp, final, overwrite=True)
+    gfile().rename(temp, final, overwrite=True)
 
 
 def remove_quietly(path):
     """Removes `path` if it exists (cleanup after a failure)."""
+    import tensorflow as tf
     try:
         if tf.io.gfile.exists(path):
             tf.io.gfile.remove(path)
@@ -85,7 +93,7 @@ def atomic_write_bytes(path, data):
     path = ensure_filesystem(path)
     temp = temp_path_for(path)
     try:
-        with tf.io.gfile.GFile(temp, "wb") as f:
+        with gfile().GFile(temp, "wb") as f:
             f.write(data)
         commit(temp, path)
     except BaseException:

@@ -95,7 +95,7 @@ def snapshot(folder):
 
 
 def read_feature_records(output_dir, subset, *, feature_dim,
-                         encoding="tensor", dtype="float32"):
+                         encoding="floats", dtype="float32"):
     """Parses every record of a subset with `schemas.parse_feature_sequence`."""
     import tensorflow as tf
 
@@ -110,7 +110,7 @@ def read_feature_records(output_dir, subset, *, feature_dim,
 
 
 def read_segment_records(output_dir, subset, *, feature_dim,
-                         dtype="float32"):
+                         encoding="floats", dtype="float32"):
     """Fast read-back of ids/subsets/segments/labels (parsed, no features).
 
     Returns:
@@ -128,7 +128,8 @@ def read_segment_records(output_dir, subset, *, feature_dim,
 
     def parse(serialized):
         record = schemas.parse_feature_sequence(
-            serialized, feature_dim=feature_dim, dtype=tf.as_dtype(dtype))
+            serialized, feature_dim=feature_dim, encoding=encoding,
+            dtype=tf.as_dtype(dtype))
         return {k: record[k] for k in keys}
 
     dataset = tf.data.TFRecordDataset(files).map(parse).ragged_batch(512)

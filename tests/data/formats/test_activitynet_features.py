@@ -192,16 +192,20 @@ def test_floats_encoding_and_float16(dataset):
                                        feature_dim=3, encoding="floats")
     np.testing.assert_array_equal(record["features"],
                                   dataset["arrays"]["vid_c"])
-    info = _convert(dataset, dtype="float16")
+    with pytest.raises(ValueError, match="float16 storage needs the "
+                       "'tensor' encoding"):
+        _convert(dataset, encoding="floats", dtype="float16")
+    info = _convert(dataset, encoding="tensor", dtype="float16")
     assert info["feature_dtype"] == "float16"
     (record,) = b.read_feature_records(dataset["out"], "validation",
-                                       feature_dim=3, dtype="float16")
+                                       feature_dim=3, encoding="tensor",
+                                       dtype="float16")
     np.testing.assert_allclose(record["features"], dataset["arrays"]["vid_c"],
                                rtol=1e-3)
     np.save(os.path.join(dataset["features"], "vid_c.npy"),
             np.full((4, 3), 1e6, np.float32))
     with pytest.raises(errors.NonFiniteFeatureError, match="float16"):
-        _convert(dataset, dtype="float16")
+        _convert(dataset, encoding="tensor", dtype="float16")
 
 
 def test_class_list_order_and_unknown_label(dataset):

@@ -40,6 +40,7 @@ def _check_records(out, database, subsets, id_of=lambda k: k):
     seen = set()
     for subset in subsets:
         for record in b.read_segment_records(out, subset, feature_dim=C,
+                                             encoding="tensor",
                                              dtype="float16"):
             vid = record["video/id"]
             anns = expected[vid]["annotations"]
@@ -70,7 +71,7 @@ def test_thumos14(real_data_dir, tmp_path):
         np.save(features / f"{vid}.npy", np.zeros((t, C), np.float16))
     info = activitynet_features.convert_activitynet_features(
         path, features, tmp_path / "out", feature_stride=stride,
-        feature_window=window, fps=fps, dtype="float16")
+        feature_window=window, fps=fps, encoding="tensor", dtype="float16")
     assert {k: v["num_records"] for k, v in info["subsets"].items()} == {
         "test": 210, "train": 200}
     assert info["num_segments"] == {"test": 3311, "train": 3007}
@@ -98,7 +99,8 @@ def test_activitynet13_bsn(real_data_dir, tmp_path):
                 zeros[:int(row["featureFrame"]) // 16])
     info = activitynet_features.convert_activitynet_features(
         anno_path, features, tmp_path / "out", feature_stride=16,
-        feature_window=16, video_info=csv_path, dtype="float16",
+        feature_window=16, video_info=csv_path, encoding="tensor",
+        dtype="float16",
         num_workers=2)
     assert {k: v["num_records"] for k, v in info["subsets"].items()} == {
         "testing": 4851, "training": 9649, "validation": 4728}

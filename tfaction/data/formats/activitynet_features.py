@@ -99,7 +99,7 @@ def convert_activitynet_features(
         feature_window, layout="auto", video_info=None, fps=None,
         feature_prefix=None, feature_ext="auto", npz_key="feats",
         feature_dim=None, subsets=None, class_list=None, num_shards=1,
-        encoding=schemas.FEATURE_ENCODING_TENSOR, dtype="float32",
+        encoding=schemas.FEATURE_ENCODING_FLOATS, dtype="float32",
         segment_tolerance=1.0, skip_corrupt=False, require_features=False,
         verify=True, num_workers=1):
     """Converts ActivityNet/THUMOS-style annotations + features to TFRecords.
@@ -127,7 +127,8 @@ def convert_activitynet_features(
             labels of the whole annotation file (see
             `annotation_checks.default_classes`).
         num_shards: shards per subset.
-        encoding: "tensor" (serialized tensor) or "floats" (float list).
+        encoding: "floats" (float list, the default) or "tensor" (one
+            serialized tensor; see `tfaction.data.schemas`).
         dtype: "float32" or "float16" storage for the tensor encoding
             (the floats encoding always stores float32).
         segment_tolerance: seconds an end may exceed the duration (kept and
@@ -162,8 +163,13 @@ def convert_activitynet_features(
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be 'float32' or 'float16', got "
                          f"{dtype!r}")
-    if encoding == schemas.FEATURE_ENCODING_FLOATS:
-        dtype = "float32"  # float lists hold float32 only
+    if encoding not in schemas.FEATURE_ENCODINGS:
+        raise ValueError(f"encoding must be one of {schemas.FEATURE_ENCODINGS}"
+                         f", got {encoding!r}")
+    if encoding == schemas.FEATURE_ENCODING_FLOATS and dtype != "float32":
+        raise ValueError(f"{dtype} storage needs the 'tensor' encoding "
+                         "(--feature_encoding=tensor): float lists hold "
+                         "float32 only")
     if not (feature_stride > 0 and feature_window > 0):
         raise ValueError(f"feature_stride and feature_window must be > 0, "
                          f"got {feature_stride} and {feature_window}")

@@ -14,7 +14,6 @@ import concurrent.futures
 import math
 import os
 
-import tensorflow as tf
 from absl import logging
 
 from tfaction import errors
@@ -36,24 +35,25 @@ def read_bytes(path):
     if is_local(path):
         with open(path, "rb") as f:
             return f.read()
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with filesystems.gfile().GFile(path, "rb") as f:
         return f.read()
 
 
 def exists(path):
-    return os.path.exists(path) if is_local(path) else tf.io.gfile.exists(
-        path)
+    return (os.path.exists(path) if is_local(path)
+            else filesystems.gfile().exists(path))
 
 
 def is_dir(path):
-    return os.path.isdir(path) if is_local(path) else tf.io.gfile.isdir(path)
+    return (os.path.isdir(path) if is_local(path)
+            else filesystems.gfile().isdir(path))
 
 
 def listdir(path):
     """File names in directory `path` (not recursive)."""
     if is_local(path):
         return os.listdir(path)
-    return [n.rstrip("/") for n in tf.io.gfile.listdir(path)]
+    return [n.rstrip("/") for n in filesystems.gfile().listdir(path)]
 
 
 def read_text(path, *, what="file"):
