@@ -1,0 +1,186 @@
+r"""Scores a prediction file against a ground-truth file.
+
+```
+python -m experiments.evaluate --metric=<name> --ground_truth=PATH \
+    --predictions=PATH [--subset=validation] \
+    [--tiou_thresholds=0.3,0.4,0.5,0.6,0.7] [--variant=...] \
+    [--skip_unknown_labels] [--output_json=PATH] [...]
+```
+
+Metrics (name -> module implementing `run_cli(ground_truth, predictions,
+options) -> dict` and `format_table(result) -> str`):
+
+| name | module |
+|---|---|
+| activitynet_detection | tfaction.evaluation.activitynet_detection |
+| activitynet_proposals | tfaction.evaluation.activitynet_proposals |
+| ego4d_recall | tfaction.evaluation.ego4d_recall |
+| ava_frame_ap | tfaction.evaluation.ava_frame_ap |
+| video_accuracy | tfaction.evaluation.video_accuracy |
+| charades_map | tfaction.evaluation.charades_map |
+| framewise | tfaction.evaluation.framewise |
+
+`options` holds every flag below by name: `tiou_thresholds` is a list of
+floats or None, `top_k` an int (one value), a list of ints (several) or
+None, booleans are booleans, unset flags None. The table is printed to
+stdout; `--output_json` writes the result dict. A `tfaction.errors`
+exception prints one line to stderr and exits with status 1.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import sys
+
+METRICS = {
+    "activitynet_detection": "tfaction.evaluation.activitynet_detection",
+    "activitynet_proposals": "tfaction.evaluation.activitynet_proposals",
+    "ego4d_recall": "tfaction.evaluation.ego4d_recall",
+    "ava_frame_ap": "tfaction.evaluation.ava_frame_ap",
+    "video_accuracy": "tfaction.evaluation.video_accuracy",
+    "charades_map": "tfaction.evaluation.charades_map",
+    "framewise": "tfaction.evaluation.framewise",
+}
+
+
+def _floats(value):
+    try:
+        return [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {value!r}") from None
+
+
+def _ints(value):
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {value!r}") from None
+    return out[0] if len(out) == 1 else out
+
+
+def build_parser():
+    """The argument parser (every generic flag of every metric).
+
+    Returns:
+        `argparse.ArgumentParser`.
+
+    Example:
+
+    >>> args = build_parser().parse_args(["--metric=ego4d_recall",
+    ...     "--ground_truth=g", "--predictions=p", "--top_k=1,5"])
+    >>> args.top_k
+    [1, 5]
+    """
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.evaluate",
+        description="Official-equivalent evaluation of a prediction file.")
+    p.add_argument("--metric", required=True, choices=sorted(METRICS))
+    p.add_argument("--ground_truth", required=True, help="ground-truth file")
+    p.add_argument("--predictions", required=True, help="prediction file")
+    p.add_argument("--subset", default=None,
+                   help="evaluated subset (default: the metric's, e.g. "
+                        "'validation'; Ego4D: 'val')")
+    p.add_argument("--tiou_thresholds", type=_floats, default=None,
+                   help="comma-separated tIoU thresholds (default: the "
+                        "metric's, e.g. linspace(0.5, 0.95, 10))")
+    p.add_argument("--variant", default=None,
+                   help="official-code variant (detection: activitynet | "
+                        "actionformer; ego4d_recall: official | "
+                        "actionformer; others: see the metric)")
+    p.add_argument("--skip_unknown_labels", action="store_true",
+                   help="drop and count predictions whose label is not a "
+                        "ground-truth class instead of failing")
+    p.add_argument("--top_k", type=_ints, default=None,
+                   help="k value(s), comma-separated (Recall@kx, top-k)")
+    p.add_argument("--label_map", default=None, help="label map file")
+    p.add_argument("--excluded_timestamps", default=None,
+                   help="excluded key-frames CSV (AVA)")
+    p.add_argument("--split_list", default=None, help="split list file")
+    p.add_argument("--video_info", default=None,
+                   help="BSN video_info_new.csv for BSN-layout ground truth "
+                        "(default: next to --ground_truth)")
+    p.add_argument("--max_avg_nr_proposals", type=int, default=None,
+                   help="AN_max of the proposal metric (default 100)")
+    p.add_argument("--skip_missing_clips", action="store_true",
+                   help="ego4d_recall: count GT of clips without predictions "
+                        "as misses instead of failing")
+    p.add_argument("--output_json", default=None,
+                   help="write the result dict to this JSON file")
+    return p
+
+
+def load_metric(name):
+    """Imports the module of metric `name`.
+
+    Args:
+        name: a key of `METRICS`.
+
+    Returns:
+        The module.
+
+    Raises:
+        MissingDependencyError: the module is not installed / not written.
+
+    Example:
+
+    >>> load_metric("activitynet_detection").__name__
+    'tfaction.evaluation.activitynet_detection'
+    """
+    from tfaction import errors
+
+    module = METRICS[name]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and module.startswith(e.name):
+            raise errors.MissingDependencyError(
+                f"metric {name!r} needs module {module}, which is missing "
+                "from this installation") from e
+        raise
+
+
+def main(argv=None):
+    """Runs the CLI; returns the exit status.
+
+    Args:
+        argv: arguments without the program name (default sys.argv[1:]).
+
+    Returns:
+        0 on success, 1 on a `tfaction.errors` error.
+
+    Example:
+
+    ```python
+    main(["--metric=activitynet_detection", "--ground_truth=gt.json",
+          "--predictions=preds.json"])
+    ```
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfaction import errors
+
+    args = build_parser().parse_args(argv)
+    options = vars(args).copy()
+    try:
+        module = load_metric(args.metric)
+        result = module.run_cli(args.ground_truth, args.predictions, options)
+        print(module.format_table(result))
+        if args.output_json:
+            tmp = args.output_json + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(result, f, indent=2)
+                f.write("\n")
+            os.replace(tmp, args.output_json)
+    except errors.TfactionError as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,397 @@
+"""Shared helpers of the evaluation metrics: strict JSON loading, prediction
+parsing, interpolated AP and table formatting.
+
+All numbers are numpy float64. Loading never imports TensorFlow.
+
+Example:
+
+```python
+preds = read_detection_predictions("preds.json")
+print(preds.num_predictions, preds.video_ids[:3])
+```
+"""
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+
+from tfaction import errors
+
+
+# --- JSON ---------------------------------------------------------------------
+def _no_duplicate_keys(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def load_json(path, *, what="file"):
+    """Reads a JSON file strictly (duplicate keys rejected).
+
+    Args:
+        path: local file path.
+        what: description used in error messages.
+
+    Returns:
+        The decoded JSON value.
+
+    Raises:
+        MalformedFileError: missing file, not UTF-8, invalid JSON (with line)
+            or a duplicated key.
+
+    Example:
+
+    >>> load_json("missing.json", what="predictions")  # doctest: +SKIP
+    Traceback (most recent call last):
+    MalformedFileError: missing.json: predictions not found
+    """
+    path = str(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise errors.MalformedFileError(f"{what} not found",
+                                        path=path) from None
+    except OSError as e:
+        raise errors.MalformedFileError(f"cannot read {what}: {e}",
+                                        path=path) from e
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise errors.MalformedFileError(f"{what} is not UTF-8 text ({e})",
+                                        path=path) from e
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as e:
+        raise errors.MalformedFileError(f"invalid JSON: {e.msg}", path=path,
+                                        line=e.lineno) from e
+    except ValueError as e:
+        raise errors.MalformedFileError(f"invalid JSON: {e}",
+                                        path=path) from e
+
+
+def number(value, **where):
+    """A JSON number (or numeric string) as a finite float.
+
+    Args:
+        value: the decoded value.
+        **where: `path`, `video_id`, `key` for the error.
+
+    Returns:
+        float.
+
+    Raises:
+        MalformedFileError: not a number, or NaN / infinite.
+
+    Example:
+
+    >>> number("1.5", key="segment")
+    1.5
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise errors.MalformedFileError(
+            f"expected a number, got {value!r}", **where)
+    try:
+        out = float(value)
+    except ValueError:
+        raise errors.MalformedFileError(
+            f"expected a number, got {value!r}", **where) from None
+    if not math.isfinite(out):
+        raise errors.MalformedFileError(
+            f"expected a finite number, got {value!r}", **where)
+    return out
+
+
+# --- Predictions --------------------------------------------------------------
+@dataclasses.dataclass
+class Predictions:
+    """Flat detection predictions, in file order.
+
+    Attributes:
+        video_ids: list of the distinct video ids, in file order.
+        video: int64 [N] index into `video_ids`.
+        segments: float64 [N, 2].
+        scores: float64 [N].
+        labels: list of N labels (str names or int ids; None when absent).
+        path: source file (for messages).
+        num_negative: predictions with a negative start (kept, as officially).
+        num_reversed: predictions whose end is before their start (kept and
+            scored with the official arithmetic: they never overlap anything,
+            so they are false positives; reported, never silent).
+    """
+
+    video_ids: list
+    video: np.ndarray
+    segments: np.ndarray
+    scores: np.ndarray
+    labels: list
+    path: str = None
+    num_negative: int = 0
+    num_reversed: int = 0
+
+    @property
+    def num_predictions(self):
+        return int(self.scores.shape[0])
+
+
+def check_segments(segments, *, path, video_ids=None, video=None,
+                   allow_reversed=False):
+    """Raises `SegmentError` on non-finite (and reversed) segments.
+
+    Args:
+        segments: float64 [N, 2].
+        path: file named in the error.
+        video_ids, video: to name the offending video.
+        allow_reversed: accept end < start.
+
+    Example:
+
+    >>> check_segments(np.array([[0., 1.]]), path="p.json")
+    """
+    bad = ~np.isfinite(segments).all(axis=1)
+    if not allow_reversed:
+        bad |= segments[:, 1] < segments[:, 0]
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        vid = None if video is None else video_ids[int(video[i])]
+        raise errors.SegmentError(
+            f"segment {segments[i].tolist()} ends before it starts or is not "
+            f"finite ({int(bad.sum())} such segments); expected start <= end",
+            path=path, video_id=vid, key="segment")
+
+
+def read_detection_predictions(path, *, data=None, require_label=True,
+                               label_key="label", required_fields=("results",)):
+    """Reads ActivityNet-style predictions (`{"results": {vid: [...]}}`).
+
+    Each entry is `{"segment": [t0, t1], "label": ..., "score": s}`. The
+    official loader requires `version` and `external_data` too; they carry
+    nothing used by the metric, so only `results` is required by default.
+
+    Args:
+        path: JSON file (used for messages when `data` is given).
+        data: already decoded JSON (optional).
+        require_label: whether every entry needs a label (not for proposals).
+        label_key: entry key of the label ("label" or "label_id").
+        required_fields: top-level keys that must be present.
+
+    Returns:
+        `Predictions`.
+
+    Raises:
+        MalformedFileError: bad JSON, missing key, non-numeric or NaN score /
+            segment (naming file, video and key).
+
+    Example:
+
+    >>> preds = read_detection_predictions("preds.json")  # doctest: +SKIP
+    """
+    path = str(path)
+    if data is None:
+        data = load_json(path, what="prediction file")
+    if not isinstance(data, dict):
+        raise errors.MalformedFileError(
+            "expected a top-level object with 'results'", path=path)
+    for field in required_fields:
+        if field not in data:
+            raise errors.MalformedFileError(
+                f"missing top-level key (found {sorted(data)})", path=path,
+                key=field)
+    results = data["results"]
+    if not isinstance(results, dict):
+        raise errors.MalformedFileError(
+            "expected an object {video_id: [predictions]}", path=path,
+            key="results")
+    video_ids, video, segs, scores, labels = [], [], [], [], []
+    for vid, entries in results.items():
+        if not isinstance(entries, list):
+            raise errors.MalformedFileError(
+                "expected a list of predictions", path=path, video_id=vid,
+                key="results")
+        v = len(video_ids)
+        video_ids.append(vid)
+        for i, e in enumerate(entries):
+            key = f"results[{i}]"
+            where = dict(path=path, video_id=vid)
+            if not isinstance(e, dict):
+                raise errors.MalformedFileError("expected an object",
+                                                key=key, **where)
+            seg = e.get("segment")
+            if not isinstance(seg, (list, tuple)) or len(seg) != 2:
+                raise errors.MalformedFileError(
+                    f"expected 'segment': [start, end], got {seg!r}",
+                    key=f"{key}.segment", **where)
+            segs.append([number(s, key=f"{key}.segment", **where)
+                         for s in seg])
+            if "score" not in e:
+                raise errors.MalformedFileError("missing field",
+                                                key=f"{key}.score", **where)
+            scores.append(number(e["score"], key=f"{key}.score", **where))
+            label = e.get(label_key)
+            if require_label and (label is None or isinstance(label, bool)
+                                  or not isinstance(label, (str, int))):
+                raise errors.MalformedFileError(
+                    f"expected a class label, got {label!r}",
+                    key=f"{key}.{label_key}", **where)
+            labels.append(label)
+            video.append(v)
+    return make_predictions(video_ids, video, segs, scores, labels, path=path)
+
+
+def make_predictions(video_ids, video, segments, scores, labels, *, path):
+    """Builds a checked `Predictions` from flat lists.
+
+    Args:
+        video_ids: distinct video ids.
+        video: per-prediction index into `video_ids`.
+        segments: [N, 2] numbers.
+        scores: [N] numbers.
+        labels: N labels.
+        path: source (for messages).
+
+    Returns:
+        `Predictions`.
+
+    Example:
+
+    >>> make_predictions(["v"], [0], [[0, 1]], [0.5], ["A"], path="x").video
+    array([0])
+    """
+    segments = np.asarray(segments, np.float64).reshape(-1, 2)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    video = np.asarray(video, np.int64).reshape(-1)
+    if not np.isfinite(scores).all():
+        i = int(np.flatnonzero(~np.isfinite(scores))[0])
+        raise errors.MalformedFileError(
+            f"score {scores[i]!r} is not finite", path=path,
+            video_id=video_ids[int(video[i])], key="score")
+    check_segments(segments, path=path, video_ids=video_ids, video=video,
+                   allow_reversed=True)
+    return Predictions(video_ids=list(video_ids), video=video,
+                       segments=segments, scores=scores, labels=list(labels),
+                       path=path,
+                       num_negative=int((segments[:, 0] < 0).sum()),
+                       num_reversed=int((segments[:, 1] < segments[:, 0]).sum()))
+
+
+def official_score_order(scores):
+    """The order of `scores.argsort()[::-1]` with ties made explicit.
+
+    NumPy's default argsort is an insertion sort for small arrays, so the
+    official `argsort()[::-1]` takes tied scores in **reverse input order**;
+    for large arrays its tie order is implementation-defined. This function
+    always uses reverse input order (a stable sort of the reversed input).
+
+    Args:
+        scores: float [N].
+
+    Returns:
+        int64 [N] indices, highest score first, ties by decreasing index.
+
+    Example:
+
+    >>> official_score_order(np.array([0.5, 0.8, 0.8, 0.1]))
+    array([2, 1, 0, 3])
+    """
+    scores = np.asarray(scores, np.float64)
+    n = scores.shape[0]
+    return (n - 1 - np.argsort(-scores[::-1], kind="stable")).astype(np.int64)
+
+
+# --- AP ------------------------------------------------------------------------
+def interpolated_ap(precision, recall):
+    """VOC2011 all-point interpolated AP (ActivityNet `interpolated_prec_rec`).
+
+    Prepends (rec 0, prec 0), appends (rec 1, prec 0), makes precision
+    non-increasing from the right and sums delta-recall x precision where
+    recall changes. Summation matches the official `np.sum` exactly.
+
+    Args:
+        precision: float64 [..., N].
+        recall: float64 [..., N] (same shape).
+
+    Returns:
+        float64 array [...] (a float for 1-D input).
+
+    Example:
+
+    >>> interpolated_ap(np.array([1., .5, 2 / 3]), np.array([.5, .5, 1.]))
+    0.8333333333333333
+    """
+    precision = np.asarray(precision, np.float64)
+    recall = np.asarray(recall, np.float64)
+    lead = precision.shape[:-1]
+    p = precision.reshape(-1, precision.shape[-1])
+    r = recall.reshape(-1, recall.shape[-1])
+    zeros = np.zeros((p.shape[0], 1))
+    mprec = np.concatenate([zeros, p, zeros], axis=1)
+    mrec = np.concatenate([zeros, r, zeros + 1.0], axis=1)
+    mprec = np.maximum.accumulate(mprec[:, ::-1], axis=1)[:, ::-1]
+    change = mrec[:, 1:] != mrec[:, :-1]
+    terms = (mrec[:, 1:] - mrec[:, :-1]) * mprec[:, 1:]
+    out = np.array([np.sum(terms[i][change[i]]) for i in range(p.shape[0])],
+                   np.float64)
+    return float(out[0]) if not lead else out.reshape(lead)
+
+
+# --- Output --------------------------------------------------------------------
+def parse_thresholds(value, default):
+    """Threshold list from the CLI option (None -> `default`).
+
+    Args:
+        value: None, a list of floats, or "0.3,0.5".
+        default: float64 array used when `value` is None.
+
+    Returns:
+        float64 [T] array.
+
+    Raises:
+        ConfigError: empty, non-numeric or outside [0, 1].
+
+    Example:
+
+    >>> parse_thresholds("0.3,0.5", None)
+    array([0.3, 0.5])
+    """
+    if value is None:
+        return np.asarray(default, np.float64)
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    try:
+        out = np.asarray([float(v) for v in value], np.float64)
+    except (TypeError, ValueError):
+        raise errors.ConfigError(
+            f"tiou_thresholds: expected numbers, got {value!r}") from None
+    if out.size == 0 or not np.all((out >= 0) & (out <= 1)):
+        raise errors.ConfigError(
+            f"tiou_thresholds: expected numbers in [0, 1], got {value!r}")
+    return out
+
+
+def format_rows(header, rows):
+    """A plain-text table.
+
+    Args:
+        header: column names.
+        rows: lists of cells (floats printed with 4 decimals).
+
+    Returns:
+        str.
+
+    Example:
+
+    >>> print(format_rows(["a", "b"], [[1, 0.5]]))
+    a  b
+    1  0.5000
+    """
+    def cell(x):
+        return f"{x:.4f}" if isinstance(x, float) else str(x)
+    table = [list(map(str, header))] + [[cell(x) for x in r] for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+                     for r in table)
