@@ -184,8 +184,9 @@ def run_cli(ground_truth, predictions, options):
         ground_truth: .npz/.json with the frame labels (may also hold the
             embeddings).
         predictions: .npz/.json with the embeddings; may be the same file.
-        options: dict; "variant" ("tcc" default, or "carl") and any key of
-            `DEFAULTS`. Unknown keys raise ConfigError.
+        options: the CLI's flag values by name; "variant" ("tcc" when
+            unset, or "carl") and the keys of `DEFAULTS` are used, the other
+            metrics' flags are ignored.
 
     Returns:
         JSON-serialisable dict (see `evaluate`; undefined values are NaN).
@@ -194,7 +195,8 @@ def run_cli(ground_truth, predictions, options):
 
     >>> # run_cli("gt.npz", "embs.npz", {"variant": "carl"})
     """
-    options = dict(options or {})
+    options = {k: v for k, v in (options or {}).items()
+               if k in DEFAULTS and v is not None}
     variant = options.pop("variant", "tcc")
     if variant not in VARIANTS:
         raise ConfigError(f"variant must be one of {VARIANTS}, got "

@@ -41,7 +41,6 @@ import numpy as np
 
 from tfaction import errors
 from tfaction.data.formats import common
-from tfaction.data.formats import output
 from tfaction.data.formats import video_info as video_info_lib
 
 LAYOUT_ACTIVITYNET = "activitynet"
@@ -311,5 +310,8 @@ def ground_truth_json(videos):
         if video.fps is not None:
             entry["fps"] = float(video.fps)
         database[video_id] = entry
+    # Imported here: `output` needs TensorFlow, and readers must not.
+    from tfaction.data.formats import output
+
     return output.to_json({"version": "tfaction ground truth",
                            "database": database}, indent=None)
