@@ -2,8 +2,11 @@
 official `Evaluation/eval_detection.py` (and ActionFormer's copy).
 
 Algorithm (specs/evaluation.md §1): per class and tIoU threshold, predictions
-are visited in `score.argsort()[::-1]` order (ties: reverse input order, made
-explicit here); each is matched greedily to the best-tIoU GT of its video,
+are visited in `score.argsort()[::-1]` order, ties exactly as NumPy's
+generic introsort leaves them (reverse input order for at most 16
+predictions; `numpy_sort` otherwise, so results do not depend on AVX-512);
+GT of a video are tried in `tiou.argsort()[::-1]` order likewise; each is
+matched greedily to the best-tIoU GT of its video,
 falling through to the next-best **unmatched** GT while tIoU >= threshold
 (NaN tIoU of two zero-length segments counts as a match, as officially). AP
 is the VOC2011 all-point interpolated AP; mAP is the mean over the GT classes
@@ -45,6 +48,7 @@ import numpy as np
 
 from tfaction import errors
 from tfaction.evaluation import common
+from tfaction.evaluation import numpy_sort
 from tfaction.evaluation import ground_truth as gt_lib
 from tfaction.ops import segment_iou as siou
 
@@ -171,9 +175,11 @@ def _match_bucket(tp, size, counts, starts, pred_ids, gt_mat, gt_seg,
     # Visiting order of GT: decreasing tIoU, ties by decreasing GT index
     # (the official `tiou.argsort()[::-1]`).
     order = size - 1 - np.argsort(-key[..., ::-1], axis=-1, kind="stable")
+    if size > numpy_sort.SMALL_QUICKSORT + 1 and t:
+        _exact_gt_order(order, key, pm >= 0, thresholds.min())
     skey = np.take_along_axis(key, order, axis=-1)
     locked = np.zeros((nb, t, size), bool)
-    n_active = np.searchsorted(-counts, -cols, side="right")  # counts > r
+    n_active = np.searchsorted(-counts, -cols, side="left")  # counts > r
     for r in range(rmax):
         na = int(n_active[r])
         ordr = order[:na, r]
@@ -187,6 +193,16 @@ def _match_bucket(tp, size, counts, starts, pred_ids, gt_mat, gt_seg,
             first = avail[b, k].argmax(-1)
             locked[b, k, ordr[b, first]] = True
             tp[pm[b, r], k] = True
+
+
+def _exact_gt_order(order, key, valid, lowest):
+    """Rows (more than 16 GT) whose tied tIoU can be matched: use NumPy's
+    generic introsort order, as the official `tiou.argsort()[::-1]` does.
+    Ties below every threshold never matter (visiting stops there)."""
+    skey = np.take_along_axis(key, order, axis=-1)
+    tie = (skey[..., 1:] == skey[..., :-1]) & (skey[..., 1:] >= lowest)
+    for b, r in zip(*np.nonzero(tie.any(-1) & valid)):
+        order[b, r] = numpy_sort.argsort_desc(key[b, r])
 
 
 def ap_from_tp(tp, pred_cls, npos):
@@ -223,8 +239,7 @@ def ap_from_tp(tp, pred_cls, npos):
 def _evaluate_arrays(g_cls, g_vid, g_seg, p_cls, p_vid, p_seg, p_score,
                      n_classes, n_videos, thresholds):
     """[T, C] AP of flat arrays (videos as ints, classes as indices)."""
-    n = p_score.shape[0]
-    order = np.lexsort((-np.arange(n), -p_score, p_cls))
+    order = numpy_sort.grouped_argsort_desc(p_cls, p_score)
     p_cls, p_vid, p_seg = p_cls[order], p_vid[order], p_seg[order]
     tp = greedy_match(g_cls * n_videos + g_vid, g_seg,
                       p_cls * n_videos + p_vid, p_seg, thresholds)

@@ -5,7 +5,8 @@ the official `Evaluation/eval_proposal.py` (`ANETproposal`,
 1. n_v = GT videos of the subset (with at least one instance); P_tot = all
    proposals in the file (videos without GT included); ratio = AN_max n_v /
    P_tot.
-2. Per GT video, proposals by score (ties: reverse input order); keep the top
+2. Per GT video, proposals by `score.argsort()[::-1]` (ties as NumPy's
+   generic introsort leaves them, via `numpy_sort`); keep the top
    min(int(n_v_prop ratio), n_v_prop); K = total kept. A video without
    proposals is one all-miss column (tIoU 0).
 3. pcn_j = (j/100) AN_max n_v / K; a video uses its first
@@ -31,6 +32,7 @@ import numpy as np
 
 from tfaction import errors
 from tfaction.evaluation import common
+from tfaction.evaluation import numpy_sort
 from tfaction.evaluation import ground_truth as gt_lib
 from tfaction.ops import segment_iou as siou
 
@@ -123,8 +125,8 @@ def evaluate_proposals(ground_truth, proposals, *, subset="validation",
     pmap = np.array([gt_index.get(v, -1) for v in props.video_ids], np.int64)
     p_v = pmap[props.video]
     n_prop = np.bincount(p_v[p_v >= 0], minlength=n_v)
-    order = np.lexsort((-np.arange(p_v.shape[0]), -props.scores, p_v))
-    order = order[p_v[order] >= 0]
+    sel = np.flatnonzero(p_v >= 0)  # input order
+    order = sel[numpy_sort.grouped_argsort_desc(p_v[sel], props.scores[sel])]
     rank = np.arange(order.shape[0]) - np.repeat(
         np.concatenate([[0], np.cumsum(n_prop)[:-1]]), n_prop)
     n_kept = np.minimum((n_prop * ratio).astype(np.int64), n_prop)

@@ -12,29 +12,21 @@ print(preds.num_predictions, preds.video_ids[:3])
 """
 
 import dataclasses
-import json
 import math
 
 import numpy as np
 
 from tfaction import errors
+from tfaction.data.formats import common as formats_common
+from tfaction.evaluation import numpy_sort
 
 
 # --- JSON ---------------------------------------------------------------------
-def _no_duplicate_keys(pairs):
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def load_json(path, *, what="file"):
     """Reads a JSON file strictly (duplicate keys rejected).
 
     Args:
-        path: local file path.
+        path: file path.
         what: description used in error messages.
 
     Returns:
@@ -43,36 +35,8 @@ def load_json(path, *, what="file"):
     Raises:
         MalformedFileError: missing file, not UTF-8, invalid JSON (with line)
             or a duplicated key.
-
-    Example:
-
-    >>> load_json("missing.json", what="predictions")  # doctest: +SKIP
-    Traceback (most recent call last):
-    MalformedFileError: missing.json: predictions not found
     """
-    path = str(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise errors.MalformedFileError(f"{what} not found",
-                                        path=path) from None
-    except OSError as e:
-        raise errors.MalformedFileError(f"cannot read {what}: {e}",
-                                        path=path) from e
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise errors.MalformedFileError(f"{what} is not UTF-8 text ({e})",
-                                        path=path) from e
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except json.JSONDecodeError as e:
-        raise errors.MalformedFileError(f"invalid JSON: {e.msg}", path=path,
-                                        line=e.lineno) from e
-    except ValueError as e:
-        raise errors.MalformedFileError(f"invalid JSON: {e}",
-                                        path=path) from e
+    return formats_common.read_json(str(path), what=what)
 
 
 def number(value, **where):
@@ -282,25 +246,25 @@ def make_predictions(video_ids, video, segments, scores, labels, *, path):
 def official_score_order(scores):
     """The order of `scores.argsort()[::-1]` with ties made explicit.
 
-    NumPy's default argsort is an insertion sort for small arrays, so the
-    official `argsort()[::-1]` takes tied scores in **reverse input order**;
-    for large arrays its tie order is implementation-defined. This function
-    always uses reverse input order (a stable sort of the reversed input).
+    NumPy's default argsort is an insertion sort for arrays of at most 16
+    elements, so the official `argsort()[::-1]` takes tied scores in
+    **reverse input order** there; longer arrays with ties get the order of
+    NumPy's generic (non-SIMD) introsort, reproduced exactly by
+    `numpy_sort.argsort_desc` (NumPy's AVX-512 sort would give another
+    order; the reference numbers were made without it).
 
     Args:
         scores: float [N].
 
     Returns:
-        int64 [N] indices, highest score first, ties by decreasing index.
+        int64 [N] indices, highest score first.
 
     Example:
 
     >>> official_score_order(np.array([0.5, 0.8, 0.8, 0.1]))
     array([2, 1, 0, 3])
     """
-    scores = np.asarray(scores, np.float64)
-    n = scores.shape[0]
-    return (n - 1 - np.argsort(-scores[::-1], kind="stable")).astype(np.int64)
+    return numpy_sort.argsort_desc(np.asarray(scores, np.float64))
 
 
 # --- AP ------------------------------------------------------------------------

@@ -12,7 +12,8 @@
   (reported).
 * ``variant="actionformer"`` (ActionFormer `libs/utils/metrics.py`): GT
   deduplicated like ActionFormer (< 1e-3 s or same label and bounds within
-  1e-3 removed), predictions **sorted by score** per (video, class), tIoU
+  1e-3 removed), predictions **sorted by score** per (video, class)
+  (`argsort()[::-1]`, ties as NumPy's generic introsort, `numpy_sort`), tIoU
   (union) >= θ, thresholds linspace(0.1, 0.5, 5), k in (1, 5), recall per
   class then averaged over classes.
 
@@ -34,6 +35,7 @@ import numpy as np
 from tfaction import errors
 from tfaction.evaluation import activitynet_detection as det
 from tfaction.evaluation import common
+from tfaction.evaluation import numpy_sort
 
 OFFICIAL_THRESHOLDS = np.array([0.3, 0.5, 0.7])
 OFFICIAL_TOP_K = (1, 2, 3, 4, 5)
@@ -194,9 +196,11 @@ def evaluate_recall(ground_truth, predictions, *, subset="val",
     p_cls = np.array([classes.get(x, -1) for x in preds.labels], np.int64)
     ok = (p_clip >= 0) & (p_cls >= 0)
     idx = np.flatnonzero(ok)
-    if not official:
-        idx = idx[common.official_score_order(preds.scores[idx])]
     n_c = max(len(clips), 1)
+    if not official:
+        # ActionFormer: per (class, video) `score.argsort()[::-1]`.
+        idx = idx[numpy_sort.grouped_argsort_desc(
+            p_cls[idx] * n_c + p_clip[idx], preds.scores[idx])]
     g_key = g_cls * n_c + g_vid
     rank = det.first_hit_rank(g_key, g_seg, p_cls[idx] * n_c + p_clip[idx],
                               preds.segments[idx], thresholds,

@@ -4,7 +4,9 @@ Both follow the official TCC (`tcc/evaluation/kendalls_tau.py`) and CARL
 (`evaluation/{kendalls_tau,retrieval}.py`) code number for number: distances
 come from `scipy.spatial.distance.cdist` (float64, the same call the official
 code makes), nearest neighbours are the first index on ties, and tau is
-`scipy.stats.kendalltau` (tau-b, tie-corrected).
+`scipy.stats.kendalltau` (tau-b, tie-corrected). Retrieval ranks tied
+distances in the order of NumPy's generic (non-SIMD) introsort argsort
+(`numpy_sort`), so results do not depend on the CPU's AVX-512 support.
 
 Example:
 
@@ -17,6 +19,8 @@ Example:
 import numpy as np
 from scipy.spatial.distance import cdist
 from scipy.stats import kendalltau
+
+from tfaction.evaluation import numpy_sort
 
 DEFAULT_DISTANCE = "sqeuclidean"
 
@@ -79,6 +83,31 @@ def kendalls_tau(embs_list, stride, distance=DEFAULT_DISTANCE):
     return float(np.mean(taus)) if taus.size else float("nan")
 
 
+def _official_argsort_rows(dists, kmax):
+    """`np.argsort(dists, axis=1)` of NumPy's generic introsort (the order
+    CARL's reference numbers have), exact in the first `kmax` columns.
+
+    Rows whose ties cannot change the first `kmax` entries use a stable sort
+    (same entries there); others run the exact port, cached per distinct row.
+    """
+    dists = np.asarray(dists, np.float64)
+    order = np.argsort(dists, axis=1, kind="stable")
+    n = dists.shape[1]
+    if n <= numpy_sort.SMALL_QUICKSORT + 1 or kmax <= 0:
+        return order  # insertion sort: stable
+    s = np.take_along_axis(dists, order, axis=1)
+    m = min(kmax, n - 1)
+    eq = (s[:, 1:m + 1] == s[:, :m]) | (np.isnan(s[:, 1:m + 1])
+                                        & np.isnan(s[:, :m]))
+    cache = {}
+    for r in np.flatnonzero(eq.any(axis=1)):
+        key = dists[r].tobytes()
+        if key not in cache:
+            cache[key] = numpy_sort.argsort(dists[r])
+        order[r] = cache[key]
+    return order
+
+
 def retrieval_precision(embs_list, labels_list, ks, stride,
                         distance=DEFAULT_DISTANCE):
     """CARL retrieval "AP@K" (precision@K) for several K at once.
@@ -86,7 +115,8 @@ def retrieval_precision(embs_list, labels_list, ks, stride,
     For each strided query frame of video i, the K nearest strided frames
     among all *other* videos (concatenated in dataset order) are ranked with
     `np.argsort(dists, axis=1)` exactly as CARL does (its default sort: ties
-    among equal distances are ordered as numpy's introsort leaves them);
+    among equal distances are ordered as NumPy's generic introsort leaves
+    them, reproduced by `numpy_sort` whatever the CPU);
     precision = fraction sharing the query's label; averaged over frames, then
     over videos (NaN videos dropped).
 
@@ -115,7 +145,8 @@ def retrieval_precision(embs_list, labels_list, ks, stride,
         others = [j for j in range(len(feats)) if j != i]
         cand = np.concatenate([feats[j] for j in others], axis=0)
         clab = np.concatenate([labs[j] for j in others], axis=0)
-        order = np.argsort(cdist(query, cand, distance), axis=1)
+        order = _official_argsort_rows(cdist(query, cand, distance),
+                                       max(ks, default=0))
         hits = clab[order] == qlab.astype(np.int64)[:, None]
         for n, k in enumerate(ks):
             # Same accumulation order as the official per-frame loop.

@@ -35,7 +35,6 @@ print(videos[0].video_id, videos[0].segments, videos[0].labels)
 """
 
 import dataclasses
-import json
 
 import numpy as np
 
@@ -80,26 +79,8 @@ class VideoAnnotation:
 
 
 # --- Parsing helpers ----------------------------------------------------------
-def _no_duplicate_keys(pairs):
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def _load_json(path):
-    # Duplicate keys are rejected: json.loads would keep the last silently.
-    text = common.read_text(path, what="annotation file")
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except json.JSONDecodeError as e:
-        raise errors.MalformedFileError(f"invalid JSON: {e.msg}", path=path,
-                                        line=e.lineno) from e
-    except ValueError as e:  # duplicate key
-        raise errors.MalformedFileError(f"invalid JSON: {e}",
-                                        path=path) from e
+    return common.read_json(path, what="annotation file")
 
 
 def _parse_annotations(entry, *, path, video_id):

@@ -11,6 +11,7 @@ that one video is damaged.
 
 import collections
 import concurrent.futures
+import json
 import math
 import os
 
@@ -69,6 +70,49 @@ def read_text(path, *, what="file"):
         return read_bytes(path).decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise errors.MalformedFileError(f"{what} is not UTF-8 text ({e})",
+                                        path=path) from e
+
+
+def _no_duplicate_keys(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def read_json(path, *, what="file"):
+    """Reads a JSON file strictly: duplicated keys are errors.
+
+    `json.loads` would silently keep the last of two equal keys, which in an
+    annotation or prediction file hides a real mistake.
+
+    Args:
+        path: local path or URL.
+        what: what the file is, for error messages ("annotation file").
+
+    Returns:
+        The decoded JSON value.
+
+    Raises:
+        MalformedFileError: missing, not UTF-8, invalid JSON (with the line)
+            or a duplicated key.
+
+    Example:
+
+    >>> read_json("missing.json", what="predictions")  # doctest: +SKIP
+    Traceback (most recent call last):
+    MalformedFileError: missing.json: predictions not found
+    """
+    text = read_text(path, what=what)
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as e:
+        raise errors.MalformedFileError(f"invalid JSON: {e.msg}", path=path,
+                                        line=e.lineno) from e
+    except ValueError as e:  # duplicate key
+        raise errors.MalformedFileError(f"invalid JSON: {e}",
                                         path=path) from e
 
 
