@@ -1,0 +1,107 @@
+"""Tests of `tfaction.layers.masked_conv1d.MaskedConv1D`."""
+
+import numpy as np
+import pytest
+
+from tfaction.layers.masked_conv1d import MaskedConv1D
+from tfaction.testing import run_layer_test
+
+LENGTHS = np.array([[12], [7]])
+
+
+def _mask(t=12):
+    return np.arange(t)[None] < LENGTHS
+
+
+def _interior(mask, stride, reach):
+    """Output steps whose receptive field [s*t - reach, s*t + reach] holds
+    no padded input step (the layer reads, but does not mask, its input)."""
+    t_in = mask.shape[1]
+    out = np.zeros((mask.shape[0], t_in // stride), bool)
+    for b in range(mask.shape[0]):
+        for t in range(out.shape[1]):
+            lo, hi = max(0, stride * t - reach), min(t_in, stride * t + reach
+                                                     + 1)
+            out[b, t] = mask[b, lo:hi].all()
+    return out
+
+
+def _torch_reference(x, mask, kernel, bias, stride, groups):
+    """Direct NumPy evaluation of PyTorch's Conv1d(padding=k//2) * mask."""
+    k = kernel.shape[0]
+    pad = k // 2
+    xp = np.pad(x, [(0, 0), (pad, pad), (0, 0)])
+    t_out = x.shape[1] // stride
+    out = np.zeros((x.shape[0], t_out, kernel.shape[2]), np.float64)
+    for t in range(t_out):
+        window = xp[:, stride * t:stride * t + k]  # [B, k, C]
+        if groups == 1:
+            out[:, t] = np.einsum("bkc,kco->bo", window, kernel)
+        else:
+            out[:, t] = np.einsum("bkc,kc->bc", window, kernel[:, 0, :])
+    if bias is not None:
+        out += bias
+    m = mask[:, ::stride]
+    return out * m[..., None], m
+
+
+@pytest.mark.parametrize("stride,groups", [(1, 1), (2, 1), (2, 6)])
+def test_contract(stride, groups):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 12, 6)).astype("float32")
+    mask = _mask()
+    filters = 6 if groups > 1 else 5
+    run_layer_test(
+        MaskedConv1D,
+        {"filters": filters, "kernel_size": 3, "strides": stride,
+         "groups": groups, "use_bias": groups == 1},
+        x, mask=mask,
+        valid_output_mask=_interior(mask, stride, 1),
+        expected_output_shape=((2, 12 // stride, filters),
+                               (2, 12 // stride)),
+        expected_num_trainable_weights=2 if groups == 1 else 1,
+        run_training_check=stride == 1)
+
+
+@pytest.mark.parametrize("stride,groups,k", [(1, 1, 3), (2, 1, 3),
+                                             (2, 6, 3), (1, 6, 5)])
+def test_matches_pytorch_semantics(stride, groups, k):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 12, 6)).astype("float32")
+    mask = _mask()
+    layer = MaskedConv1D(6, k, strides=stride, groups=groups)
+    y, m = layer(x, mask=mask)
+    bias = rng.normal(size=(6,)).astype("float32")
+    layer.bias.assign(bias)
+    y, m = layer(x, mask=mask)
+    ref, ref_mask = _torch_reference(x, mask, layer.kernel.numpy(), bias,
+                                     stride, groups)
+    np.testing.assert_allclose(y.numpy(), ref, atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(m.numpy(), ref_mask)
+    assert m.dtype == "bool"
+
+
+def test_init_is_pytorch_default():
+    x = np.zeros((1, 8, 64), "float32")
+    layer = MaskedConv1D(256, 3)
+    layer(x, mask=np.ones((1, 8), bool))
+    w = layer.kernel.numpy()
+    bound = 1.0 / np.sqrt(3 * 64)
+    assert np.abs(w).max() <= bound
+    assert np.abs(w).max() > 0.95 * bound
+    np.testing.assert_array_equal(layer.bias.numpy(), 0.0)
+    dw = MaskedConv1D(64, 3, groups=64, use_bias=False)
+    dw(x, mask=np.ones((1, 8), bool))
+    assert np.abs(dw.kernel.numpy()).max() <= 1.0 / np.sqrt(3)
+    assert dw.bias is None
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="odd"):
+        MaskedConv1D(4, 2)
+    with pytest.raises(ValueError, match="depthwise"):
+        MaskedConv1D(4, 3, groups=2)(np.zeros((1, 4, 4), "float32"),
+                                     mask=np.ones((1, 4), bool))
+    with pytest.raises(ValueError, match="divisible"):
+        MaskedConv1D(4, 3, strides=2)(np.zeros((1, 5, 4), "float32"),
+                                      mask=np.ones((1, 5), bool))

@@ -1,0 +1,146 @@
+"""`MaskedConv1D`: ActionFormer's 1-D convolution with a masked output."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="tfaction")
+class MaskedConv1D(keras.layers.Layer):
+    """1-D convolution over `[B, T, C]` whose output is multiplied by a mask.
+
+    Port of ActionFormer's `MaskedConv1D` (channels-last). The sequence is
+    padded symmetrically with `kernel_size // 2` zeros on both sides, as
+    PyTorch's `Conv1d(padding=k // 2)` does (Keras `padding="same"` would pad
+    asymmetrically for stride 2). The output, bias included, is multiplied by
+    the output mask. For `strides > 1` the mask is downsampled by nearest
+    interpolation, i.e. `mask[:, ::strides]`, and `T` must be divisible by
+    `strides` (the reference asserts the same).
+
+    As in the reference, the input is *not* masked: a valid step next to the
+    padding reads its padded neighbours. The ActionFormer backbone relies on
+    this (the embedding's LayerNorm bias at padded steps reaches the boundary
+    steps), so callers that need padding-invariant outputs must zero padded
+    inputs themselves.
+
+    Only dense (`groups=1`) and depthwise (`groups == filters == C_in`)
+    convolutions are supported. The kernel has the layout
+    `(kernel_size, C_in // groups, filters)`, i.e. PyTorch's
+    `(out, in / groups, k)` transposed by `(2, 1, 0)`.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: odd kernel size.
+        strides: temporal stride (1, or a divisor of the sequence length).
+        groups: 1 (dense) or the number of input channels (depthwise; then
+            `filters` must equal it).
+        use_bias: whether to add a bias (zero-initialised, as the reference
+            sets it).
+        kernel_initializer: default PyTorch's Conv1d init
+            `VarianceScaling(1/3, "fan_in", "uniform")` = U(±1/√fan_in) with
+            Keras' fan-in `kernel_size * C_in / groups` (for a depthwise
+            kernel this is `kernel_size`, PyTorch's value too).
+        bias_initializer: default zeros.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: float tensor `[B, T, C_in]`.
+        mask: boolean tensor `[B, T]`, True at valid steps.
+
+    Returns:
+        Tuple `(outputs, output_mask)`: `outputs` `[B, T // strides, filters]`
+        (zero where `output_mask` is False) and the boolean
+        `output_mask` `[B, T // strides]`.
+
+    Example:
+
+    >>> conv = MaskedConv1D(filters=8, kernel_size=3, strides=2)
+    >>> x = np.random.rand(2, 16, 4).astype("float32")
+    >>> mask = np.arange(16)[None] < np.array([[16], [9]])
+    >>> y, m = conv(x, mask=mask)   # y: (2, 8, 8), m: (2, 8)
+
+    Reference:
+        Zhang, Wu, Li. "ActionFormer: Localizing Moments of Actions with
+        Transformers", ECCV 2022; `libs/modeling/blocks.py: MaskedConv1D` of
+        happyharrycn/actionformer_release.
+    """
+
+    def __init__(self, filters, kernel_size=3, strides=1, groups=1,
+                 use_bias=True, kernel_initializer=None,
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if kernel_size < 1 or kernel_size % 2 != 1:
+            raise ValueError(
+                f"MaskedConv1D: kernel_size must be odd, got {kernel_size}")
+        if strides < 1:
+            raise ValueError(f"MaskedConv1D: strides must be >= 1, got "
+                             f"{strides}")
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.strides = int(strides)
+        self.groups = int(groups)
+        self.use_bias = bool(use_bias)
+        if kernel_initializer is None:
+            kernel_initializer = keras.initializers.VarianceScaling(
+                1.0 / 3.0, "fan_in", "uniform")
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError("MaskedConv1D: the channel dimension of the "
+                             "input must be known")
+        if self.groups != 1 and not (self.groups == channels == self.filters):
+            raise ValueError(
+                "MaskedConv1D supports groups=1 or depthwise convolution "
+                f"(groups == filters == input channels); got groups="
+                f"{self.groups}, filters={self.filters}, input channels="
+                f"{channels}")
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(self.kernel_size, channels // self.groups, self.filters),
+            initializer=self.kernel_initializer)
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.filters,),
+                                        initializer=self.bias_initializer)
+        else:
+            self.bias = None
+
+    def call(self, inputs, mask):
+        length = inputs.shape[1]
+        if (length is not None and self.strides > 1
+                and length % self.strides != 0):
+            raise ValueError(
+                f"MaskedConv1D: sequence length {length} is not divisible "
+                f"by strides={self.strides}")
+        pad = self.kernel_size // 2
+        x = ops.pad(inputs, [[0, 0], [pad, pad], [0, 0]])
+        kernel = ops.cast(self.kernel, self.compute_dtype)
+        if self.groups == 1:
+            out = ops.conv(x, kernel, strides=self.strides, padding="valid")
+        else:  # depthwise: (k, 1, C) -> (k, C, 1), same element order
+            kernel = ops.reshape(kernel, (self.kernel_size, self.filters, 1))
+            out = ops.depthwise_conv(x, kernel, strides=self.strides,
+                                     padding="valid")
+        if self.bias is not None:
+            out = out + ops.cast(self.bias, out.dtype)
+        out_mask = ops.cast(mask, "bool")
+        if self.strides > 1:
+            out_mask = out_mask[:, ::self.strides]
+        out = out * ops.cast(out_mask, out.dtype)[:, :, None]
+        return out, out_mask
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "groups": self.groups,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(
+                self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(
+                self.bias_initializer),
+        })
+        return config

@@ -1,0 +1,421 @@
+"""1-D (Soft-)NMS of ActionFormer's `batched_nms`: numpy and in-graph TF.
+
+Both functions reproduce `libs/utils/nms.py: batched_nms` with the C++ kernel
+`libs/utils/csrc/nms_cpu.cpp` of the reference, in float32:
+
+* `method="gaussian"` (C++ method 2, `nms_method: soft`) and `"linear"`
+  (method 1): repeat — pick the maximum remaining score (the **first** in the
+  current array order on ties), swap it to the front and emit it with its
+  decayed score; decay every remaining score by `exp(-IoU^2 / sigma)`
+  (gaussian) or by `1 - IoU` where `IoU >= iou_threshold` (linear), with
+  `IoU = inter / (len_i + len_j - inter)`, `len = x2 - x1 + 1e-6`; a score
+  that falls below `min_score` is removed by moving the **last** element into
+  its slot (this bookkeeping decides tie order and is reproduced exactly).
+* `method="hard"` (`NMSop`, `nms_method: nms`): keep scores `> min_score`
+  (when `min_score > 0`), visit in descending score order (stable) and drop
+  every later segment with `IoU >= iou_threshold`.
+* `multiclass=True`: each class (ascending id) independently, each capped at
+  `max_seg_num`; `multiclass=False`: one class-agnostic pass, then, if
+  `voting_thresh > 0`, segment voting: each kept segment becomes
+  `sum_j w_kj seg_j / sum_j w_kj`, `w_kj = [IoU_kj >= voting_thresh]
+  score_j IoU_kj` over all input candidates with their original scores
+  (IoU without the `1e-6`; a kept segment whose weights sum to 0 — only
+  zero-length ones — is left unchanged instead of becoming NaN).
+* Finally a stable sort by score (descending) and the first `max_seg_num`.
+  (`torch.sort` is not stable: exactly tied final scores may come out in
+  another order than in the reference.)
+
+`soft_nms` is host-side numpy (vectorised per pick). `soft_nms_tf` is the
+same algorithm with TF ops (`tf.while_loop` over at most `max_seg_num` picks,
+the swap-with-last bookkeeping done with cumulative sums and
+`tf.searchsorted`), usable inside a SavedModel serving signature on a
+fixed-size, validity-masked candidate buffer. It uses TF ops (not
+`keras.ops`) because it needs `tf.while_loop`, batched `tf.gather` and
+`tf.searchsorted`; keep it out of `jit_compile`.
+
+Example:
+
+>>> import numpy as np
+>>> segs = np.array([[0, 10], [0, 10], [20, 30]], "float32")
+>>> s, sc, lb = soft_nms(segs, np.array([0.9, 0.8, 0.7], "float32"),
+...                      np.zeros(3, "int64"))
+>>> [round(float(v), 4) for v in sc]
+[0.9, 0.7, 0.1083]
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfaction.ops.segment_iou import pairwise_segment_iou
+
+METHODS = ("gaussian", "linear", "hard")
+
+
+def _check(method, max_seg_num):
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if int(max_seg_num) <= 0:
+        raise ValueError(f"max_seg_num must be positive, got {max_seg_num}")
+
+
+# --------------------------------------------------------------------- numpy
+def _np_soft_single(x1, x2, scores, method, sigma, iou_threshold, min_score,
+                    max_num):
+    """C++ `softnms_1d_cpu` on one group; returns (element ids, scores)."""
+    area = (x2 - x1) + np.float32(1e-6)
+    order = np.arange(scores.shape[0])
+    sc = scores.copy()
+    n = sc.shape[0]
+    picks, pick_scores = [], []
+    i = 0
+    sigma = np.float32(sigma)
+    thr = np.float32(iou_threshold)
+    min_score = np.float32(min_score)
+    while i < n and len(picks) < max_num:
+        m = i + int(np.argmax(sc[i:n]))          # first maximum
+        order[[i, m]] = order[[m, i]]
+        sc[[i, m]] = sc[[m, i]]
+        e = order[i]
+        picks.append(e)
+        pick_scores.append(sc[i])
+        rest = order[i + 1:n]
+        inter = np.maximum(np.float32(0), np.minimum(x2[e], x2[rest])
+                           - np.maximum(x1[e], x1[rest]))
+        ovr = inter / ((area[e] + area[rest]) - inter)
+        if method == "gaussian":
+            w = np.exp(-(ovr * ovr) / sigma)
+        else:
+            w = np.where(ovr >= thr, np.float32(1) - ovr, np.float32(1))
+        new = (sc[i + 1:n] * w).astype(np.float32)
+        removed = new < min_score
+        kept_count = int((~removed).sum())
+        # Swap-with-last compaction: holes (removed) left of the new end are
+        # filled, left to right, by kept elements beyond it, right to left.
+        holes = np.nonzero(removed[:kept_count])[0]
+        movers = (np.nonzero(~removed[kept_count:])[0] + kept_count)[::-1]
+        loc_order = order[i + 1:n]
+        loc_order[holes] = loc_order[movers]
+        new[holes] = new[movers]
+        sc[i + 1:n] = new
+        n = i + 1 + kept_count
+        i += 1
+    return np.asarray(picks, np.int64), np.asarray(pick_scores, np.float32)
+
+
+def _np_hard_single(x1, x2, scores, iou_threshold, min_score, max_num):
+    """`NMSop`: score filter, stable descending greedy NMS."""
+    ids = np.arange(scores.shape[0])
+    if min_score > 0:
+        ids = ids[scores > np.float32(min_score)]
+    ids = ids[np.argsort(-scores[ids], kind="stable")]
+    area = (x2 - x1) + np.float32(1e-6)
+    keep = np.ones(ids.shape[0], bool)
+    for a in range(ids.shape[0]):
+        if not keep[a]:
+            continue
+        i, rest = ids[a], ids[a + 1:]
+        inter = np.maximum(np.float32(0), np.minimum(x2[i], x2[rest])
+                           - np.maximum(x1[i], x1[rest]))
+        ovr = inter / ((area[i] + area[rest]) - inter)
+        keep[a + 1:] &= ~(ovr >= np.float32(iou_threshold))
+    ids = ids[keep][:max_num]
+    return ids.astype(np.int64), scores[ids]
+
+
+def soft_nms(segments, scores, labels, iou_threshold=0.1, min_score=0.001,
+             max_seg_num=200, method="gaussian", multiclass=True, sigma=0.5,
+             voting_thresh=0.0):
+    """ActionFormer `batched_nms` on the host (numpy, float32).
+
+    Args:
+        segments: `[N, 2]` candidate `[start, end]` (feature-grid units).
+        scores: `[N]` candidate scores.
+        labels: `[N]` integer class ids.
+        iou_threshold: IoU threshold of `"linear"`/`"hard"` (unused by
+            `"gaussian"`, as in the reference).
+        min_score: scores decayed below this are dropped.
+        max_seg_num: cap per class and on the final output.
+        method: `"gaussian"` (reference `soft`), `"linear"` or `"hard"`.
+        multiclass: per-class NMS (True) or class-agnostic (False).
+        sigma: Gaussian decay parameter.
+        voting_thresh: segment-voting IoU threshold, class-agnostic only;
+            `<= 0` disables voting.
+
+    Returns:
+        `(segments [M, 2] float32, scores [M] float32, labels [M] int64)`,
+        sorted by score (descending), `M <= max_seg_num`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> s, sc, lb = soft_nms(np.array([[0, 10], [1, 11]], "float32"),
+    ...                      np.array([0.9, 0.8], "float32"),
+    ...                      np.array([0, 1]))
+    >>> lb.tolist()
+    [0, 1]
+
+    Reference:
+        Bodla et al., Soft-NMS, ICCV 2017; `batched_nms` in
+        `libs/utils/nms.py` and `softnms_1d_cpu` / `nms_1d_cpu` in
+        `libs/utils/csrc/nms_cpu.cpp` of happyharrycn/actionformer_release.
+    """
+    _check(method, max_seg_num)
+    max_seg_num = int(max_seg_num)
+    segs = np.asarray(segments, np.float32).reshape(-1, 2)
+    sc = np.asarray(scores, np.float32).reshape(-1)
+    lb = np.asarray(labels).astype(np.int64).reshape(-1)
+    if sc.shape[0] == 0:
+        return (np.zeros((0, 2), np.float32), np.zeros((0,), np.float32),
+                np.zeros((0,), np.int64))
+    x1 = np.ascontiguousarray(segs[:, 0])
+    x2 = np.ascontiguousarray(segs[:, 1])
+    groups = ([np.nonzero(lb == c)[0] for c in np.unique(lb)] if multiclass
+              else [np.arange(sc.shape[0])])
+    ids, out_sc = [], []
+    for g in groups:
+        if method == "hard":
+            p, s = _np_hard_single(x1[g], x2[g], sc[g], iou_threshold,
+                                   min_score, max_seg_num)
+        else:
+            p, s = _np_soft_single(x1[g], x2[g], sc[g], method, sigma,
+                                   iou_threshold, min_score, max_seg_num)
+        ids.append(g[p])
+        out_sc.append(s)
+    ids = np.concatenate(ids)
+    out_sc = np.concatenate(out_sc).astype(np.float32)
+    out_segs = segs[ids]
+    if not multiclass and voting_thresh > 0 and ids.shape[0] > 0:
+        out_segs = _np_voting(out_segs, segs, sc, voting_thresh)
+    order = np.argsort(-out_sc, kind="stable")[:max_seg_num]
+    return out_segs[order], out_sc[order], lb[ids][order]
+
+
+def _np_voting(kept, all_segs, all_scores, thresh):
+    iou = pairwise_segment_iou(kept, all_segs)
+    with np.errstate(invalid="ignore"):
+        w = np.where(iou >= thresh, all_scores[None].astype(np.float64) * iou,
+                     0.0)
+    total = w.sum(axis=1, keepdims=True)
+    refined = (w @ all_segs.astype(np.float64)) / np.where(total > 0, total, 1)
+    return np.where(total > 0, refined, kept).astype(np.float32)
+
+
+# ------------------------------------------------------------------------ TF
+def _tf_ovr(ex1, ex2, earea, px1, px2, parea):
+    inter = tf.maximum(0.0, tf.minimum(ex2[:, None], px2)
+                       - tf.maximum(ex1[:, None], px1))
+    return inter / ((earea[:, None] + parea) - inter)
+
+
+def _tf_soft_loop(x1, x2, area, perm, sc, n, max_num, method, sigma,
+                  iou_threshold, min_score):
+    """Batched (rows = groups) C++ Soft-NMS; returns picks [R, K]."""
+    rows = tf.shape(perm)[0]
+    width = tf.shape(perm)[1]
+    pos = tf.range(width)[None]
+    neg_inf = tf.constant(-np.inf, tf.float32)
+    out_id = tf.zeros([rows, max_num], tf.int32)
+    out_sc = tf.zeros([rows, max_num], tf.float32)
+    out_ok = tf.zeros([rows, max_num], tf.bool)
+    cols = tf.range(max_num)[None]
+
+    def cond(i, perm, sc, n, out_id, out_sc, out_ok):
+        return tf.reduce_any(i < n)
+
+    def body(i, perm, sc, n, out_id, out_sc, out_ok):
+        active = i < n                                       # [R]
+        alive = (pos >= i) & (pos < n[:, None])
+        s_alive = tf.where(alive, sc, neg_inf)
+        mx = tf.reduce_max(s_alive, axis=1)
+        m = tf.reduce_min(tf.where(alive & (s_alive == mx[:, None]), pos,
+                                   width), axis=1)
+        m = tf.where(active, m, tf.minimum(i, width - 1))
+        at_i, at_m = pos == i, pos == m[:, None]
+        perm_i, sc_i = perm[:, i], sc[:, i]
+        perm_m = tf.gather(perm, m[:, None], batch_dims=1)[:, 0]
+        sc_m = tf.gather(sc, m[:, None], batch_dims=1)[:, 0]
+        perm = tf.where(at_i, perm_m[:, None],
+                        tf.where(at_m, perm_i[:, None], perm))
+        sc = tf.where(at_i, sc_m[:, None], tf.where(at_m, sc_i[:, None], sc))
+        at_out = (cols == i) & active[:, None]
+        out_id = tf.where(at_out, perm_m[:, None], out_id)
+        out_sc = tf.where(at_out, sc_m[:, None], out_sc)
+        out_ok = out_ok | at_out
+
+        region = (pos > i) & (pos < n[:, None])
+        ovr = _tf_ovr(tf.gather(x1, perm_m), tf.gather(x2, perm_m),
+                      tf.gather(area, perm_m), tf.gather(x1, perm),
+                      tf.gather(x2, perm), tf.gather(area, perm))
+        if method == "gaussian":
+            w = tf.exp(-(ovr * ovr) / sigma)
+        else:
+            w = tf.where(ovr >= iou_threshold, 1.0 - ovr, 1.0)
+        new = tf.where(region, sc * w, sc)
+        removed = region & (new < min_score)
+        kept = region & ~removed
+        final_n = i + 1 + tf.reduce_sum(tf.cast(kept, tf.int32), axis=1)
+        # Swap-with-last compaction (see `_np_soft_single`).
+        hole = removed & (pos < final_n[:, None])
+        mover = kept & (pos >= final_n[:, None])
+        hole_rank = tf.cumsum(tf.cast(hole, tf.int32), axis=1) - 1
+        mover_cum = tf.cumsum(tf.cast(mover, tf.int32), axis=1)
+        want = mover_cum[:, -1:] - hole_rank
+        src = tf.searchsorted(mover_cum, want, side="left",
+                              out_type=tf.int32)
+        src = tf.where(hole, tf.minimum(src, width - 1), pos)
+        perm = tf.gather(perm, src, batch_dims=1)
+        sc = tf.gather(new, src, batch_dims=1)
+        n = tf.where(active, final_n, n)
+        return i + 1, perm, sc, n, out_id, out_sc, out_ok
+
+    limit = tf.minimum(max_num, width)
+    _, _, _, _, out_id, out_sc, out_ok = tf.while_loop(
+        cond, body, (tf.constant(0), perm, sc, n, out_id, out_sc, out_ok),
+        maximum_iterations=limit)
+    return out_id, out_sc, out_ok
+
+
+def _tf_hard_loop(x1, x2, area, perm, sc, n, max_num, iou_threshold):
+    """Batched greedy NMS in descending score order (stable)."""
+    rows = tf.shape(perm)[0]
+    width = tf.shape(perm)[1]
+    pos = tf.range(width)[None]
+    neg_inf = tf.constant(-np.inf, tf.float32)
+    cols = tf.range(max_num)[None]
+    alive = pos < n[:, None]
+    px1, px2, parea = tf.gather(x1, perm), tf.gather(x2, perm), tf.gather(
+        area, perm)
+
+    def cond(i, alive, out_id, out_sc, out_ok):
+        return tf.reduce_any(alive)
+
+    def body(i, alive, out_id, out_sc, out_ok):
+        active = tf.reduce_any(alive, axis=1)
+        s_alive = tf.where(alive, sc, neg_inf)
+        mx = tf.reduce_max(s_alive, axis=1)
+        m = tf.reduce_min(tf.where(alive & (s_alive == mx[:, None]), pos,
+                                   width), axis=1)
+        m = tf.minimum(m, width - 1)
+        e = tf.gather(perm, m[:, None], batch_dims=1)[:, 0]
+        at_out = (cols == i) & active[:, None]
+        out_id = tf.where(at_out, e[:, None], out_id)
+        out_sc = tf.where(at_out, mx[:, None], out_sc)
+        out_ok = out_ok | at_out
+        ovr = _tf_ovr(tf.gather(x1, e), tf.gather(x2, e), tf.gather(area, e),
+                      px1, px2, parea)
+        alive = alive & ~(ovr >= iou_threshold) & (pos != m[:, None])
+        return i + 1, alive, out_id, out_sc, out_ok
+
+    init = (tf.constant(0), alive, tf.zeros([rows, max_num], tf.int32),
+            tf.zeros([rows, max_num], tf.float32),
+            tf.zeros([rows, max_num], tf.bool))
+    _, _, out_id, out_sc, out_ok = tf.while_loop(
+        cond, body, init, maximum_iterations=tf.minimum(max_num, width))
+    return out_id, out_sc, out_ok
+
+
+def soft_nms_tf(segments, scores, labels, valid=None, num_classes=None,
+                iou_threshold=0.1, min_score=0.001, max_seg_num=200,
+                method="gaussian", multiclass=True, sigma=0.5,
+                voting_thresh=0.0):
+    """ActionFormer `batched_nms` in the TF graph, on a padded buffer.
+
+    Same algorithm and numbers as `soft_nms` (float32), for a candidate
+    buffer of any (static or dynamic) length with a validity mask; the
+    output has the static length `max_seg_num`. Per-class NMS runs all
+    classes at once as rows of one `tf.while_loop` (cost
+    `O(max_seg_num * num_classes * max_per_class_count)`).
+
+    Args:
+        segments: `[N, 2]` float candidate `[start, end]`.
+        scores: `[N]` float scores.
+        labels: `[N]` integer class ids; with `multiclass`, ids outside
+            `[0, num_classes)` are ignored.
+        valid: optional `[N]` bool, False for buffer padding.
+        num_classes: Python int, required when `multiclass`.
+        iou_threshold, min_score, max_seg_num, method, multiclass, sigma,
+        voting_thresh: as in `soft_nms` (Python values).
+
+    Returns:
+        `(segments [K, 2] float32, scores [K] float32, labels [K] int64,
+        num_detections int32 scalar)` with `K = max_seg_num`, sorted by score
+        (descending); rows `>= num_detections` hold segments 0, scores 0 and
+        label -1.
+
+    Example:
+
+    >>> import numpy as np
+    >>> s, sc, lb, k = soft_nms_tf(np.array([[0, 10], [0, 10]], "float32"),
+    ...                            np.array([0.9, 0.8], "float32"),
+    ...                            np.array([0, 0]), num_classes=1,
+    ...                            max_seg_num=4)
+    >>> int(k), [round(float(v), 4) for v in sc.numpy()]
+    (2, [0.9, 0.1083, 0.0, 0.0])
+
+    Reference:
+        Bodla et al., Soft-NMS, ICCV 2017; `batched_nms` in
+        `libs/utils/nms.py` and `softnms_1d_cpu` in
+        `libs/utils/csrc/nms_cpu.cpp` of happyharrycn/actionformer_release.
+    """
+    _check(method, max_seg_num)
+    if multiclass and not num_classes:
+        raise ValueError("soft_nms_tf(multiclass=True) needs num_classes")
+    max_num = int(max_seg_num)
+    segs = tf.reshape(tf.cast(segments, tf.float32), [-1, 2])
+    sc = tf.reshape(tf.cast(scores, tf.float32), [-1])
+    lb = tf.reshape(tf.cast(labels, tf.int64), [-1])
+    in_valid = (tf.ones_like(sc, tf.bool) if valid is None
+                else tf.reshape(tf.cast(valid, tf.bool), [-1]))
+    x1, x2 = segs[:, 0], segs[:, 1]
+    area = (x2 - x1) + 1e-6
+    member = in_valid
+    if method == "hard" and min_score > 0:
+        member = member & (sc > min_score)
+    if multiclass:
+        classes = tf.range(int(num_classes), dtype=tf.int64)
+        member = member[None] & (lb[None] == classes[:, None])   # [C, N]
+    else:
+        member = member[None]                                    # [1, N]
+    # Each row: its members first, in input order (stable partition).
+    perm = tf.argsort(tf.cast(~member, tf.int32), axis=1, stable=True)
+    perm = tf.cast(perm, tf.int32)
+    count = tf.reduce_sum(tf.cast(member, tf.int32), axis=1)
+    perm = perm[:, :tf.reduce_max(tf.concat([count, [0]], 0))]
+    row_sc = tf.gather(sc, perm)
+    if method == "hard":
+        out_id, out_sc, out_ok = _tf_hard_loop(
+            x1, x2, area, perm, row_sc, count, max_num, iou_threshold)
+    else:
+        out_id, out_sc, out_ok = _tf_soft_loop(
+            x1, x2, area, perm, row_sc, count, max_num, method, sigma,
+            iou_threshold, min_score)
+    out_ok = tf.reshape(out_ok, [-1])
+    # Index N = a dummy row, so an empty buffer gathers safely.
+    out_id = tf.where(out_ok, tf.reshape(out_id, [-1]), tf.size(sc))
+    out_sc = tf.reshape(out_sc, [-1])
+    segs_pad = tf.concat([segs, tf.zeros([1, 2], tf.float32)], 0)
+    lb_pad = tf.concat([lb, tf.constant([-1], tf.int64)], 0)
+    out_segs = tf.gather(segs_pad, out_id)
+    if not multiclass and voting_thresh > 0:
+        out_segs = _tf_voting(out_segs, segs, sc, in_valid, voting_thresh)
+    order = tf.argsort(tf.where(out_ok, out_sc, -np.inf),
+                       direction="DESCENDING", stable=True)[:max_num]
+    ok = tf.gather(out_ok, order)
+    num = tf.reduce_sum(tf.cast(ok, tf.int32))
+    out_segs = tf.where(ok[:, None], tf.gather(out_segs, order), 0.0)
+    out_sc = tf.where(ok, tf.gather(out_sc, order), 0.0)
+    out_lb = tf.where(ok, tf.gather(lb_pad, tf.gather(out_id, order)),
+                      tf.constant(-1, tf.int64))
+    return out_segs, out_sc, out_lb, num
+
+
+def _tf_voting(kept, all_segs, all_scores, all_valid, thresh):
+    ks, ke = kept[:, 0:1], kept[:, 1:2]
+    s, e = all_segs[None, :, 0], all_segs[None, :, 1]
+    inter = tf.maximum(tf.minimum(ke, e) - tf.maximum(ks, s), 0.0)
+    iou = inter / ((ke - ks) + (e - s) - inter)
+    w = tf.where((iou >= thresh) & all_valid[None], all_scores[None] * iou,
+                 0.0)
+    total = tf.reduce_sum(w, axis=1, keepdims=True)
+    refined = tf.matmul(w, all_segs) / tf.where(total > 0, total, 1.0)
+    return tf.where(total > 0, refined, kept)
