@@ -1,0 +1,353 @@
+"""`ActionFormer`: the assembled single-stage temporal action localiser.
+
+`ConvTransformerBackbone` -> `IdentityNeck` -> `ClassificationHead` and
+`RegressionHead` shared across the pyramid levels, plus the anchor-free
+point grid of `generate_points`. Port of `PtTransformer`
+(`libs/modeling/meta_archs.py`) of happyharrycn/actionformer_release, in
+channels-last layout.
+
+Output layout (decision): `call` returns a dict of tensors **concatenated
+over the pyramid levels** along the point axis (level 0 first, time order
+inside a level; `P = sum_l T / 2^l`):
+
+* `"cls_logits"` `[B, P, num_classes]` — sigmoid logits, 0 at padded steps;
+* `"offsets"` `[B, P, 2]` — (left, right) distances >= 0 in units of the
+  point's level stride, 0 at padded steps;
+* `"mask"` `[B, P]` bool — valid points;
+* `"points"` `[B, P, 4]` float32 — `[t, lo, hi, stride]` rows of
+  `generate_points` (identical for every batch row; batch-major so that
+  `predict` and serving signatures can batch every output).
+
+This is what training consumes directly (`assign_point_labels` takes the
+concatenated points, the focal / DIoU losses take `[B, P, ...]` tensors and
+the mask) and gives a serving signature a fixed set of tensors. Per-level
+tensors (what `decoding.decode_candidates` takes) come from
+`split_levels(tensor)` or from `forward_levels`, which also returns the
+backbone and neck pyramids.
+
+Padding: `T` must be a multiple of `max_div_factor` (the reference pads
+training batches to `max_seq_len` and inference inputs to
+`max(max_seq_len, ceil(T / max_div_factor) * max_div_factor)`;
+`padded_length` computes it). Features at padded steps are ignored (the
+backbone multiplies its input by the mask).
+
+Example:
+
+```python
+model = ActionFormer(input_dim=2048, num_classes=20, window_size=19)
+t = model.padded_length(1800)          # 2304 for the THUMOS config
+out = model({"features": feats, "mask": mask})  # [1, t, 2048], [1, t]
+levels = model.split_levels(out["cls_logits"])
+```
+
+Reference:
+    Zhang, Wu, Li. "ActionFormer: Localizing Moments of Actions with
+    Transformers", ECCV 2022 (arXiv 2202.07925).
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from tfaction.layers.classification_head import ClassificationHead
+from tfaction.layers.conv_transformer_backbone import ConvTransformerBackbone
+from tfaction.layers.identity_neck import IdentityNeck
+from tfaction.layers.regression_head import RegressionHead
+from tfaction.models.actionformer import reference
+from tfaction.ops.point_generator import generate_points
+
+DEFAULT_REGRESSION_RANGE = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64),
+                            (64, 10000))
+
+
+@keras.saving.register_keras_serializable(package="tfaction")
+class ActionFormer(keras.Model):
+    """ActionFormer network: features + mask -> per-point logits and offsets.
+
+    Args:
+        input_dim: feature channels `C` of the input.
+        num_classes: number of action classes (sigmoid outputs, no
+            background).
+        embed_dim: channels of the backbone and neck (`embd_dim` =
+            `fpn_dim`).
+        num_heads: attention heads (`n_head`).
+        arch: `[#embedding convs, #stem blocks, #branch blocks]`
+            (`backbone_arch`); `1 + arch[2]` pyramid levels, strides
+            `2^l`.
+        window_size: local attention window (int, or a list of
+            `1 + arch[2]` windows; -1 = global) (`n_mha_win_size`).
+        embed_kernel_size, embed_with_ln: embedding convs
+            (`embd_kernel_size`, `embd_with_ln`).
+        fpn_with_ln: per-level LayerNorm in the neck (`fpn_with_ln`).
+        head_dim, head_kernel_size, head_num_layers, head_with_ln: both
+            heads (`head_*`).
+        regression_range: `[lo, hi]` per level in level-0 grid units.
+        prior_prob: classifier bias prior (`cls_prior_prob`).
+        empty_classes: classes absent from training (`head_empty_cls`).
+        dropout: dropout of the transformer blocks.
+        drop_path_rate: stochastic depth of the transformer blocks; > 0
+            also adds the layer scales (as the reference).
+        max_seq_len: training length (optional; used by `padded_length`).
+        **kwargs: base `keras.Model` arguments (`name`, `dtype`).
+
+    Call arguments:
+        inputs: dict `{"features": [B, T, C], "mask": [B, T] bool}` or a
+            tuple `(features, mask)`; `T` a multiple of `max_div_factor`.
+        training: enables dropout / drop path.
+
+    Returns:
+        dict (see module docstring): `cls_logits [B, P, K]`,
+        `offsets [B, P, 2]`, `mask [B, P]`, `points [B, P, 4]`.
+    """
+
+    def __init__(self, input_dim, num_classes, embed_dim=512, num_heads=4,
+                 arch=(2, 2, 5), window_size=19, embed_kernel_size=3,
+                 embed_with_ln=True, fpn_with_ln=True, head_dim=512,
+                 head_kernel_size=3, head_num_layers=3, head_with_ln=True,
+                 regression_range=DEFAULT_REGRESSION_RANGE, prior_prob=0.01,
+                 empty_classes=(), dropout=0.0, drop_path_rate=0.1,
+                 max_seq_len=None, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = int(input_dim)
+        self.num_classes = int(num_classes)
+        self.embed_dim = int(embed_dim)
+        self.num_heads = int(num_heads)
+        self.arch = [int(a) for a in arch]
+        self.window_size = ([int(w) for w in window_size]
+                            if isinstance(window_size, (list, tuple))
+                            else int(window_size))
+        self.embed_kernel_size = int(embed_kernel_size)
+        self.embed_with_ln = bool(embed_with_ln)
+        self.fpn_with_ln = bool(fpn_with_ln)
+        self.head_dim = int(head_dim)
+        self.head_kernel_size = int(head_kernel_size)
+        self.head_num_layers = int(head_num_layers)
+        self.head_with_ln = bool(head_with_ln)
+        self.regression_range = [[float(lo), float(hi)]
+                                 for lo, hi in regression_range]
+        self.prior_prob = float(prior_prob)
+        self.empty_classes = [int(c) for c in empty_classes]
+        self.dropout = float(dropout)
+        self.drop_path_rate = float(drop_path_rate)
+        self.max_seq_len = None if max_seq_len is None else int(max_seq_len)
+        if len(self.arch) != 3:
+            raise ValueError(f"ActionFormer: arch needs 3 counts, got {arch}")
+        if len(self.regression_range) != self.num_levels:
+            raise ValueError(
+                f"ActionFormer: regression_range needs {self.num_levels} "
+                f"[lo, hi] pairs (one per level), got "
+                f"{len(self.regression_range)}")
+
+        policy = self.dtype_policy
+        self.backbone = ConvTransformerBackbone(
+            embed_dim=self.embed_dim, num_heads=self.num_heads,
+            embed_kernel_size=self.embed_kernel_size, arch=self.arch,
+            window_size=self.window_size, embed_with_ln=self.embed_with_ln,
+            dropout=self.dropout, drop_path_rate=self.drop_path_rate,
+            dtype=policy, name="backbone")
+        self.neck = IdentityNeck(self.num_levels, with_ln=self.fpn_with_ln,
+                                 dtype=policy, name="neck")
+        head_kwargs = dict(head_dim=self.head_dim,
+                           kernel_size=self.head_kernel_size,
+                           num_layers=self.head_num_layers,
+                           with_ln=self.head_with_ln, dtype=policy)
+        self.cls_head = ClassificationHead(
+            self.num_classes, prior_prob=self.prior_prob,
+            empty_classes=self.empty_classes, name="cls_head", **head_kwargs)
+        self.reg_head = RegressionHead(self.num_levels, name="reg_head",
+                                       **head_kwargs)
+        if self.max_seq_len is not None and (
+                self.max_seq_len % self.max_div_factor):
+            raise ValueError(
+                f"ActionFormer: max_seq_len {self.max_seq_len} is not a "
+                f"multiple of max_div_factor {self.max_div_factor}")
+        # Every shape is known from the config: build now, so that weights
+        # can be loaded (and `.keras` files restored) before any call.
+        self.build()
+
+    # ------------------------------------------------------------ geometry
+    @property
+    def num_levels(self):
+        """Number of pyramid levels, `1 + arch[2]`."""
+        return 1 + self.arch[2]
+
+    @property
+    def fpn_strides(self):
+        """Stride of each level in level-0 steps: `[1, 2, ..., 2^arch[2]]`."""
+        return [2 ** level for level in range(self.num_levels)]
+
+    @property
+    def windows(self):
+        """Attention window per level (-1 = global)."""
+        if isinstance(self.window_size, list):
+            return list(self.window_size)
+        return [self.window_size] * self.num_levels
+
+    @property
+    def max_div_factor(self):
+        """`T` must be a multiple of this (the reference's padding unit).
+
+        `max_l(stride_l * 2 * (w_l // 2))` over levels with a local window
+        `w_l > 1`, `stride_l` for global levels (as `PtTransformer`).
+        """
+        factor = 1
+        for stride, window in zip(self.fpn_strides, self.windows):
+            factor = max(factor, stride * (window // 2) * 2 if window > 1
+                         else stride)
+        return factor
+
+    def padded_length(self, length, training=False):
+        """Length to zero-pad a video of `length` steps to (reference rule).
+
+        Training: `max_seq_len` (videos must not be longer). Inference:
+        `max_seq_len` if not longer, else the next multiple of
+        `max_div_factor`. Without `max_seq_len`, the next multiple of
+        `max_div_factor`.
+        """
+        length = int(length)
+        div = self.max_div_factor
+        rounded = int(math.ceil(max(length, 1) / div)) * div
+        if self.max_seq_len is None:
+            return rounded
+        if training:
+            if length > self.max_seq_len:
+                raise ValueError(f"a training video of {length} steps is "
+                                 f"longer than max_seq_len "
+                                 f"{self.max_seq_len}; crop it first")
+            return self.max_seq_len
+        return max(self.max_seq_len, rounded)
+
+    def level_lengths(self, length):
+        """Points per level for a (padded) length `T`: `ceil(T / s_l)`."""
+        return [int(math.ceil(int(length) / s)) for s in self.fpn_strides]
+
+    def split_levels(self, tensor, axis=1):
+        """Splits a level-concatenated output into a per-level list.
+
+        Args:
+            tensor: e.g. `outputs["cls_logits"]` `[B, P, K]` (axis 1), or a
+                per-video `[P, K]` with `axis=0`.
+            axis: the point axis.
+        """
+        total = tensor.shape[axis]
+        strides = self.fpn_strides
+        top = strides[-1]
+        if total is None:
+            raise ValueError("split_levels needs a static point count")
+        # P = T * (1 + 1/2 + ... + 1/top) = T * (2 top - 1) / top
+        length = total * top // (2 * top - 1)
+        sizes = self.level_lengths(length)
+        if sum(sizes) != total:
+            raise ValueError(f"{total} points do not form a pyramid with "
+                             f"strides {strides}")
+        return ops.split(tensor, [sum(sizes[:i + 1])
+                                  for i in range(len(sizes) - 1)], axis=axis)
+
+    # ---------------------------------------------------------------- model
+    def build(self, input_shape=None):
+        if getattr(self, "_sublayers_built", False):
+            self.built = True
+            return
+        shape = (None, None, self.input_dim)
+        self.backbone.build(shape)
+        levels = [(None, None, self.embed_dim)] * self.num_levels
+        self.neck.build(levels)
+        self.cls_head.build(levels)
+        self.reg_head.build(levels)
+        self._sublayers_built = True
+        self.built = True
+
+    @staticmethod
+    def _unpack(inputs):
+        if isinstance(inputs, dict):
+            missing = {"features", "mask"} - set(inputs)
+            if missing:
+                raise ValueError(f"ActionFormer inputs lack {sorted(missing)}"
+                                 f"; expected keys 'features' and 'mask'")
+            return inputs["features"], inputs["mask"]
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 2:
+            return inputs[0], inputs[1]
+        raise ValueError("ActionFormer expects {'features': [B, T, C], "
+                         "'mask': [B, T]} or (features, mask)")
+
+    def forward_levels(self, inputs, training=None):
+        """Per-level outputs and intermediate pyramids.
+
+        Returns:
+            dict of per-level lists: `backbone_features` and
+            `fpn_features` `[B, T_l, embed_dim]`, `masks` `[B, T_l]` bool,
+            `cls_logits` `[B, T_l, K]`, `offsets` `[B, T_l, 2]`,
+            `points` `[T_l, 4]`.
+        """
+        features, mask = self._unpack(inputs)
+        length = features.shape[1]
+        if length is not None and length % self.max_div_factor:
+            raise ValueError(
+                f"ActionFormer: sequence length {length} must be a multiple "
+                f"of max_div_factor {self.max_div_factor}; zero-pad to "
+                f"model.padded_length(T)")
+        if length is None:
+            length = ops.shape(features)[1]
+        mask = ops.cast(mask, "bool")
+        feats, masks = self.backbone(features, mask=mask, training=training)
+        fpn = self.neck(feats)
+        logits = self.cls_head(fpn, mask=masks)
+        offsets = self.reg_head(fpn, mask=masks)
+        points = generate_points(length, self.fpn_strides,
+                                 self.regression_range)
+        return {"backbone_features": feats, "fpn_features": fpn,
+                "masks": masks, "cls_logits": logits, "offsets": offsets,
+                "points": points}
+
+    def call(self, inputs, training=None):
+        out = self.forward_levels(inputs, training=training)
+        logits = ops.concatenate(out["cls_logits"], axis=1)
+        offsets = ops.concatenate(out["offsets"], axis=1)
+        mask = ops.concatenate(out["masks"], axis=1)
+        points = ops.concatenate(out["points"], axis=0)
+        batch = ops.shape(logits)[0]
+        points = ops.broadcast_to(points[None],
+                                  (batch, ops.shape(points)[0], 4))
+        return {"cls_logits": logits, "offsets": offsets, "mask": mask,
+                "points": points}
+
+    # --------------------------------------------------------------- config
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            input_dim=self.input_dim, num_classes=self.num_classes,
+            embed_dim=self.embed_dim, num_heads=self.num_heads,
+            arch=list(self.arch), window_size=self.window_size,
+            embed_kernel_size=self.embed_kernel_size,
+            embed_with_ln=self.embed_with_ln, fpn_with_ln=self.fpn_with_ln,
+            head_dim=self.head_dim, head_kernel_size=self.head_kernel_size,
+            head_num_layers=self.head_num_layers,
+            head_with_ln=self.head_with_ln,
+            regression_range=[list(r) for r in self.regression_range],
+            prior_prob=self.prior_prob,
+            empty_classes=list(self.empty_classes), dropout=self.dropout,
+            drop_path_rate=self.drop_path_rate, max_seq_len=self.max_seq_len)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    @classmethod
+    def from_reference_config(cls, model_cfg, train_cfg=None, **kwargs):
+        """Builds the model from the authors' YAML `model` section.
+
+        Args:
+            model_cfg: the authors' `model` config (their key names; see
+                `tfaction.models.actionformer.reference`).
+            train_cfg: their `train_cfg` section, if `model_cfg` does not
+                hold it under `"train_cfg"`.
+            **kwargs: base `keras.Model` arguments (`name`, `dtype`).
+
+        Raises:
+            tfaction.errors.ConfigError: a key the port cannot honour; the
+                message names it.
+        """
+        return cls(**reference.model_kwargs_from_reference_config(
+            model_cfg, train_cfg), **kwargs)
