@@ -18,8 +18,7 @@ Example:
 
 from keras import ops
 
-REDUCTIONS = ("sum", "mean", "none")
-
+from tfaction.losses.reduction import reduce_masked
 
 def ctr_diou_loss_1d(y_true, y_pred, mask=None, reduction="sum", eps=1e-8):
     """Masked 1-D centre DIoU loss.
@@ -47,9 +46,6 @@ def ctr_diou_loss_1d(y_true, y_pred, mask=None, reduction="sum", eps=1e-8):
         Zheng et al., Distance-IoU Loss, AAAI 2020; `ctr_diou_loss_1d` in
         `libs/modeling/losses.py` of happyharrycn/actionformer_release.
     """
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got "
-                         f"{reduction!r}")
     y_true = ops.cast(y_true, "float32")
     y_pred = ops.cast(y_pred, "float32")
     lp, rp = y_pred[..., 0], y_pred[..., 1]
@@ -60,16 +56,4 @@ def ctr_diou_loss_1d(y_true, y_pred, mask=None, reduction="sum", eps=1e-8):
     len_c = ops.maximum(lp, lg) + ops.maximum(rp, rg)
     rho = 0.5 * (rp - lp - rg + lg)
     loss = 1.0 - iou + ops.square(rho / ops.maximum(len_c, eps))
-    count = None
-    if mask is not None:
-        mask = ops.cast(mask, "bool")
-        loss = ops.where(mask, loss, 0.0)
-        count = ops.sum(ops.cast(mask, "float32"))
-    if reduction == "none":
-        return loss
-    total = ops.sum(loss)
-    if reduction == "sum":
-        return total
-    if count is None:
-        count = ops.cast(ops.size(loss), "float32")
-    return total / ops.maximum(count, 1.0)
+    return reduce_masked(loss, mask, reduction)

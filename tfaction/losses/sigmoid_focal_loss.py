@@ -20,8 +20,7 @@ Example:
 
 from keras import ops
 
-REDUCTIONS = ("sum", "mean", "none")
-
+from tfaction.losses.reduction import reduce_masked
 
 def sigmoid_focal_loss(y_true, logits, mask=None, alpha=0.25, gamma=2.0,
                        label_smoothing=0.0, reduction="sum"):
@@ -56,9 +55,6 @@ def sigmoid_focal_loss(y_true, logits, mask=None, alpha=0.25, gamma=2.0,
         `PtTransformer.losses` in `libs/modeling/meta_archs.py` of
         happyharrycn/actionformer_release (from fvcore).
     """
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got "
-                         f"{reduction!r}")
     logits = ops.cast(logits, "float32")
     y = ops.cast(y_true, "float32")
     if label_smoothing:
@@ -72,20 +68,8 @@ def sigmoid_focal_loss(y_true, logits, mask=None, alpha=0.25, gamma=2.0,
     loss = ce * ops.power(1.0 - p_t, gamma)
     if alpha >= 0:
         loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
-    count = None
     if mask is not None:
         mask = ops.convert_to_tensor(mask)
-        if len(mask.shape) == len(loss.shape) - 1:
+        if len(mask.shape) == len(loss.shape) - 1:  # per-point mask
             mask = mask[..., None]
-        mask = ops.cast(mask, "bool")
-        mask = ops.logical_and(mask, ops.ones_like(loss, dtype="bool"))
-        loss = ops.where(mask, loss, 0.0)
-        count = ops.sum(ops.cast(mask, "float32"))
-    if reduction == "none":
-        return loss
-    total = ops.sum(loss)
-    if reduction == "sum":
-        return total
-    if count is None:
-        count = ops.cast(ops.size(loss), "float32")
-    return total / ops.maximum(count, 1.0)
+    return reduce_masked(loss, mask, reduction)
