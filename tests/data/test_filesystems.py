@@ -18,19 +18,6 @@ def test_scheme_of(path, scheme):
     assert filesystems.scheme_of(path) == scheme
 
 
-@pytest.fixture
-def no_tfio(monkeypatch):
-    calls = []
-
-    def fake_import(name):
-        calls.append(name)
-        raise ImportError(f"No module named {name!r}")
-
-    monkeypatch.setattr(filesystems, "_tfio_loaded", False)
-    monkeypatch.setattr(filesystems.importlib, "import_module", fake_import)
-    return calls
-
-
 @pytest.mark.parametrize("url", ["s3://bucket/a.tfrecord",
                                  "hdfs://nn:9000/a", "az://c/a"])
 def test_remote_scheme_without_tensorflow_io(no_tfio, url):

@@ -124,19 +124,11 @@ def test_no_match_is_a_data_error(tmp_path):
         input_reader.InputReader(str(tmp_path / "missing-*.tfrecord"))
 
 
-def test_remote_path_without_tensorflow_io(monkeypatch):
-    calls = []
-
-    def fake_import(name):
-        calls.append(name)
-        raise ImportError(f"No module named {name!r}")
-
-    monkeypatch.setattr(filesystems, "_tfio_loaded", False)
-    monkeypatch.setattr(filesystems.importlib, "import_module", fake_import)
+def test_remote_path_without_tensorflow_io(no_tfio):
     with pytest.raises(errors.MissingDependencyError,
                        match=r"pip install tensorflow-io==0\.37\.1"):
         input_reader.InputReader("s3://bucket/train-*.tfrecord")
-    assert calls == ["tensorflow_io"]
+    assert no_tfio == ["tensorflow_io"]
 
 
 def test_local_path_never_imports_tensorflow_io(tmp_path, monkeypatch):

@@ -7,14 +7,11 @@ import pytest
 
 from tfaction.layers.classification_head import ClassificationHead
 from tfaction.testing import run_layer_test
+from tests.layers import padding
 
 KWARGS = {"num_classes": 3, "head_dim": 8, "kernel_size": 3,
           "num_layers": 3, "with_ln": True, "prior_prob": 0.01,
           "empty_classes": [2], "epsilon": 1e-5}
-
-
-def _mask(lengths, steps):
-    return np.arange(steps)[None] < np.asarray(lengths)[:, None]
 
 
 def test_classification_head_contract():
@@ -26,8 +23,8 @@ def test_classification_head_contract():
     # ignore padding.
     reach = np.where(lengths == 10, 10, lengths - 3)
     out = run_layer_test(
-        ClassificationHead, KWARGS, x, mask=_mask(lengths, 10),
-        valid_output_mask=_mask(reach, 10),
+        ClassificationHead, KWARGS, x, mask=padding.length_mask(lengths, 10),
+        valid_output_mask=padding.length_mask(reach, 10),
         expected_output_shape=(2, 10, 3),
         # 2 kernels (no bias: LN follows), 2 x LN (gamma, beta),
         # classifier kernel + bias
@@ -60,7 +57,7 @@ def test_classification_head_init():
 def test_classification_head_shared_across_levels():
     rng = np.random.default_rng(1)
     feats = [rng.normal(size=(2, t, 6)).astype("float32") for t in (8, 4)]
-    masks = [_mask([8, 5], 8), _mask([4, 3], 4)]
+    masks = [padding.length_mask([8, 5], 8), padding.length_mask([4, 3], 4)]
     head = ClassificationHead(**KWARGS)
     outs = head(feats, mask=masks)
     assert [tuple(o.shape) for o in outs] == [(2, 8, 3), (2, 4, 3)]
@@ -74,7 +71,7 @@ def test_classification_head_shared_across_levels():
 def test_classification_head_padding_reaches_only_the_boundary():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(1, 12, 6)).astype("float32")
-    mask = _mask([7], 12)
+    mask = padding.length_mask([7], 12)
     head = ClassificationHead(**KWARGS)
     ref = np.asarray(head(x, mask=mask))
     y = x.copy()

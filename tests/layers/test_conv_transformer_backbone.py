@@ -5,6 +5,7 @@ import pytest
 
 from tfaction.layers.conv_transformer_backbone import ConvTransformerBackbone
 from tfaction.testing import run_layer_test
+from tests.layers import padding
 
 T = 16
 LENGTHS = np.array([[16], [9]])
@@ -14,12 +15,11 @@ KWARGS = {"embed_dim": 8, "num_heads": 2, "embed_kernel_size": 3,
 
 
 def _mask(t=T):
-    return np.arange(t)[None] < LENGTHS
+    return padding.length_mask(LENGTHS, t)
 
 
 def _inputs(seed=0, c=6):
-    return np.random.default_rng(seed).normal(size=(2, T, c)).astype(
-        "float32")
+    return padding.normal_inputs(_mask(), c, seed, zero_padding=False)
 
 
 def test_contract():

@@ -7,6 +7,7 @@ import pytest
 
 from tfaction.layers.conv_transformer_block import ConvTransformerBlock
 from tfaction.testing import run_layer_test
+from tests.layers import padding
 
 T = 16
 LENGTHS = np.array([[16], [9]])
@@ -16,24 +17,11 @@ NUM_WEIGHTS = 4 + ATTN_WEIGHTS + 4
 
 
 def _mask(t=T):
-    return np.arange(t)[None] < LENGTHS
-
-
-def _interior(mask, stride, reach):
-    """Output steps whose input receptive field holds no padded step."""
-    t_in = mask.shape[1]
-    out = np.zeros((mask.shape[0], t_in // stride), bool)
-    for b in range(mask.shape[0]):
-        for t in range(out.shape[1]):
-            lo = max(0, stride * t - reach)
-            hi = min(t_in, stride * t + reach + 1)
-            out[b, t] = mask[b, lo:hi].all()
-    return out
+    return padding.length_mask(LENGTHS, t)
 
 
 def _inputs(seed=0, c=8):
-    x = np.random.default_rng(seed).normal(size=(2, T, c)).astype("float32")
-    return x * _mask()[..., None]
+    return padding.normal_inputs(_mask(), c, seed)
 
 
 @pytest.mark.parametrize("stride,rate", [(1, 0.1), (2, 0.1), (2, 0.0)])
@@ -46,7 +34,7 @@ def test_contract(stride, rate):
         {"num_heads": 2, "window_size": window, "strides": stride,
          "drop_path_rate": rate, "layer_scale_init": 0.5},
         _inputs(), mask=mask,
-        valid_output_mask=_interior(mask, stride, reach),
+        valid_output_mask=padding.interior_steps(mask, stride, reach),
         expected_output_shape=((2, T // stride, 8), (2, T // stride)),
         expected_num_trainable_weights=NUM_WEIGHTS + (2 if rate else 0),
         run_training_check=stride == 1)

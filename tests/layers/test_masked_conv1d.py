@@ -5,25 +5,13 @@ import pytest
 
 from tfaction.layers.masked_conv1d import MaskedConv1D
 from tfaction.testing import run_layer_test
+from tests.layers import padding
 
 LENGTHS = np.array([[12], [7]])
 
 
 def _mask(t=12):
-    return np.arange(t)[None] < LENGTHS
-
-
-def _interior(mask, stride, reach):
-    """Output steps whose receptive field [s*t - reach, s*t + reach] holds
-    no padded input step (the layer reads, but does not mask, its input)."""
-    t_in = mask.shape[1]
-    out = np.zeros((mask.shape[0], t_in // stride), bool)
-    for b in range(mask.shape[0]):
-        for t in range(out.shape[1]):
-            lo, hi = max(0, stride * t - reach), min(t_in, stride * t + reach
-                                                     + 1)
-            out[b, t] = mask[b, lo:hi].all()
-    return out
+    return padding.length_mask(LENGTHS, t)
 
 
 def _torch_reference(x, mask, kernel, bias, stride, groups):
@@ -56,7 +44,7 @@ def test_contract(stride, groups):
         {"filters": filters, "kernel_size": 3, "strides": stride,
          "groups": groups, "use_bias": groups == 1},
         x, mask=mask,
-        valid_output_mask=_interior(mask, stride, 1),
+        valid_output_mask=padding.interior_steps(mask, stride, 1),
         expected_output_shape=((2, 12 // stride, filters),
                                (2, 12 // stride)),
         expected_num_trainable_weights=2 if groups == 1 else 1,

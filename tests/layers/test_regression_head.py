@@ -6,13 +6,10 @@ import pytest
 from tfaction.layers.regression_head import RegressionHead
 from tfaction.layers.scale import Scale
 from tfaction.testing import run_layer_test
+from tests.layers import padding
 
 KWARGS = {"num_levels": 1, "head_dim": 8, "kernel_size": 3,
           "num_layers": 3, "with_ln": True, "epsilon": 1e-5}
-
-
-def _mask(lengths, steps):
-    return np.arange(steps)[None] < np.asarray(lengths)[:, None]
 
 
 def test_regression_head_contract():
@@ -21,8 +18,8 @@ def test_regression_head_contract():
     lengths = np.array([10, 6])
     reach = np.where(lengths == 10, 10, lengths - 3)  # see the cls head test
     out = run_layer_test(
-        RegressionHead, KWARGS, x, mask=_mask(lengths, 10),
-        valid_output_mask=_mask(reach, 10),
+        RegressionHead, KWARGS, x, mask=padding.length_mask(lengths, 10),
+        valid_output_mask=padding.length_mask(reach, 10),
         expected_output_shape=(2, 10, 2),
         # 2 kernels, 2 x LN (gamma, beta), offset kernel + bias, 1 Scale
         expected_num_trainable_weights=2 + 4 + 2 + 1,
@@ -34,7 +31,7 @@ def test_regression_head_contract():
 def test_regression_head_per_level_scale():
     rng = np.random.default_rng(1)
     feats = [rng.normal(size=(2, t, 6)).astype("float32") for t in (8, 4, 2)]
-    masks = [_mask([8, 5], 8), _mask([4, 3], 4), _mask([2, 2], 2)]
+    masks = [padding.length_mask([8, 5], 8), padding.length_mask([4, 3], 4), padding.length_mask([2, 2], 2)]
     head = RegressionHead(3, 8)
     outs = head(feats, mask=masks)
     assert len(head.scales) == 3

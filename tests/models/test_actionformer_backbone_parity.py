@@ -8,8 +8,8 @@ import pytest
 from tfaction.layers.conv_transformer_backbone import ConvTransformerBackbone
 from tfaction.models.actionformer.backbone_weights import (
     load_backbone_state_dict)
+from tests.models import parity
 
-TOLERANCE = 1e-4
 
 
 def _cases(anchors_dir):
@@ -36,20 +36,12 @@ def _backbone_from_config(config):
         drop_path_rate=train["droppath"])
 
 
-def _channels_last(x):
-    return np.transpose(x, (0, 2, 1))
-
-
-def _max_rel_error(got, want):
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12))
-
-
 def test_backbone_matches_reference(anchors_dir):
     for case in _cases(anchors_dir):
         config = json.loads((case / "config.json").read_text())
         io = np.load(case / "io.npz")
         weights = np.load(case / "weights.npz")
-        x = _channels_last(io["input"]).astype("float32")
+        x = parity.channels_last(io["input"]).astype("float32")
         mask = io["mask"][:, 0, :]
 
         backbone = _backbone_from_config(config)
@@ -64,16 +56,12 @@ def test_backbone_matches_reference(anchors_dir):
         assert len(feats) == len(masks) == num_levels
         errors = []
         for level in range(num_levels):
-            want = _channels_last(io[f"backbone_feat_{level}"])
+            want = parity.channels_last(io[f"backbone_feat_{level}"])
             want_mask = io[f"backbone_mask_{level}"][:, 0, :]
             np.testing.assert_array_equal(masks[level].numpy(), want_mask,
                                           err_msg=f"{case.name} mask {level}")
-            got = feats[level].numpy()
-            assert got.shape == want.shape
-            errors.append(_max_rel_error(got, want))
-            np.testing.assert_allclose(
-                got, want, atol=TOLERANCE * np.abs(want).max(),
-                rtol=TOLERANCE, err_msg=f"{case.name} level {level}")
+            errors.append(parity.assert_parity(
+                feats[level].numpy(), want, f"{case.name} level {level}"))
         print(f"{case.name}: max relative error per level "
               + ", ".join(f"{e:.2e}" for e in errors))
 

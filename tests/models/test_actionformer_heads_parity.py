@@ -17,8 +17,8 @@ from tfaction.layers.classification_head import ClassificationHead
 from tfaction.layers.identity_neck import IdentityNeck
 from tfaction.layers.regression_head import RegressionHead
 from tfaction.models.actionformer.head_weights import load_head_weights
+from tests.models import parity
 
-TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -48,27 +48,11 @@ def _layers(config):
     return num_levels, neck, cls_head, reg_head
 
 
-def _cl(x):
-    """(B, C, T) -> (B, T, C)."""
-    return np.transpose(x, (0, 2, 1))
-
-
-def _assert_parity(actual, expected, what):
-    actual = np.asarray(actual, np.float64)
-    expected = np.asarray(expected, np.float64)
-    rel = np.linalg.norm(actual - expected) / max(np.linalg.norm(expected),
-                                                  1e-12)
-    assert rel <= TOL, f"{what}: relative error {rel:.3g}"
-    np.testing.assert_allclose(actual, expected, atol=TOL, rtol=TOL,
-                               err_msg=what)
-    return rel
-
-
 @pytest.fixture(scope="module")
 def loaded(bundle):
     num_levels, neck, cls_head, reg_head = _layers(bundle["config"])
     io = bundle["io"]
-    feats = [_cl(io[f"fpn_feat_{l}"]) for l in range(num_levels)]
+    feats = [parity.channels_last(io[f"fpn_feat_{l}"]) for l in range(num_levels)]
     masks = [io[f"fpn_mask_{l}"][:, 0] for l in range(num_levels)]
     neck(feats, mask=masks)
     cls_head(feats, mask=masks)
@@ -89,11 +73,11 @@ def test_every_head_key_is_mapped(bundle, loaded):
 def test_neck_parity(bundle, loaded):
     num_levels, neck, *_ = loaded
     io = bundle["io"]
-    feats = [_cl(io[f"backbone_feat_{l}"]) for l in range(num_levels)]
+    feats = [parity.channels_last(io[f"backbone_feat_{l}"]) for l in range(num_levels)]
     masks = [io[f"backbone_mask_{l}"][:, 0] for l in range(num_levels)]
     outs = neck(feats, mask=masks)
     for l in range(num_levels):
-        _assert_parity(outs[l], _cl(io[f"fpn_feat_{l}"]), f"fpn_feat_{l}")
+        parity.assert_parity(outs[l], parity.channels_last(io[f"fpn_feat_{l}"]), f"fpn_feat_{l}")
         np.testing.assert_array_equal(io[f"fpn_mask_{l}"][:, 0], masks[l])
 
 
@@ -102,9 +86,9 @@ def _check_heads(cls_head, reg_head, feats, masks, ref, num_levels):
     offsets = reg_head(feats, mask=masks)
     rels = []
     for l in range(num_levels):
-        rels.append(_assert_parity(logits[l], _cl(ref[f"cls_logits_{l}"]),
+        rels.append(parity.assert_parity(logits[l], parity.channels_last(ref[f"cls_logits_{l}"]),
                                    f"cls_logits_{l}"))
-        rels.append(_assert_parity(offsets[l], _cl(ref[f"offsets_{l}"]),
+        rels.append(parity.assert_parity(offsets[l], parity.channels_last(ref[f"offsets_{l}"]),
                                    f"offsets_{l}"))
         # exactly zero at padded steps, as the reference
         pad = ~masks[l]
@@ -116,7 +100,7 @@ def _check_heads(cls_head, reg_head, feats, masks, ref, num_levels):
 def test_heads_parity_train_batch(bundle, loaded):
     num_levels, _, cls_head, reg_head, _ = loaded
     io = bundle["io"]
-    feats = [_cl(io[f"fpn_feat_{l}"]) for l in range(num_levels)]
+    feats = [parity.channels_last(io[f"fpn_feat_{l}"]) for l in range(num_levels)]
     masks = [io[f"fpn_mask_{l}"][:, 0] for l in range(num_levels)]
     assert masks[0][1].sum() == 181  # video 1 is padded: boundary steps
     _check_heads(cls_head, reg_head, feats, masks, io, num_levels)
@@ -132,7 +116,7 @@ def test_heads_parity_eval(bundle, loaded):
     """
     num_levels, _, cls_head, reg_head, _ = loaded
     io, inf = bundle["io"], bundle["inference"]
-    feats = [_cl(io[f"fpn_feat_{l}"])[1:2] for l in range(num_levels)]
+    feats = [parity.channels_last(io[f"fpn_feat_{l}"])[1:2] for l in range(num_levels)]
     masks = [inf[f"fpn_mask_{l}"][:, 0] for l in range(num_levels)]
     for l in range(num_levels):
         np.testing.assert_array_equal(masks[l], io[f"fpn_mask_{l}"][1:2, 0])

@@ -29,8 +29,9 @@ from tfaction.models.actionformer.reference import (
     model_kwargs_from_reference_config)
 from tfaction.ops.soft_nms import soft_nms
 from tfaction.ops.soft_nms import soft_nms_tf
+from tests.models import parity
 
-TOL = 1e-4
+TOL = parity.TOL
 SCORE_TOL = 1e-5
 
 
@@ -67,26 +68,8 @@ def cases(anchors_dir):
     return out
 
 
-def _cl(x):
-    """(B, C, T) -> (B, T, C)."""
-    return np.transpose(x, (0, 2, 1))
-
-
-def _rel(actual, expected, what):
-    actual = np.asarray(actual, np.float64)
-    expected = np.asarray(expected, np.float64)
-    assert actual.shape == expected.shape, (what, actual.shape,
-                                            expected.shape)
-    rel = np.linalg.norm(actual - expected) / max(np.linalg.norm(expected),
-                                                  1e-12)
-    assert rel <= TOL, f"{what}: relative error {rel:.3g}"
-    np.testing.assert_allclose(actual, expected, atol=TOL, rtol=TOL,
-                               err_msg=what)
-    return rel
-
-
 def _inputs(data):
-    return {"features": _cl(data["input"]).astype("float32"),
+    return {"features": parity.channels_last(data["input"]).astype("float32"),
             "mask": data["mask"][:, 0, :]}
 
 
@@ -114,15 +97,15 @@ def test_io_parity(cases):
         for l in range(num_levels):
             np.testing.assert_array_equal(out["masks"][l],
                                           io[f"fpn_mask_{l}"][:, 0])
-            rels.append(_rel(out["backbone_features"][l],
-                             _cl(io[f"backbone_feat_{l}"]),
+            rels.append(parity.assert_parity(out["backbone_features"][l],
+                             parity.channels_last(io[f"backbone_feat_{l}"]),
                              f"{bundle['name']} backbone_feat_{l}"))
-            rels.append(_rel(out["fpn_features"][l], _cl(io[f"fpn_feat_{l}"]),
+            rels.append(parity.assert_parity(out["fpn_features"][l], parity.channels_last(io[f"fpn_feat_{l}"]),
                              f"{bundle['name']} fpn_feat_{l}"))
-            rels.append(_rel(out["cls_logits"][l],
-                             _cl(io[f"cls_logits_{l}"]),
+            rels.append(parity.assert_parity(out["cls_logits"][l],
+                             parity.channels_last(io[f"cls_logits_{l}"]),
                              f"{bundle['name']} cls_logits_{l}"))
-            rels.append(_rel(out["offsets"][l], _cl(io[f"offsets_{l}"]),
+            rels.append(parity.assert_parity(out["offsets"][l], parity.channels_last(io[f"offsets_{l}"]),
                              f"{bundle['name']} offsets_{l}"))
             np.testing.assert_array_equal(out["points"][l], io[f"points_{l}"])
         print(f"{bundle['name']} io: max relative error {max(rels):.2e}")
@@ -162,10 +145,10 @@ def test_inference_parity(cases):
         for l in range(model.num_levels):
             np.testing.assert_array_equal(out["masks"][l],
                                           inf[f"fpn_mask_{l}"][:, 0])
-            rels.append(_rel(out["cls_logits"][l],
-                             _cl(inf[f"cls_logits_{l}"]),
+            rels.append(parity.assert_parity(out["cls_logits"][l],
+                             parity.channels_last(inf[f"cls_logits_{l}"]),
                              f"{name} eval cls_logits_{l}"))
-            rels.append(_rel(out["offsets"][l], _cl(inf[f"offsets_{l}"]),
+            rels.append(parity.assert_parity(out["offsets"][l], parity.channels_last(inf[f"offsets_{l}"]),
                              f"{name} eval offsets_{l}"))
         segs, scores, labels = decoding.decode_candidates(
             [x[0] for x in out["cls_logits"]], [x[0] for x in out["offsets"]],

@@ -47,39 +47,32 @@ def _keys(x):
     return x.tolist()
 
 
+def _sift_down(v, a, off, i, n, tmp):
+    """Moves index `tmp` down from heap slot i of a 1-based heap of size n."""
+    vt = v[tmp]
+    j = i << 1
+    while j <= n:
+        if j < n and v[a[off + j]] < v[a[off + j + 1]]:
+            j += 1
+        if vt < v[a[off + j]]:
+            a[off + i] = a[off + j]
+            i = j
+            j += j
+        else:
+            break
+    a[off + i] = tmp
+
+
 def _aheapsort(v, a, base, n):
     """`aheapsort_` on a[base:base + n] (1-based heap indexing)."""
     off = base - 1
-    for l in range(n >> 1, 0, -1):
-        tmp = a[off + l]
-        vt = v[tmp]
-        i, j = l, l << 1
-        while j <= n:
-            if j < n and v[a[off + j]] < v[a[off + j + 1]]:
-                j += 1
-            if vt < v[a[off + j]]:
-                a[off + i] = a[off + j]
-                i = j
-                j += j
-            else:
-                break
-        a[off + i] = tmp
-    while n > 1:
+    for l in range(n >> 1, 0, -1):  # heapify
+        _sift_down(v, a, off, l, n, a[off + l])
+    while n > 1:  # move the maximum to the end, restore the heap
         tmp = a[off + n]
-        vt = v[tmp]
         a[off + n] = a[off + 1]
         n -= 1
-        i, j = 1, 2
-        while j <= n:
-            if j < n and v[a[off + j]] < v[a[off + j + 1]]:
-                j += 1
-            if vt < v[a[off + j]]:
-                a[off + i] = a[off + j]
-                i = j
-                j += j
-            else:
-                break
-        a[off + i] = tmp
+        _sift_down(v, a, off, 1, n, tmp)
 
 
 def _aquicksort(v):
