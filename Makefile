@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test install demo clean
+.PHONY: test install demo demo-actionvlad clean
 
 install: $(STAMP)
 
@@ -52,6 +52,51 @@ demo: $(STAMP)
 	    --saved_model=$(DEMO)/models/actionformer/1 \
 	    --data_dir=$(DEMO)/records --subset=validation \
 	    --rest_body=$(DEMO)/request.json
+
+AV_DEMO := runs/actionvlad_demo
+AV_CONFIG := experiments/configs/actionvlad_synthetic
+
+# `make demo-actionvlad`: two-stream ActionVLAD on synthetic motion classes.
+demo-actionvlad: $(STAMP)
+	rm -rf $(AV_DEMO)
+	@echo "== 1/7 synthetic motion-classification videos (HMDB51 layout)"
+	$(PY) -m tfaction.data.synthetic --kind=video_classification \
+	    --num_videos=240 --out_dir=$(AV_DEMO)/raw
+	@echo "== 2/7 convert frames and optical flow to TFRecords"
+	$(PY) -m tfaction.data.convert --format=hmdb51_frames \
+	    --input=$(AV_DEMO)/raw/train_test_lists/train_split1.txt,$(AV_DEMO)/raw/train_test_lists/test_split1.txt \
+	    --frames_root=$(AV_DEMO)/raw/frames --modalities=rgb,flow \
+	    --class_list=$(AV_DEMO)/raw/actions.txt --output_dir=$(AV_DEMO)/records
+	for stream in rgb flow; do \
+	  echo "== 3-4/7 $$stream: k-means centres, train (MirroredStrategy), evaluate" && \
+	  $(PY) -m experiments.actionvlad_init_centers \
+	      --config=$(AV_CONFIG)_$$stream.py --workdir=$(AV_DEMO)/$$stream/init \
+	      --config.task.data_dir=$(AV_DEMO)/records && \
+	  $(PY) -m experiments.train --config=$(AV_CONFIG)_$$stream.py \
+	      --workdir=$(AV_DEMO)/$$stream/train --mode=train_and_eval \
+	      --config.task.data_dir=$(AV_DEMO)/records \
+	      --config.task.centers_file=$(AV_DEMO)/$$stream/init/centers.npz \
+	  || exit 1; \
+	done
+	@echo "== 5/7 video accuracy of each stream and of the RGB:flow = 1:2 fusion"
+	$(PY) -m experiments.actionvlad_fuse \
+	    --rgb=$(AV_DEMO)/rgb/train/predictions.npz \
+	    --flow=$(AV_DEMO)/flow/train/predictions.npz \
+	    --output=$(AV_DEMO)/fused_predictions.npz \
+	    --split_list=$(AV_DEMO)/raw/train_test_lists/test_split1.txt
+	@echo "== 6/7 export the two-stream SavedModel for TensorFlow Serving"
+	$(PY) -m export.actionvlad_two_stream \
+	    --rgb_config=$(AV_CONFIG)_rgb.py --rgb_workdir=$(AV_DEMO)/rgb/train \
+	    --flow_config=$(AV_CONFIG)_flow.py --flow_workdir=$(AV_DEMO)/flow/train \
+	    --export_dir=$(AV_DEMO)/models/actionvlad \
+	    --rgb_config.task.data_dir=$(AV_DEMO)/records \
+	    --flow_config.task.data_dir=$(AV_DEMO)/records
+	@echo "== 7/7 one request through serving_default"
+	$(PY) -m export.actionvlad_request \
+	    --saved_model=$(AV_DEMO)/models/actionvlad/1 \
+	    --frames_root=$(AV_DEMO)/raw/frames \
+	    --split_list=$(AV_DEMO)/raw/train_test_lists/test_split1.txt \
+	    --rest_body=$(AV_DEMO)/request.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -99,6 +99,8 @@ def build_parser():
     p.add_argument("--excluded_timestamps", default=None,
                    help="excluded key-frames CSV (AVA)")
     p.add_argument("--split_list", default=None, help="split list file")
+    p.add_argument("--num_classes", type=int, default=None,
+                   help="charades_map: number of classes (default 157)")
     p.add_argument("--video_info", default=None,
                    help="BSN video_info_new.csv for BSN-layout ground truth "
                         "(default: next to --ground_truth)")

@@ -52,21 +52,15 @@ def read_video(data_dir, subset, video_id=None):
     Raises:
         DataError: no such subset or video.
     """
-    import os
-
     from tfaction import errors
     from tfaction.data import schemas
     from tfaction.data import tfrecord_io
     from tfaction.tasks import actionformer
 
-    info = actionformer.read_dataset_info(data_dir)
-    if subset not in info["subsets"]:
-        raise errors.UnknownSubsetError(
-            f"no subset {subset!r}; the dataset has {sorted(info['subsets'])}",
-            path=os.path.join(data_dir, actionformer.DATASET_INFO))
-    for shard in info["subsets"][subset]["shards"]:
-        for record in tfrecord_io.iterate_records(
-                os.path.join(data_dir, shard["file"])):
+    data = actionformer.open_dataset(data_dir)
+    info = data.info
+    for shard in data.files(subset):
+        for record in tfrecord_io.iterate_records(shard):
             ex = schemas.parse_feature_sequence(
                 record, feature_dim=int(info["feature_dim"]),
                 encoding=info["feature_encoding"])
@@ -79,7 +73,7 @@ def read_video(data_dir, subset, video_id=None):
                 "fps": float(ex[schemas.VIDEO_FPS]),
                 "segments": ex["segments"].numpy(),
                 "labels": ex[schemas.SEGMENT_LABEL_INDEX].numpy(),
-                "class_names": actionformer.read_class_names(data_dir, info),
+                "class_names": data.class_names,
             }
     raise errors.DataError(f"video {video_id!r} is not in subset {subset!r}",
                            path=data_dir, video_id=video_id)

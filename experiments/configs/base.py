@@ -50,13 +50,16 @@ def get_config():
     config.optimizer = ml_collections.ConfigDict({
         "name": "adamw",        # sgd, adam, adamw, lamb
         "lr": 1e-3,             # peak learning rate
-        "schedule": "cosine",   # constant or cosine, after the warm-up
+        "schedule": "cosine",   # constant, cosine or step, after warm-up
         "warmup_steps": 0,      # linear warm-up from 0
         "warmup_epochs": 0,     # or in epochs (warmup_steps must be 0)
         "min_lr_ratio": 0.0,    # cosine floor, as a fraction of lr
+        "decay_steps": 0,       # step: multiply by decay_rate every N steps
+        "decay_rate": 0.1,
         "weight_decay": 0.0,    # decoupled weight decay (0 = off)
         "weight_decay_exclude": ("bias",),  # variable-name substrings
         "clip_norm": 0.0,       # global norm of the summed gradient (0 = off)
+        "clip_norm_per_variable": 0.0,  # each variable's summed gradient
         "momentum": 0.9,        # sgd
         "beta_1": 0.9,          # adam, adamw, lamb
         "beta_2": 0.999,

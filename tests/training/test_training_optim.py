@@ -46,8 +46,21 @@ def test_constant_schedule_with_and_without_warmup():
         0.0, 0.15, 0.3, 0.3, 0.3]
 
 
+def test_step_schedule_is_staircase_decay():
+    schedule = training.build_learning_rate(
+        optimizer_config(lr=1e-2, schedule="step", decay_steps=5000,
+                         decay_rate=0.1), total_steps=10000)
+    assert isinstance(schedule, keras.optimizers.schedules.ExponentialDecay)
+    expected = {0: 1e-2, 4999: 1e-2, 5000: 1e-3, 9999: 1e-3, 10000: 1e-4}
+    for step, value in expected.items():
+        assert lr_at(schedule, step) == pytest.approx(value, rel=1e-6), step
+
+
 @pytest.mark.parametrize("values, message", [
     (dict(schedule="linear"), "unknown optimizer.schedule 'linear'"),
+    (dict(schedule="step"), "needs optimizer.decay_steps > 0"),
+    (dict(schedule="step", decay_steps=10, warmup_steps=5),
+     "'step' has no warm-up"),
     (dict(warmup_steps=100), "warmup_steps=100 must be"),
     (dict(lr=0.0), "optimizer.lr must be > 0"),
     (dict(min_lr_ratio=2.0), "min_lr_ratio must be in"),
@@ -162,6 +175,46 @@ def test_overflow_on_one_replica_skips_the_step_on_all(two_cpu_strategy):
         scale = two_cpu_strategy.experimental_local_results(
             optimizer.dynamic_scale)
         assert float(scale[0].numpy()) == 2.0 ** 15 / 2
+
+
+def _two_variable_step(strategy, clip_norm, clip_norm_per_variable):
+    """Per-example loss w . x + v * x0: summed gradients (3, 4, 0), 3."""
+    with strategy.scope():
+        w = tf.Variable(tf.zeros(3), name="w")
+        v = tf.Variable(0.0, name="v")
+        optimizer = keras.optimizers.SGD(1.0)
+        optimizer.build([w, v])
+    gbo = training.GlobalBatchOptimizer(
+        optimizer, global_batch_size=2, clip_norm=clip_norm,
+        clip_norm_per_variable=clip_norm_per_variable)
+
+    def replica_step(x):
+        with tf.GradientTape() as tape:
+            loss = gbo.compute_loss(tf.linalg.matvec(x, w) + v * x[:, 0])
+        return gbo.minimize(loss, [w, v], tape)
+
+    per_replica = 2 // strategy.num_replicas_in_sync
+    inputs = strategy.experimental_distribute_values_from_function(
+        lambda ctx: EXAMPLES[ctx.replica_id_in_sync_group * per_replica:][
+            :per_replica])
+    norm = tf.function(lambda x: strategy.run(replica_step, args=(x,)))(
+        inputs)
+    return ([strategy.experimental_local_results(x)[0].numpy()
+             for x in (w, v)],
+            float(strategy.experimental_local_results(norm)[0]))
+
+
+@pytest.mark.parametrize("clip_norm, expected_w, expected_v", [
+    (0.0, CLIPPED_STEP, -1.0),  # each variable to norm 1 (TF-slim)
+    (1.0, CLIPPED_STEP / np.sqrt(2), -1 / np.sqrt(2)),  # then globally
+])
+def test_per_variable_clipping_of_the_summed_gradient(
+        two_cpu_strategy, clip_norm, expected_w, expected_v):
+    for strategy in (training.get_strategy("one_device"), two_cpu_strategy):
+        (w, v), norm = _two_variable_step(strategy, clip_norm, 1.0)
+        np.testing.assert_allclose(w, expected_w, rtol=1e-6)
+        assert float(v) == pytest.approx(expected_v, rel=1e-6)
+        assert norm == pytest.approx(np.sqrt(25 + 9), rel=1e-6)
 
 
 def test_loss_scale_does_not_change_the_update():

@@ -6,6 +6,9 @@ Formats (`--format`):
   1.3 in the BSN layout + `--video_info`) + one `<prefix><video_id>.npy|.npz`
   feature file per video -> feature-sequence records, one shard set per subset.
 * `hmdb51_frames`: frame folders + split lists -> frames records (RGB/flow).
+* `charades_frames`: Charades v1 CSVs (`--input`) + RGB frame folders
+  (`--frames_root`, `<id>/<id>-000001.jpg`) -> multi-label frames records
+  (labels: the classes of each video's actions; none for empty `actions`).
 * `videos`: video files (glob, folder or list file) -> frames records, decoded
   with PyAV at `--fps`, optional TV-L1/Farneback optical flow.
 * `verify`: re-read an output folder (`--input`) and check every shard
@@ -34,6 +37,12 @@ Examples:
       --frames_root=hmdb51/frames --modalities=rgb,flow \
       --class_list=data/hmdb51/actions.txt --output_dir=out/hmdb51_s1
 
+  python -m tfaction.data.convert --format=charades_frames \
+      --input=Charades/Charades_v1_train.csv,Charades/Charades_v1_test.csv \
+      --frames_root=Charades_v1_rgb \
+      --class_list=Charades/Charades_v1_classes.txt --num_shards=64 \
+      --num_workers=8 --output_dir=data/charades/records
+
   python -m tfaction.data.convert --format=videos --input='videos/*/*.mp4' \
       --fps=10 --short_side=256 --flow=tvl1 --output_dir=out/videos
 """
@@ -45,15 +54,17 @@ from absl import flags
 
 from tfaction import errors
 
-FORMATS = ("activitynet_features", "hmdb51_frames", "videos", "verify")
+FORMATS = ("activitynet_features", "hmdb51_frames", "charades_frames",
+           "videos", "verify")
 
 # --- Common -------------------------------------------------------------------
 _FORMAT = flags.DEFINE_enum("format", None, FORMATS, "Input format.")
 _INPUT = flags.DEFINE_string(
     "input", None,
     "activitynet_features: annotation JSON. hmdb51_frames: split list "
-    "file(s), comma-separated. videos: glob, folder or list file. verify: "
-    "an output folder.")
+    "file(s), comma-separated. charades_frames: Charades_v1_{train,test}.csv, "
+    "comma-separated. videos: glob, folder or list file. verify: an output "
+    "folder.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Output folder.")
 _NUM_SHARDS = flags.DEFINE_integer("num_shards", 1, "Shards per subset.",
                                    lower_bound=1)
@@ -71,17 +82,19 @@ _CLASS_LIST = flags.DEFINE_string(
     "Class list file (one name per line) imposing the label order; default "
     "activitynet_features: the JSON's label_id order if complete, else sorted "
     "names; hmdb51_frames: folder names of the class ids; videos: sorted "
-    "names.")
+    "names. charades_frames: Charades_v1_classes.txt ('c000 name' lines; "
+    "default names c000..c156).")
 _SUBSETS = flags.DEFINE_list(
     "subsets", None,
     "activitynet_features: subsets to convert (default all). "
-    "hmdb51_frames: subset names parallel to --input (default from the "
-    "file names, train_split1.txt -> train).")
+    "hmdb51_frames, charades_frames: subset names parallel to --input "
+    "(default from the file names, train_split1.txt -> train, "
+    "Charades_v1_test.csv -> test).")
 _FPS = flags.DEFINE_float(
     "fps", None,
     "activitynet_features: fps of videos whose annotations have none. "
     "videos: output frame rate (default: every frame). hmdb51_frames: fps "
-    "to record.")
+    "to record. charades_frames: fps of the frame folders (default 24).")
 
 # --- activitynet_features -----------------------------------------------------
 _FEATURES_DIR = flags.DEFINE_string("features_dir", None,
@@ -121,7 +134,7 @@ _REQUIRE_FEATURES = flags.DEFINE_bool(
     "require_features", False,
     "Fail on an annotated video without a feature file (default: report).")
 
-# --- hmdb51_frames ------------------------------------------------------------
+# --- hmdb51_frames, charades_frames -------------------------------------------
 _FRAMES_ROOT = flags.DEFINE_string("frames_root", None,
                                    "Root of the RGB frame folders.")
 _FLOW_ROOT = flags.DEFINE_string("flow_root", None,
@@ -136,6 +149,14 @@ _FLOW_X_PATTERN = flags.DEFINE_string("flow_x_pattern", "flow_x_%05d.jpg",
                                       "x-flow names (1-indexed).")
 _FLOW_Y_PATTERN = flags.DEFINE_string("flow_y_pattern", "flow_y_%05d.jpg",
                                       "y-flow names (1-indexed).")
+_FRAME_PATTERN = flags.DEFINE_string(
+    "frame_pattern", "{id}-{index:06d}.jpg",
+    "charades_frames: frame file names (str.format; {id}, 1-indexed "
+    "{index:06d}).")
+_FRAME_STEP = flags.DEFINE_integer(
+    "frame_step", 1,
+    "charades_frames: keep every frame_step-th frame (recorded fps = "
+    "fps / frame_step).", lower_bound=1)
 _JPEG_CHECK = flags.DEFINE_enum(
     "jpeg_check", "decode", ["decode", "header"],
     "decode: decode every JPEG; header: start/end markers only.")
@@ -208,6 +229,15 @@ def run():
             flow_x_pattern=_FLOW_X_PATTERN.value,
             flow_y_pattern=_FLOW_Y_PATTERN.value,
             jpeg_check=_JPEG_CHECK.value, **common)
+    if fmt == "charades_frames":
+        _require(_FRAMES_ROOT)
+        from tfaction.data.formats import charades
+        return charades.convert_charades_frames(
+            _INPUT.value, _FRAMES_ROOT.value, _OUTPUT_DIR.value,
+            subsets=_SUBSETS.value, frame_pattern=_FRAME_PATTERN.value,
+            fps=charades.FPS if _FPS.value is None else _FPS.value,
+            frame_step=_FRAME_STEP.value, jpeg_check=_JPEG_CHECK.value,
+            **common)
     from tfaction.data.formats import videos
     return videos.convert_videos(
         _INPUT.value, _OUTPUT_DIR.value, fps=_FPS.value,

@@ -278,7 +278,7 @@ def _train_box(hw, config, seed):
     return None, False
 
 
-def _test_boxes(hw, config):
+def eval_crop_boxes(hw, config):
     """[crops, 4] test boxes, or None (no crop)."""
     if config.test_crop_offsets is not None:
         h, w = config.crop_size
@@ -289,16 +289,16 @@ def _test_boxes(hw, config):
     return video_ops.fixed_crop_boxes(hw, config.crop_size, config.test_crop)
 
 
-def _crops(config, training):
+def has_crops(config, training):
     if training:
         return config.train_crop != "none"
     return config.test_crop_offsets is not None or config.test_crop != "none"
 
 
-def _crop_at_decode(config, training):
+def crop_at_decode(config, training):
     """Crop each frame as it is decoded (only crops are kept and copied)
     when no resize comes first and each clip has one crop."""
-    if config.resize is not None or not _crops(config, training):
+    if config.resize is not None or not has_crops(config, training):
         return False
     return training or config.spatial_views(False) == 1
 
@@ -318,7 +318,7 @@ def decode_stage(ex, *, config, training):
             else [schemas.FLOW_X_ENCODED, schemas.FLOW_Y_ENCODED])
     channels = 3 if config.modality == "rgb" else 1
     encoded = [ex.pop(k) for k in keys]
-    if not _crop_at_decode(config, training):
+    if not crop_at_decode(config, training):
         parts = [decode(e, idx, channels=channels) for e in encoded]
     elif training:  # one random box per clip
         parts = [tf.stack([
@@ -328,7 +328,7 @@ def decode_stage(ex, *, config, training):
             for v in range(config.temporal_views)]) for e in encoded]
     else:
         parts = [decode(e, idx, channels=channels,
-                        crop_fn=lambda hw: _test_boxes(hw, config)[0])
+                        crop_fn=lambda hw: eval_crop_boxes(hw, config)[0])
                  for e in encoded]
     frames = tf.concat(parts, -1)
     if config.modality == "flow":  # [V, T, S, h, w, 2] → [V, T·S, h, w, 2]
@@ -353,7 +353,7 @@ def augment_stage(ex, *, config, training):
         resize = config.resize
         frames = video_ops.resize_frames(
             frames, resize if isinstance(resize, int) else tuple(resize))
-    cropped = _crop_at_decode(config, training)
+    cropped = crop_at_decode(config, training)
     if training:
         out = []
         for v in range(config.temporal_views):
@@ -373,7 +373,7 @@ def augment_stage(ex, *, config, training):
             out.append(f)
         frames = tf.stack(out)
     else:
-        boxes = _test_boxes(tf.shape(frames)[-3:-1], config)
+        boxes = eval_crop_boxes(tf.shape(frames)[-3:-1], config)
         if boxes is not None and not cropped:
             crops = config.spatial_views(False)
             frames = tf.stack([video_ops.crop_frames(frames, boxes[k])
@@ -384,7 +384,7 @@ def augment_stage(ex, *, config, training):
             for key in ("indices", "frame_mask"):
                 ex[key] = tf.repeat(ex[key], crops, axis=0)
         frames = tf.cast(frames, tf.float32)
-    if _crops(config, training):
+    if has_crops(config, training):
         frames = tf.ensure_shape(
             frames, [None, None, *config.crop_size, None])
     ex["frames"] = frames
@@ -409,12 +409,13 @@ def normalize_stage(ex, *, config):
             idx = tf.reshape(idx, [v, -1])
             mask = tf.repeat(mask, s, axis=1)
     frames = tf.ensure_shape(frames, [None, None, None, None,
-                                      _channels(config)])
+                                      channels(config)])
     ex["frames"], ex["frame_indices"], ex["frame_mask"] = frames, idx, mask
     return ex
 
 
-def _channels(config):
+def channels(config):
+    """Channels of the output frames (RGB 3; flow 2·S or 2)."""
     if config.modality == "rgb":
         return 3
     return 2 * config.flow_stack if config.flow_layout == "interleave" else 2
@@ -430,8 +431,10 @@ def label_stage(ex, *, config):
             ["clip/label/index outside [0, num_classes) in video", vid,
              labels], labels)
     if config.multi_label:
-        label = tf.reduce_max(tf.one_hot(labels, config.num_classes,
-                                         dtype=tf.float32), 0)
+        # Sum, not max: the max of no rows (a video without actions,
+        # Charades) is -inf.
+        label = tf.minimum(tf.reduce_sum(tf.one_hot(
+            labels, config.num_classes, dtype=tf.float32), 0), 1.0)
         label = tf.ensure_shape(label, [config.num_classes])
     else:
         labels = input_reader.require(tf.size(labels) == 1, [

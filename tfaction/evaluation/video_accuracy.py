@@ -230,24 +230,51 @@ def evaluate(split_list, scores_path, top_k=(1, 5)):
         raise errors.UnknownLabelError(
             f"class id {labels[i]} but scores have {num_classes} classes",
             path=split_list, video_id=ids[i])
+    rows = np.array([index[v] for v in ids], dtype=np.int64)
+    result = accuracies(scores[rows], labels, top_k)
+    result.update(num_videos=len(ids), num_classes=int(num_classes),
+                  num_extra_predictions=len(p_ids) - len(ids))
+    return result
+
+
+def accuracies(scores, labels, top_k=(1, 5)):
+    """Top-k, per-class and mean class accuracy of aligned scores.
+
+    Args:
+        scores: [N, K] scores of the N videos.
+        labels: int [N] class ids (< K).
+        top_k: int or sequence of ints in [1, K].
+
+    Returns:
+        dict: `top{k}` for each k, `per_class_accuracy` {class_id: top-1}
+        over the classes present, `mean_class_accuracy`.
+
+    Raises:
+        ConfigError: a k outside [1, K].
+
+    Example:
+
+    >>> accuracies(np.eye(2), np.array([0, 0]), top_k=1)["top1"]
+    0.5
+    """
+    scores = np.asarray(scores)
+    labels = np.asarray(labels, np.int64)
+    num_classes = scores.shape[1]
     ks = (top_k,) if np.isscalar(top_k) else tuple(top_k)
     for k in ks:
         if not 1 <= int(k) <= num_classes:
             raise errors.ConfigError(
                 f"top_k {k} outside [1, {num_classes}] classes")
-    rows = np.array([index[v] for v in ids], dtype=np.int64)
-    s = scores[rows]
-    result = {f"top{int(k)}": float(topk_correct(s, labels, int(k)).mean())
+    result = {f"top{int(k)}": float(topk_correct(scores, labels,
+                                                 int(k)).mean())
               for k in ks}
-    top1 = np.argmax(s, axis=1) == labels
+    top1 = np.argmax(scores, axis=1) == labels
     present = np.unique(labels)
     per_class = (np.bincount(labels, weights=top1, minlength=num_classes)
                  / np.maximum(np.bincount(labels, minlength=num_classes), 1))
     result["per_class_accuracy"] = {int(c): float(per_class[c])
                                     for c in present}
     result["mean_class_accuracy"] = float(per_class[present].mean())
-    result.update(num_videos=len(ids), num_classes=int(num_classes),
-                  num_extra_predictions=len(p_ids) - len(ids))
     return result
 
 

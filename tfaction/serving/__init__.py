@@ -8,7 +8,10 @@
 - `batching_parameters`: the `batching_parameters.txt` template;
 - `warmup_requests`: `assets.extra/tf_serving_warmup_requests`;
 - `actionformer`: `ActionFormerExportModule` (features -> detections in
-  seconds).
+  seconds);
+- `actionvlad`: `ActionVLADExportModule` (sampled JPEG / uint8 frames of
+  one stream -> probabilities, top-k) and `TwoStreamExportModule` (RGB +
+  flow, late fusion of the logits).
 
 Example:
 
@@ -19,6 +22,8 @@ path = export_saved_model(module, "models/actionformer")
 """
 
 from tfaction.serving.actionformer import ActionFormerExportModule
+from tfaction.serving.actionvlad import ActionVLADExportModule
+from tfaction.serving.actionvlad import TwoStreamExportModule
 from tfaction.serving.export_module import SERVING_DEFAULT
 from tfaction.serving.export_module import ExportModule
 from tfaction.serving.saved_model_export import export_saved_model
@@ -28,7 +33,9 @@ from tfaction.serving.saved_model_export import next_version
 __all__ = [
     "SERVING_DEFAULT",
     "ActionFormerExportModule",
+    "ActionVLADExportModule",
     "ExportModule",
+    "TwoStreamExportModule",
     "export_saved_model",
     "list_versions",
     "next_version",

@@ -49,55 +49,24 @@ from tfaction.models.actionformer.model import ActionFormer
 from tfaction.ops.label_assignment import assign_point_labels
 from tfaction.ops.soft_nms import soft_nms
 from tfaction.serving import actionformer as serving_actionformer
+from tfaction.tasks import converted_dataset
 from tfaction.tasks.base_task import LOSS_METRIC
 
 TASK_NAME = "actionformer"
 PREDICTIONS_FILE = "predictions.json"
-DATASET_INFO = "dataset_info.json"
 # Only convolution / dense kernels are decayed; biases, norms, Scale and
 # LayerScale are not (the reference's optimizer parameter groups).
 _DECAYED_WEIGHTS = ("kernel", "depthwise_kernel")
 
 
-def read_dataset_info(data_dir):
-    """Reads a converter output folder's `dataset_info.json`.
-
-    Args:
-        data_dir: folder written by `tfaction.data.convert
-            --format=activitynet_features`.
-
-    Returns:
-        The parsed dict.
+def open_dataset(data_dir):
+    """The feature-sequence converter output `data_dir`.
 
     Raises:
-        MalformedFileError: missing file or not a feature-sequence dataset.
+        MalformedFileError: missing `dataset_info.json` or another schema.
     """
-    path = os.path.join(data_dir, DATASET_INFO)
-    if not filesystems.gfile().exists(path):
-        raise errors.MalformedFileError(
-            f"no {DATASET_INFO} in task.data_dir {data_dir!r}: convert the "
-            "data with `python -m tfaction.data.convert "
-            "--format=activitynet_features` first", path=path)
-    with filesystems.gfile().GFile(path, "r") as f:
-        info = json.loads(f.read())
-    if info.get("schema") != "feature_sequence":
-        raise errors.MalformedFileError(
-            f"expected a feature_sequence dataset, got schema "
-            f"{info.get('schema')!r}", path=path, key="schema")
-    return info
-
-
-def read_class_names(data_dir, info):
-    """Class names in label-index order (`classes.txt` of the dataset)."""
-    path = os.path.join(data_dir, info.get("class_list", "classes.txt"))
-    with filesystems.gfile().GFile(path, "r") as f:
-        names = [line.strip() for line in f.read().splitlines()
-                 if line.strip()]
-    if len(names) != int(info["num_classes"]):
-        raise errors.MalformedFileError(
-            f"{len(names)} class names but num_classes="
-            f"{info['num_classes']} in {DATASET_INFO}", path=path)
-    return names
+    return converted_dataset.ConvertedDataset(
+        data_dir, schema="feature_sequence", converter="activitynet_features")
 
 
 def resample_stage(ex, *, length, training):
@@ -167,17 +136,12 @@ class ActionFormerTask(tasks.Task):
                 "task.data_dir is empty: set it to a folder written by "
                 "`python -m tfaction.data.convert "
                 "--format=activitynet_features`")
-        self.info = read_dataset_info(config.data_dir)
-        self.class_names = read_class_names(config.data_dir, self.info)
+        self.data = open_dataset(config.data_dir)
+        self.info = self.data.info
+        self.class_names = self.data.class_names
         self.num_classes = (1 if config.class_agnostic
                             else len(self.class_names))
-        for subset in (config.train_subset, config.eval_subset):
-            if subset not in self.info["subsets"]:
-                raise errors.UnknownSubsetError(
-                    f"task subset {subset!r} is not in the dataset; it has "
-                    f"{sorted(self.info['subsets'])}",
-                    path=os.path.join(config.data_dir, DATASET_INFO),
-                    key="subsets")
+        self.data.require_subsets(config.train_subset, config.eval_subset)
         self.max_segments = int(config.max_segments) or \
             self._max_segments_per_video(config.train_subset)
         self.model = None
@@ -190,8 +154,7 @@ class ActionFormerTask(tasks.Task):
         Padding every batch to it keeps the training step's shapes fixed
         (one trace instead of one per batch maximum).
         """
-        path = os.path.join(self.config.data_dir,
-                            self.info.get("ground_truth", "ground_truth.json"))
+        path = self.data.path("ground_truth", "ground_truth.json")
         with filesystems.gfile().GFile(path, "r") as f:
             database = json.loads(f.read())["database"]
         counts = [len(v.get("annotations", ())) for v in database.values()
@@ -252,10 +215,6 @@ class ActionFormerTask(tasks.Task):
             shuffle_buffer_size=int(c.shuffle_buffer_size),
             deterministic=True)
 
-    def _files(self, subset):
-        shards = self.info["subsets"][subset]["shards"]
-        return [os.path.join(self.config.data_dir, s["file"]) for s in shards]
-
     def _filler(self, count):
         """`count` empty parsed examples (video id "") padding the eval
         split to whole global batches; they produce no detections."""
@@ -303,13 +262,13 @@ class ActionFormerTask(tasks.Task):
             if input_context is not None:
                 replicas = (input_context.num_replicas_in_sync //
                             input_context.num_input_pipelines)
-            total = int(self.info["subsets"][subset]["num_records"])
+            total = self.data.num_records(subset)
             fill = -total % (per_replica * replicas)
             if fill:
                 pipeline.add("fill", lambda ds: ds.concatenate(
                     self._filler(fill)), after="parse")
         return features_pipeline.make_features_dataset(
-            self._files(subset), config, training=training, seed=seed,
+            self.data.files(subset), config, training=training, seed=seed,
             input_context=read_context, start_epoch=epoch, num_epochs=1,
             pipeline=pipeline)
 
@@ -514,9 +473,7 @@ class ActionFormerTask(tasks.Task):
         detections = aggregated_logs or {}
         self._predictions = self.predictions(detections)
         ev = self.config.evaluation
-        gt_path = os.path.join(self.config.data_dir,
-                               self.info.get("ground_truth",
-                                             "ground_truth.json"))
+        gt_path = self.data.path("ground_truth", "ground_truth.json")
         columns = {"video-id": [], "t-start": [], "t-end": [], "label": [],
                    "score": []}
         for video_id, items in self._predictions["results"].items():

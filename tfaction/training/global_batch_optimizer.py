@@ -9,9 +9,11 @@ To get the gradients of the global-batch mean on 1 or N replicas alike:
    model regularisation losses are divided by the number of replicas.
 2. `minimize`: seed the backward pass with the optimizer's loss scale
    (`LossScaleOptimizer` under `mixed_float16`), clip by the global norm of
-   the SUMMED gradient (Keras 3 would clip each replica's partial gradient,
-   which differs between 1 and N replicas), make every replica agree on
-   skipping a non-finite step, and apply.
+   the SUMMED gradient and/or each variable's summed gradient to its own
+   norm (TF-slim's `clip_gradient_norms`, ActionVLAD) — Keras 3 would clip
+   each replica's partial gradient, which differs between 1 and N
+   replicas —, make every replica agree on skipping a non-finite step, and
+   apply.
 """
 
 import keras
@@ -28,6 +30,8 @@ class GlobalBatchOptimizer:
             `LossScaleOptimizer`) created in the strategy's scope.
         global_batch_size: examples per step over all replicas.
         clip_norm: clip the summed gradient to this global norm (0 = off).
+        clip_norm_per_variable: clip each variable's summed gradient to
+            this norm (0 = off); applied before `clip_norm`.
         num_replicas: replicas in sync (default: the current strategy's).
 
     Example:
@@ -47,13 +51,18 @@ class GlobalBatchOptimizer:
     """
 
     def __init__(self, optimizer, global_batch_size, clip_norm=0.0,
-                 num_replicas=None):
+                 num_replicas=None, clip_norm_per_variable=0.0):
         if global_batch_size <= 0:
             raise errors.ConfigError(
                 f"global_batch_size must be > 0, got {global_batch_size}")
         self.optimizer = optimizer
         self.global_batch_size = int(global_batch_size)
         self.clip_norm = float(clip_norm or 0.0)
+        self.clip_norm_per_variable = float(clip_norm_per_variable or 0.0)
+        if self.clip_norm < 0 or self.clip_norm_per_variable < 0:
+            raise errors.ConfigError(
+                f"clip norms must be >= 0, got clip_norm={clip_norm}, "
+                f"clip_norm_per_variable={clip_norm_per_variable}")
         self.num_replicas = (num_replicas or
                              tf.distribute.get_strategy().num_replicas_in_sync)
 
@@ -98,8 +107,8 @@ class GlobalBatchOptimizer:
             tape: the `tf.GradientTape` that recorded `loss`.
 
         Returns:
-            The global norm of the summed, unscaled gradient when clipping is
-            on, else None.
+            The global norm of the summed, unscaled gradient (before
+            clipping) when clipping is on, else None.
         """
         variables = list(variables)
         # d(scale * loss) = scale * d(loss): seed the backward pass with the
@@ -112,29 +121,42 @@ class GlobalBatchOptimizer:
         return norm
 
     def _agree(self, grads, scale):
-        """Clips by the all-replica norm; NaN-poisons non-finite steps."""
+        """Clips by all-replica norms; NaN-poisons non-finite steps."""
         context = tf.distribute.get_replica_context()
         present = [g for g in grads if g is not None]
         if not present:
             return grads, None
         norm = None
-        if self.clip_norm > 0:
+        if self.clip_norm > 0 or self.clip_norm_per_variable > 0:
             total = context.all_reduce(tf.distribute.ReduceOp.SUM, present)
-            norm = tf.linalg.global_norm(total) / scale
-            factor = self.clip_norm / tf.maximum(norm, self.clip_norm)
+            norms = [_norm(g) / scale for g in total]
+            norm = tf.sqrt(tf.add_n([tf.square(n) for n in norms]))
+            # Clipping is a per-variable scale applied to every replica's
+            # partial gradient: the scaled sum is the clipped sum.
+            factors = [tf.constant(1.0)] * len(present)
+            if self.clip_norm_per_variable > 0:
+                c = self.clip_norm_per_variable
+                factors = [c / tf.maximum(n, c) for n in norms]
+            if self.clip_norm > 0:
+                clipped = tf.sqrt(tf.add_n([tf.square(n * f) for n, f in
+                                            zip(norms, factors)]))
+                overall = self.clip_norm / tf.maximum(clipped, self.clip_norm)
+                factors = [f * overall for f in factors]
             finite = tf.math.is_finite(norm)
         elif self._loss_scaled():
             bad = tf.add_n([tf.reduce_sum(tf.cast(
                 ~tf.math.is_finite(_values(g)), tf.float32))
                 for g in present])
             finite = context.all_reduce(tf.distribute.ReduceOp.SUM, bad) == 0
-            factor = tf.constant(1.0)
+            factors = [tf.constant(1.0)] * len(present)
         else:
             return grads, None
         # LossScaleOptimizer checks only its own replica's gradients: make
         # every replica see the overflow so they all skip the step together.
-        factor = tf.where(finite, factor, tf.constant(float("nan")))
-        return [None if g is None else _scale(g, factor) for g in grads], norm
+        nan = tf.constant(float("nan"))
+        factors = iter([tf.where(finite, f, nan) for f in factors])
+        return [None if g is None else _scale(g, next(factors))
+                for g in grads], norm
 
     def _loss_scaled(self):
         return isinstance(self.optimizer,
@@ -143,6 +165,10 @@ class GlobalBatchOptimizer:
 
 def _values(grad):
     return grad.values if isinstance(grad, tf.IndexedSlices) else grad
+
+
+def _norm(grad):
+    return tf.norm(tf.cast(_values(grad), tf.float32))
 
 
 def _scale(grad, factor):

@@ -4,10 +4,13 @@ After `warmup_steps` of linear warm-up from 0, `optimizer.schedule` gives:
 
 - `constant`: `lr`;
 - `cosine`: `lr * ((1 - a) * 0.5 * (1 + cos(pi * t)) + a)`, with `t` the
-  fraction of the decay steps done and `a` = `min_lr_ratio`.
+  fraction of the decay steps done and `a` = `min_lr_ratio`;
+- `step`: `lr * decay_rate ** floor(step / decay_steps)` (staircase, as
+  TF-slim's `exponential_decay(staircase=True)`; ActionVLAD), no warm-up.
 
-Both are `keras.optimizers.schedules.CosineDecay(warmup_steps=...)` (a
-constant is a cosine with `alpha=1`), so there is no custom schedule class to
+Constant and cosine are `keras.optimizers.schedules.CosineDecay(
+warmup_steps=...)` (a constant is a cosine with `alpha=1`), step is
+`ExponentialDecay(staircase=True)`, so there is no custom schedule class to
 serialise. Schedules are indexed by optimizer step, not by epoch.
 """
 
@@ -15,7 +18,7 @@ import keras
 
 from tfaction import errors
 
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "step")
 
 
 def build_learning_rate(optimizer_config, total_steps, steps_per_epoch=None):
@@ -23,13 +26,13 @@ def build_learning_rate(optimizer_config, total_steps, steps_per_epoch=None):
 
     Args:
         optimizer_config: the `optimizer` config section (`lr`, `schedule`,
-            `warmup_steps`, `min_lr_ratio`).
+            `warmup_steps`, `min_lr_ratio`, `decay_steps`, `decay_rate`).
         total_steps: number of optimizer steps of the whole run.
         steps_per_epoch: optimizer steps per epoch, for `warmup_epochs`.
 
     Returns:
         A float (constant, no warm-up) or a `keras.optimizers.schedules.
-        CosineDecay`.
+        CosineDecay` / `ExponentialDecay`.
 
     Raises:
         ConfigError: unknown schedule, or warm-up not shorter than the run.
@@ -68,6 +71,8 @@ def build_learning_rate(optimizer_config, total_steps, steps_per_epoch=None):
             f"the run ({total_steps} steps)")
     if name == "constant" and not warmup:
         return lr
+    if name == "step":
+        return _step_decay(optimizer_config, lr, warmup)
     alpha = 1.0 if name == "constant" else float(optimizer_config.min_lr_ratio)
     if not 0.0 <= alpha <= 1.0:
         raise errors.ConfigError(
@@ -78,3 +83,17 @@ def build_learning_rate(optimizer_config, total_steps, steps_per_epoch=None):
         alpha=alpha,
         warmup_target=lr if warmup else None,
         warmup_steps=warmup)
+
+
+def _step_decay(optimizer_config, lr, warmup):
+    decay_steps = int(optimizer_config.get("decay_steps", 0) or 0)
+    rate = float(optimizer_config.get("decay_rate", 0.1))
+    if warmup:
+        raise errors.ConfigError("optimizer.schedule='step' has no warm-up; "
+                                 "set optimizer.warmup_steps/epochs to 0")
+    if decay_steps <= 0 or not 0.0 < rate <= 1.0:
+        raise errors.ConfigError(
+            f"optimizer.schedule='step' needs optimizer.decay_steps > 0 and "
+            f"0 < optimizer.decay_rate <= 1, got {decay_steps} and {rate}")
+    return keras.optimizers.schedules.ExponentialDecay(
+        lr, decay_steps=decay_steps, decay_rate=rate, staircase=True)

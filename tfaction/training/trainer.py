@@ -135,6 +135,8 @@ class Trainer:
             self.updater = global_batch_optimizer.GlobalBatchOptimizer(
                 self.optimizer, self.global_batch_size,
                 clip_norm=config.optimizer.clip_norm,
+                clip_norm_per_variable=config.optimizer.get(
+                    "clip_norm_per_variable", 0.0),
                 num_replicas=self.strategy.num_replicas_in_sync)
             self._train_fn = self._make_train_fn()
         if self.ema is not None:

@@ -10,6 +10,8 @@ information.
   ActivityNet/THUMOS JSON + per-video `.npy` features.
 - `video_classification` (`generate_video_classification`): HMDB51 frame
   folders with flow JPEGs + split lists.
+- `charades` (`generate_charades`): Charades v1 CSVs + classes file + RGB
+  frame folders, multi-label (class k = a square of colour k is visible).
 
 Same arguments and seed → byte-identical files. Output is staged in a
 temporary sibling folder and renamed into place, so a crash never leaves a
@@ -77,6 +79,9 @@ def staged_output_dir(out_dir, overwrite=False):
 # Imported after `staged_output_dir` is defined: the modules use it.
 from tfaction.data.formats.optical_flow import dequantize_flow  # noqa: E402
 from tfaction.data.formats.optical_flow import quantize_flow  # noqa: E402
+from tfaction.data.synthetic.charades import (  # noqa: E402
+    generate_charades,
+)
 from tfaction.data.synthetic.temporal_localization import (  # noqa: E402
     generate_temporal_localization,
 )
@@ -87,11 +92,13 @@ from tfaction.data.synthetic.video_classification import (  # noqa: E402
 GENERATORS = {
     "temporal_localization": generate_temporal_localization,
     "video_classification": generate_video_classification,
+    "charades": generate_charades,
 }
 
 __all__ = [
     "GENERATORS",
     "dequantize_flow",
+    "generate_charades",
     "generate_temporal_localization",
     "generate_video_classification",
     "quantize_flow",

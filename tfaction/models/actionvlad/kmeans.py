@@ -17,6 +17,7 @@ never pickled.
 """
 
 import json
+import os
 
 import numpy as np
 
@@ -102,9 +103,16 @@ def cluster_descriptors(descriptors, num_clusters, *, seed=0,
 
 
 def save_centers(path, centers, info=None):
-    """Writes centres (and settings, as JSON) to an `.npz` file."""
-    np.savez(path, **{CENTERS_KEY: np.asarray(centers, np.float32),
-                      "info": np.array(json.dumps(info or {}))})
+    """Writes centres (and settings, as JSON) to an `.npz` file.
+
+    The file appears complete or not at all (written aside, then renamed).
+    """
+    path = os.fspath(path)
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, **{CENTERS_KEY: np.asarray(centers, np.float32),
+                       "info": np.array(json.dumps(info or {}))})
+    os.replace(tmp, path)
 
 
 def load_centers(path, num_clusters=None, dim=None):

@@ -1,0 +1,233 @@
+r"""Exports a trained ActionVLAD RGB + flow pair as one two-stream SavedModel.
+
+```
+python -m export.actionvlad_two_stream \
+    --rgb_config=experiments/configs/actionvlad_hmdb51_rgb.py \
+    --rgb_workdir=runs/actionvlad_rgb \
+    --flow_config=experiments/configs/actionvlad_hmdb51_flow.py \
+    --flow_workdir=runs/actionvlad_flow \
+    --export_dir=models/actionvlad_two_stream [--version=N] \
+    [--flow_weight=0.667] [--model_name=<name>] \
+    [--rgb_checkpoint=...] [--flow_checkpoint=...] \
+    [--serving_base_path=/models/<name>] \
+    [--rgb_config.x.y=...] [--flow_config.x.y=...]
+```
+
+Each stream is restored exactly as `export.export_saved_model` restores a
+single model (same config checks, `Trainer(evaluation_only=True)`, newest
+checkpoint of its workdir or `--*_checkpoint`, EMA weights when the config
+evaluates with them); then `tfaction.serving.TwoStreamExportModule`
+(`serving_default`: RGB `frames` + `flow_x`, `flow_y` JPEGs; `serve_uint8`;
+fused logits `(1 - w) * rgb + w * flow`, probabilities, top-k and class
+names) is written by `tfaction.serving.export_saved_model`. Prints the new
+version's path. The workdirs are only read.
+
+The tasks must provide (as `tfaction.tasks.actionvlad.ActionVLADTask`
+does)::
+
+    class StreamTask(Protocol):
+        class_names: list[str]          # the same for both streams
+        def frames_config(self, training: bool) -> FramesConfig: ...
+
+Exit status: 0 on success, 2 for a bad command line / config / missing
+checkpoint, 1 for other tfaction errors.
+"""
+
+import contextlib
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from experiments import train as train_launcher
+from experiments.configs import base
+from export import export_saved_model as single
+from tfaction import config as config_lib
+from tfaction import errors
+
+STREAMS = ("rgb", "flow")
+
+
+def define_flags(flag_values, sys_argv=None):
+    """Defines the two-stream export flags on `flag_values`."""
+    for stream in STREAMS:
+        config_flags.DEFINE_config_file(
+            f"{stream}_config", None, f"the {stream} stream's experiment "
+            "config file", flag_values=flag_values, lock_config=True,
+            sys_argv=sys_argv)
+        flags.DEFINE_string(f"{stream}_workdir", None,
+                            f"the {stream} stream's training run directory",
+                            flag_values=flag_values)
+        flags.DEFINE_string(f"{stream}_checkpoint", None,
+                            "checkpoint path prefix (default: the newest in "
+                            f"<{stream}_workdir>/checkpoints)",
+                            flag_values=flag_values)
+    flags.DEFINE_string("export_dir", None, "the model's serving base path "
+                        "(versions are written under it)",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("version", None, "version number (default: the "
+                         "next integer)", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_float("flow_weight", 0.667, "w in (1 - w) * rgb + w * flow "
+                       "logits (ActionVLAD: 0.667)", lower_bound=0.0,
+                       upper_bound=1.0, flag_values=flag_values)
+    flags.DEFINE_string("model_name", None, "served model name (default: "
+                        "the last component of --export_dir)",
+                        flag_values=flag_values)
+    flags.DEFINE_string("serving_base_path", None, "base path written to "
+                        "models.config, as the server sees it (default: "
+                        "--export_dir, absolute)", flag_values=flag_values)
+    flags.mark_flags_as_required(
+        ["rgb_config", "rgb_workdir", "flow_config", "flow_workdir",
+         "export_dir"], flag_values=flag_values)
+
+
+def parse_command_line(argv, flag_values=None):
+    """Parses argv into the two checked configs and the export options.
+
+    Returns:
+        Tuple `(rgb_config, flow_config, options)`; `options` holds
+        `rgb_workdir`, `flow_workdir`, `rgb_checkpoint`, `flow_checkpoint`,
+        `export_dir`, `version`, `flow_weight`, `model_name`,
+        `serving_base_path`.
+
+    Raises:
+        ConfigError: bad flag, unknown or missing config key, bad value.
+    """
+    if flag_values is None:
+        flag_values = flags.FlagValues()
+        define_flags(flag_values, sys_argv=argv)
+    try:
+        flag_values(argv)
+        configs = [flag_values[f"{s}_config"].value for s in STREAMS]
+        for config in configs:
+            config_lib.lock(config)
+    except (flags.Error, AttributeError, KeyError, OSError) as e:
+        raise _explain(e, argv) from e
+    for config in configs:
+        config_lib.check_keys(config, base.get_config())
+    names = [f"{s}_{k}" for s in STREAMS for k in ("workdir", "checkpoint")]
+    names += ["export_dir", "version", "flow_weight", "model_name",
+              "serving_base_path"]
+    return (*configs, {name: flag_values[name].value for name in names})
+
+
+def _explain(error, argv):
+    """`experiments.train`'s explanation, tried on each stream's flags."""
+    plain = str(errors.ConfigError(str(error)))
+    for stream in STREAMS:
+        flag = f"--{stream}_config"
+        renamed = argv[:1]
+        for i, arg in enumerate(argv[1:], 1):
+            if arg.startswith(flag):
+                renamed.append("--config" + arg[len(flag):])
+                if arg == flag and i + 1 < len(argv):
+                    renamed.append(argv[i + 1])
+        explained = str(train_launcher._explain(error, renamed))
+        if explained != plain:
+            return errors.ConfigError(
+                f"{stream} stream: " + explained.replace("--config", flag))
+    return errors.ConfigError(plain)
+
+
+@contextlib.contextmanager
+def restored_stream(config, workdir, checkpoint=None, stream="rgb"):
+    """Builds a stream's task and model and restores it (as `single.export`).
+
+    Args:
+        config: the stream's checked experiment config.
+        workdir: its training run directory (read only).
+        checkpoint: checkpoint path prefix, or None for the newest.
+        stream: "rgb" or "flow" (named in errors).
+
+    Yields:
+        `(task, model)`, the model holding the weights the recipe evaluates
+        (EMA swapped in when `ema.evaluate_with_ema`) until the exit.
+    """
+    from tfaction import tasks
+    from tfaction import training
+
+    training.configure_runtime(config.runtime, config.trainer.seed)
+    task = tasks.build_task(config)
+    trainer = training.Trainer(task, config, workdir, evaluation_only=True)
+    try:
+        try:
+            path = single.restore(trainer, checkpoint)
+        except errors.ConfigError as e:
+            raise errors.ConfigError(
+                f"{stream} stream: {e} (flags --{stream}_workdir, "
+                f"--{stream}_checkpoint)") from e
+        logging.info("exporting the %s stream from %s", stream, path)
+        use_ema = trainer.ema is not None and config.ema.evaluate_with_ema
+        with (trainer.ema.swapped_weights() if use_ema
+              else contextlib.nullcontext()):
+            yield task, trainer.model
+    finally:
+        trainer.close()
+
+
+def export(rgb_config, flow_config, *, rgb_workdir, flow_workdir,
+           export_dir, rgb_checkpoint=None, flow_checkpoint=None,
+           version=None, flow_weight=0.667, model_name=None,
+           serving_base_path=None):
+    """Restores both streams and exports the two-stream SavedModel.
+
+    Returns:
+        The new version's directory.
+
+    Raises:
+        ConfigError: no / mismatching checkpoint, streams with different
+            classes, an existing version.
+
+    Example:
+
+    ```python
+    rgb, flow, options = parse_command_line(argv)
+    path = export(rgb, flow, **options)
+    ```
+    """
+    from tfaction import serving
+
+    with restored_stream(rgb_config, rgb_workdir, rgb_checkpoint,
+                         "rgb") as (rgb_task, rgb_model), restored_stream(
+            flow_config, flow_workdir, flow_checkpoint, "flow") as (
+            flow_task, flow_model):
+        if list(rgb_task.class_names) != list(flow_task.class_names):
+            raise errors.ConfigError(
+                "the RGB and flow streams were trained on different classes "
+                f"({len(rgb_task.class_names)} vs "
+                f"{len(flow_task.class_names)} names, or another order)")
+        module = serving.TwoStreamExportModule(
+            rgb_model, rgb_task.frames_config(False),
+            flow_model, flow_task.frames_config(False),
+            flow_weight=flow_weight, class_names=rgb_task.class_names,
+            top_k=int(rgb_config.task.get("top_k", 5)))
+        return serving.export_saved_model(
+            module, export_dir, version=version, model_name=model_name,
+            serving_base_path=serving_base_path)
+
+
+def _parse_flags(argv):
+    try:
+        return parse_command_line(argv, flags.FLAGS)
+    except errors.ConfigError as e:
+        sys.stderr.write(f"export.actionvlad_two_stream: error: {e}\n")
+        sys.exit(2)
+
+
+def _main(parsed):
+    rgb_config, flow_config, options = parsed
+    try:
+        path = export(rgb_config, flow_config, **options)
+    except errors.TfactionError as e:  # the message says what to fix
+        sys.stderr.write(f"export.actionvlad_two_stream: error: {e}\n")
+        sys.exit(2 if isinstance(e, errors.ConfigError) else 1)
+    print(os.fspath(path))
+
+
+if __name__ == "__main__":
+    define_flags(flags.FLAGS)
+    app.run(_main, flags_parser=_parse_flags)
