@@ -67,7 +67,7 @@ demo-actionvlad: $(STAMP)
 	    --input=$(AV_DEMO)/raw/train_test_lists/train_split1.txt,$(AV_DEMO)/raw/train_test_lists/test_split1.txt \
 	    --frames_root=$(AV_DEMO)/raw/frames --modalities=rgb,flow \
 	    --class_list=$(AV_DEMO)/raw/actions.txt --output_dir=$(AV_DEMO)/records
-	for stream in rgb flow; do \
+	@for stream in rgb flow; do \
 	  echo "== 3-4/7 $$stream: k-means centres, train (MirroredStrategy), evaluate" && \
 	  $(PY) -m experiments.actionvlad_init_centers \
 	      --config=$(AV_CONFIG)_$$stream.py --workdir=$(AV_DEMO)/$$stream/init \

@@ -46,6 +46,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import timing  # noqa: E402
+
 # specs/actionformer.md section 9: PyTorch CPU build, 2-core x86, THUMOS.
 REFERENCE = {
     "train_fwd_bwd_s": 3.77,
@@ -67,29 +69,6 @@ QUICK = dict(input_dim=64, num_classes=5, embed_dim=32, num_heads=4,
 
 
 # ----------------------------------------------------------------- child
-def _median_times(fns, iterations, warmup, first_calls=None):
-    """Median wall time of each function; the functions alternate.
-
-    `first_calls`, a list, receives the time of each function's first
-    (warm-up) call: tracing and XLA compilation included.
-    """
-    for rep in range(warmup):
-        for fn in fns:
-            start = time.perf_counter()
-            fn()
-            if rep == 0 and first_calls is not None:
-                first_calls.append(round(time.perf_counter() - start, 2))
-    times = [[] for _ in fns]
-    for _ in range(iterations):
-        for k, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - start)
-    return [float(sorted(t)[len(t) // 2]) if len(t) % 2 else
-            float(sum(sorted(t)[len(t) // 2 - 1:len(t) // 2 + 1]) / 2)
-            for t in times]
-
-
 def _build_model(model_kwargs, attention):
     from tfaction.layers.local_self_attention import LocalSelfAttention
     from tfaction.models.actionformer.model import ActionFormer
@@ -197,8 +176,9 @@ def _train_child(args, model_kwargs):
         float(loss), float(norm)
 
     first = []
-    t_fb, t_full = _median_times([run_fwd_bwd, run_full], args.iterations,
-                                 args.warmup, first)
+    t_fb, t_full = timing.median_times([run_fwd_bwd, run_full],
+                                       args.iterations, args.warmup, first,
+                                       digits=2)
     loss = float(fwd_bwd(*inputs)[0])
     return {"train_fwd_bwd_s": round(t_fb, 4),
             "train_full_step_s": round(t_full, 4),
@@ -258,8 +238,9 @@ def _infer_child(args, model_kwargs):
         counts["detections"] = int(np.asarray(seconds).shape[0])
 
     first = []
-    t_net, t_post = _median_times([run_network, run_with_post],
-                                  args.iterations, args.warmup, first)
+    t_net, t_post = timing.median_times([run_network, run_with_post],
+                                        args.iterations, args.warmup, first,
+                                        digits=2)
     return {"infer_network_s": round(t_net, 4),
             "infer_with_postprocess_s": round(t_post, 4),
             "candidates": counts["candidates"],

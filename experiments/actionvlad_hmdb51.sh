@@ -15,24 +15,29 @@
 #   FLOW_WEIGHTS  local flow VGG16 weights (the release's two-stream flow
 #                 checkpoint of this split; RGB weights also work: their
 #                 first conv is averaged and repeated over the 20 channels)
+#                 ("-": no pre-trained weights)
 #
 # Extra arguments after these five are passed to every experiments.train
 # call (e.g. --strategy=mirrored). Each step resumes if re-run.
+# CONFIGS=experiments/configs/actionvlad_synthetic runs the same steps with
+# the synthetic recipes (configs ${CONFIGS}_rgb.py and ${CONFIGS}_flow.py).
 set -euo pipefail
 if [[ $# -lt 5 ]]; then
-  sed -n '2,21p' "$0" >&2
+  sed -n '2,25p' "$0" >&2
   exit 2
 fi
 SPLIT=$1 RECORDS=$2 RUNS=$3 RGB_WEIGHTS=$4 FLOW_WEIGHTS=$5
 shift 5
 PY=${PYTHON:-python}
+CONFIGS=${CONFIGS:-experiments/configs/actionvlad_hmdb51}
 
 for STREAM in rgb flow; do
-  CONFIG=experiments/configs/actionvlad_hmdb51_${STREAM}.py
+  CONFIG=${CONFIGS}_${STREAM}.py
   WEIGHTS=$RGB_WEIGHTS
   [[ $STREAM == flow ]] && WEIGHTS=$FLOW_WEIGHTS
   OUT=$RUNS/split${SPLIT}/${STREAM}
-  COMMON=(--config.task.data_dir="$RECORDS" --config.task.trunk_weights="$WEIGHTS")
+  COMMON=(--config.task.data_dir="$RECORDS")
+  [[ $WEIGHTS == - ]] || COMMON+=(--config.task.trunk_weights="$WEIGHTS")
   echo "== ${STREAM}: k-means centres"
   [[ -f $OUT/init/centers.npz ]] || $PY -m experiments.actionvlad_init_centers \
       --config="$CONFIG" --workdir="$OUT/init" "${COMMON[@]}"

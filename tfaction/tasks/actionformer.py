@@ -50,6 +50,7 @@ from tfaction.ops.label_assignment import assign_point_labels
 from tfaction.ops.soft_nms import soft_nms
 from tfaction.serving import actionformer as serving_actionformer
 from tfaction.tasks import converted_dataset
+from tfaction.tasks import base_task
 from tfaction.tasks.base_task import LOSS_METRIC
 
 TASK_NAME = "actionformer"
@@ -258,12 +259,8 @@ class ActionFormerTask(tasks.Task):
             # predictions (and metrics) cover the whole split; the split is
             # padded to whole steps of this worker's replicas.
             read_context = None
-            replicas = 1
-            if input_context is not None:
-                replicas = (input_context.num_replicas_in_sync //
-                            input_context.num_input_pipelines)
-            total = self.data.num_records(subset)
-            fill = -total % (per_replica * replicas)
+            fill = base_task.evaluation_fill(
+                input_context, per_replica, self.data.num_records(subset))
             if fill:
                 pipeline.add("fill", lambda ds: ds.concatenate(
                     self._filler(fill)), after="parse")

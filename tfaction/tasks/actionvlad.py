@@ -53,6 +53,7 @@ from tfaction.models.actionvlad import kmeans
 from tfaction.models.actionvlad import model as model_lib
 from tfaction.models.backbones import vgg16
 from tfaction.tasks import converted_dataset
+from tfaction.tasks import base_task
 from tfaction.tasks.base_task import LOSS_METRIC
 
 TASK_NAME = "actionvlad"
@@ -222,11 +223,8 @@ class ActionVLADTask(tasks.Task):
             # all predictions), padded to whole steps of its replicas with
             # blank videos (id "") that the evaluation skips.
             read_context = None
-            replicas = 1
-            if input_context is not None:
-                replicas = (input_context.num_replicas_in_sync //
-                            input_context.num_input_pipelines)
-            fill = -self.data.num_records(subset) % (per_replica * replicas)
+            fill = base_task.evaluation_fill(
+                input_context, per_replica, self.data.num_records(subset))
             if fill:
                 pipeline.add("fill", lambda ds: ds.concatenate(
                     ds.take(1).map(self._blank).repeat(fill)),

@@ -262,3 +262,25 @@ class Task(abc.ABC):
         """
         del aggregated_logs, global_step
         return {}
+
+
+def evaluation_fill(input_context, per_replica_batch_size, num_records):
+    """How many blank examples pad an evaluation split to whole steps.
+
+    Tasks that write predictions let every worker read the WHOLE split (the
+    chief's file then covers every video) and pad it to whole steps of the
+    worker's replicas (see "Evaluation batches" above).
+
+    Args:
+        input_context: the `tf.distribute.InputContext`, or None.
+        per_replica_batch_size: examples per replica and step.
+        num_records: examples in the split.
+
+    Returns:
+        The number of blank examples to append.
+    """
+    replicas = 1
+    if input_context is not None:
+        replicas = (input_context.num_replicas_in_sync //
+                    input_context.num_input_pipelines)
+    return -num_records % (per_replica_batch_size * replicas)

@@ -57,7 +57,6 @@ from tfaction.data import schemas
 from tfaction.data.formats import class_list as class_list_lib
 from tfaction.data.formats import common
 from tfaction.data.formats import frame_folders
-from tfaction.data.formats import jpeg
 from tfaction.data.formats import output
 from tfaction.evaluation import charades_map
 
@@ -251,25 +250,6 @@ def count_frames(folder, pattern, *, video_id):
     return count
 
 
-def _read_every(folder, pattern, count, step, *, video_id, check):
-    """Frames 1, 1 + step, ... of 1..count, each checked as a JPEG."""
-    frames = []
-    for index in range(1, count + 1, step):
-        path = common.join(folder, pattern % index)
-        try:
-            data = common.read_bytes(path)
-        except Exception as e:  # OSError locally, OpError remotely
-            raise errors.MissingFrameError(
-                f"cannot read frame ({type(e).__name__}: {e})", path=path,
-                video_id=video_id) from e
-        if check == "decode":
-            jpeg.check_jpeg(data, path=path, video_id=video_id)
-        else:
-            jpeg.check_jpeg_markers(data, path=path, video_id=video_id)
-        frames.append(data)
-    return frames
-
-
 def convert_charades_frames(
         csv_paths, frames_root, output_dir, *, class_list=None,
         subsets=None, num_classes=NUM_CLASSES, frame_pattern=FRAME_PATTERN,
@@ -368,8 +348,9 @@ def convert_charades_frames(
                 folder, pattern, count, video_id=video.video_id,
                 list_path=video.path, list_line=video.line, check=jpeg_check)
         else:
-            images = _read_every(folder, pattern, count, frame_step,
-                                 video_id=video.video_id, check=jpeg_check)
+            images = frame_folders.read_numbered_frames(
+                folder, pattern, range(1, count + 1, frame_step),
+                video_id=video.video_id, check=jpeg_check)
         example = schemas.frames_example(
             video.video_id, num_frames=len(images), fps=out_fps,
             duration=video.length, label_index=video.classes,

@@ -87,8 +87,32 @@ def read_frames(folder, pattern, count, *, video_id, list_path=None,
         raise errors.FrameCountMismatchError(
             f"{folder} holds extra frame(s) {_describe(extra)} beyond the "
             f"declared {count} {pattern} (numbered from 1)", **declared)
+    return read_numbered_frames(folder, pattern, range(1, count + 1),
+                                video_id=video_id, check=check,
+                                grayscale=grayscale)
+
+
+def read_numbered_frames(folder, pattern, indices, *, video_id, check,
+                         grayscale=False):
+    """Reads frames `pattern % i` for i in `indices`, each checked.
+
+    Args:
+        folder: the frame folder.
+        pattern: printf file pattern (`image_%05d.jpg`).
+        indices: the frame numbers to read, in order.
+        video_id: for messages.
+        check: "decode" (decode every JPEG) or "markers" (SOI/EOI only).
+        grayscale: the JPEGs are single-channel (flow).
+
+    Returns:
+        List of JPEG bytes.
+
+    Raises:
+        MissingFrameError: an unreadable file.
+        DataError: not a (decodable) JPEG (see `jpeg.check_jpeg`).
+    """
     frames = []
-    for index in range(1, count + 1):
+    for index in indices:
         path = common.join(folder, pattern % index)
         try:
             data = common.read_bytes(path)

@@ -1,0 +1,44 @@
+"""Timing helpers shared by the benchmark scripts."""
+
+import time
+
+
+def median(values):
+    """The median of a non-empty sequence of numbers, as a float."""
+    values = sorted(values)
+    n = len(values)
+    return float(values[n // 2] if n % 2 else
+                 (values[n // 2 - 1] + values[n // 2]) / 2)
+
+
+def median_times(fns, iterations, warmup, first_calls=None, digits=3):
+    """Median wall time of each function; the functions alternate.
+
+    Alternating step by step makes load from other processes hit every
+    function alike, so ratios within one run stay meaningful.
+
+    Args:
+        fns: zero-argument callables that block until their work is done.
+        iterations: timed calls of each.
+        warmup: untimed calls of each first.
+        first_calls: optional list receiving the time of each function's
+            first call (tracing and XLA compilation included), rounded to
+            `digits`.
+        digits: rounding of `first_calls`.
+
+    Returns:
+        List of median seconds, one per function.
+    """
+    for rep in range(warmup):
+        for fn in fns:
+            start = time.perf_counter()
+            fn()
+            if rep == 0 and first_calls is not None:
+                first_calls.append(round(time.perf_counter() - start, digits))
+    times = [[] for _ in fns]
+    for _ in range(iterations):
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - start)
+    return [median(t) for t in times]
