@@ -29,18 +29,23 @@ from absl import flags
 
 from tfaction import errors
 
-_RGB = flags.DEFINE_string("rgb", None, "RGB stream scores (.npz/.csv)")
-_FLOW = flags.DEFINE_string("flow", None, "flow stream scores (.npz/.csv)")
-_FLOW_WEIGHT = flags.DEFINE_float("flow_weight", 0.667,
-                                  "weight w of the flow logits")
-_EXTERNAL = flags.DEFINE_string("external", None,
-                                "external scores (e.g. iDT), .npz/.csv")
-_EXTERNAL_WEIGHT = flags.DEFINE_float("external_weight", 0.25,
-                                      "weight e of the external scores")
-_OUTPUT = flags.DEFINE_string("output", None, "fused scores (.npz)")
-_SPLIT_LIST = flags.DEFINE_string(
-    "split_list", None, "test split list (`video_path num_frames class_id`)"
-    " to score against; default: labels stored in the predictions")
+def define_flags(flag_values=flags.FLAGS):
+    """Defines the command's flags (only when run as a command, so that
+    importing this module claims no flag names)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_string("rgb", None, "RGB stream scores (.npz/.csv)", **f)
+    flags.DEFINE_string("flow", None, "flow stream scores (.npz/.csv)", **f)
+    flags.DEFINE_float("flow_weight", 0.667, "weight w of the flow logits",
+                       **f)
+    flags.DEFINE_string("external", None,
+                        "external scores (e.g. iDT), .npz/.csv", **f)
+    flags.DEFINE_float("external_weight", 0.25,
+                       "weight e of the external scores", **f)
+    flags.DEFINE_string("output", None, "fused scores (.npz)", **f)
+    flags.DEFINE_string(
+        "split_list", None, "test split list (`video_path num_frames "
+        "class_id`) to score against; default: labels stored in the "
+        "predictions", **f)
 
 
 def _labels(path, ids):
@@ -107,26 +112,26 @@ def main(argv):
 
     try:
         ids, fused, inputs = fuse_files(
-            _RGB.value, _FLOW.value, flow_weight=_FLOW_WEIGHT.value,
-            external=_EXTERNAL.value, external_weight=_EXTERNAL_WEIGHT.value)
-        if _SPLIT_LIST.value:
+            flags.FLAGS.rgb, flags.FLAGS.flow, flow_weight=flags.FLAGS.flow_weight,
+            external=flags.FLAGS.external, external_weight=flags.FLAGS.external_weight)
+        if flags.FLAGS.split_list:
             split_ids, split_labels = video_accuracy.read_split_list(
-                _SPLIT_LIST.value)
+                flags.FLAGS.split_list)
             index = {v: i for i, v in enumerate(ids)}
             missing = [v for v in split_ids if v not in index]
             if missing:
                 raise errors.DataError(
                     f"no scores for {len(missing)} listed video(s), e.g. "
-                    f"{missing[:3]}", path=_SPLIT_LIST.value)
+                    f"{missing[:3]}", path=flags.FLAGS.split_list)
             rows = np.array([index[v] for v in split_ids])
             labels = split_labels
         else:
-            labels = _labels(_RGB.value or _FLOW.value, ids)
+            labels = _labels(flags.FLAGS.rgb or flags.FLAGS.flow, ids)
             rows = np.arange(len(ids))
-        if _OUTPUT.value:
-            actionvlad.write_predictions(_OUTPUT.value, video_ids=ids,
+        if flags.FLAGS.output:
+            actionvlad.write_predictions(flags.FLAGS.output, video_ids=ids,
                                          scores=fused, labels=labels if not
-                                         _SPLIT_LIST.value else None)
+                                         flags.FLAGS.split_list else None)
     except errors.TfactionError as e:
         sys.stderr.write(f"experiments.actionvlad_fuse: error: {e}\n")
         sys.exit(2 if isinstance(e, errors.ConfigError) else 1)
@@ -141,4 +146,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -27,18 +27,22 @@ import os
 from absl import app
 from absl import flags
 
-_SAVED_MODEL = flags.DEFINE_string("saved_model", None,
-                                   "Exported version folder (models/X/N).")
-_FRAMES_ROOT = flags.DEFINE_string("frames_root", None,
-                                   "Root of the video frame folders.")
-_SPLIT_LIST = flags.DEFINE_string(
-    "split_list", None, "`video_path num_frames class_id` list; the video "
-    "(default: its first line) and its label come from it.")
-_VIDEO = flags.DEFINE_string("video", None, "Video path under frames_root.")
-_NUM_STEPS = flags.DEFINE_integer("num_steps", 8,
-                                  "Frames (flow: stacks) to send, T.")
-_REST_BODY = flags.DEFINE_string("rest_body", None,
-                                 "Write the REST :predict body here.")
+def define_flags(flag_values=flags.FLAGS):
+    """Defines the command's flags (only when run as a command, so that
+    importing this module claims no flag names)."""
+    f = dict(flag_values=flag_values)
+    flags.DEFINE_string("saved_model", None,
+                        "Exported version folder (models/X/N).", **f)
+    flags.DEFINE_string("frames_root", None,
+                        "Root of the video frame folders.", **f)
+    flags.DEFINE_string(
+        "split_list", None, "`video_path num_frames class_id` list; the "
+        "video (default: its first line) and its label come from it.", **f)
+    flags.DEFINE_string("video", None, "Video path under frames_root.", **f)
+    flags.DEFINE_integer("num_steps", 8, "Frames (flow: stacks) to send, T.",
+                         **f)
+    flags.DEFINE_string("rest_body", None,
+                        "Write the REST :predict body here.", **f)
 
 
 def request_inputs(folder, input_names, num_steps, stack=None):
@@ -104,13 +108,13 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    video, label = _video_and_label(_SPLIT_LIST.value, _VIDEO.value)
-    serve = tf.saved_model.load(_SAVED_MODEL.value).signatures[
+    video, label = _video_and_label(flags.FLAGS.split_list, flags.FLAGS.video)
+    serve = tf.saved_model.load(flags.FLAGS.saved_model).signatures[
         "serving_default"]
     specs = serve.structured_input_signature[1]
     stack = specs["flow_x"].shape[-1] if "flow_x" in specs else None
-    inputs = request_inputs(os.path.join(_FRAMES_ROOT.value, video),
-                            set(specs), _NUM_STEPS.value, stack)
+    inputs = request_inputs(os.path.join(flags.FLAGS.frames_root, video),
+                            set(specs), flags.FLAGS.num_steps, stack)
     outputs = serve(**{k: tf.constant(v) for k, v in inputs.items()})
     names = outputs.get("top_k_names")
     top = [{"class": int(c), "score": round(float(s), 4)}
@@ -120,12 +124,13 @@ def main(argv):
         for entry, name in zip(top, names[0].numpy()):
             entry["name"] = name.decode()
     print(json.dumps({"video": video, "label": label, "top_k": top}))
-    if _REST_BODY.value:
-        with open(_REST_BODY.value, "w") as f:
+    if flags.FLAGS.rest_body:
+        with open(flags.FLAGS.rest_body, "w") as f:
             json.dump(rest_body(inputs), f)
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["saved_model", "frames_root",
                                   "split_list"])
     app.run(main)

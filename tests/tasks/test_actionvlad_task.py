@@ -251,6 +251,76 @@ def test_multi_label_charades_layout(tmp_path):
         result["eval"]["mAP_nanmean"], abs=1e-6)
 
 
+def test_export_serves_the_evaluated_logits(one_device, dataset, tmp_path):
+    """export.export_saved_model on the trained run; the request client's
+    JPEGs of each test video give the logits the evaluation wrote."""
+    import tensorflow as tf
+
+    from export import actionvlad_request
+    from export import export_saved_model
+
+    _, _, workdir = one_device
+    path = export_saved_model.export(make_config(dataset), str(workdir),
+                                     str(tmp_path / "models" / "actionvlad"))
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    with np.load(workdir / "predictions.npz") as z:
+        ids, scores = z["video_ids"].tolist(), z["scores"]
+    for video, want in zip(ids, scores):
+        inputs = actionvlad_request.request_inputs(
+            str(dataset / "raw" / "frames" / video), {"frames"}, 3)
+        got = serve(frames=tf.constant(inputs["frames"]))
+        np.testing.assert_allclose(got["logits"][0], want, atol=1e-4,
+                                   err_msg=video)
+        assert int(got["top_k_classes"][0, 0]) == int(np.argmax(want))
+    body = actionvlad_request.rest_body(inputs)
+    assert len(body["inputs"]["frames"][0]) == 3
+    assert set(body["inputs"]["frames"][0][0]) == {"b64"}
+
+
+def test_two_stream_export_serves_the_fused_logits(one_device, dataset,
+                                                   tmp_path):
+    """export.actionvlad_two_stream on an RGB and a flow run: the served
+    logits are 0.333 * rgb + 0.667 * flow of the evaluated logits."""
+    import tensorflow as tf
+
+    from export import actionvlad_request
+    from export import actionvlad_two_stream
+
+    _, _, rgb_dir = one_device
+    flow_config = make_config(dataset, "flow")
+    flow_dir = tmp_path / "flow"
+    harness.train_and_evaluate(flow_config, flow_dir,
+                               training.get_strategy("one_device"))
+    rgb_config, flow_config, options = (
+        actionvlad_two_stream.parse_command_line([
+            "x", "--rgb_config=experiments/configs/actionvlad_synthetic_rgb.py",
+            f"--rgb_workdir={rgb_dir}",
+            "--flow_config=experiments/configs/actionvlad_synthetic_flow.py",
+            f"--flow_workdir={flow_dir}",
+            f"--export_dir={tmp_path / 'models' / 'two_stream'}"]))
+    # The tests' small networks and data (as `make_config`).
+    rgb_config = make_config(dataset, "rgb")
+    flow_config = make_config(dataset, "flow")
+    path = actionvlad_two_stream.export(rgb_config, flow_config, **options)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    want = {}
+    for stream, workdir in (("rgb", rgb_dir), ("flow", flow_dir)):
+        with np.load(workdir / "predictions.npz") as z:
+            want[stream] = dict(zip(z["video_ids"].tolist(), z["scores"]))
+    video = sorted(want["rgb"])[0]
+    inputs = actionvlad_request.request_inputs(
+        str(dataset / "raw" / "frames" / video),
+        {"frames", "flow_x", "flow_y"}, 3, stack=2)
+    got = serve(**{k: tf.constant(v) for k, v in inputs.items()})
+    np.testing.assert_allclose(got["rgb_logits"][0], want["rgb"][video],
+                               atol=1e-4)
+    np.testing.assert_allclose(got["flow_logits"][0], want["flow"][video],
+                               atol=1e-4)
+    np.testing.assert_allclose(
+        got["logits"][0],
+        0.333 * want["rgb"][video] + 0.667 * want["flow"][video], atol=1e-4)
+
+
 def test_group_names_match_the_trunk(dataset):
     model = tasks.build_task(make_config(dataset)).build_model()
     names = [layer.name for layer in
