@@ -23,9 +23,7 @@ tfaction errors (e.g. unreadable data).
 
 import json
 import os
-import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -156,24 +154,8 @@ def init_centers(config, workdir):
     return path
 
 
-def _parse_flags(argv):
-    try:
-        return parse_command_line(argv, flags.FLAGS)
-    except errors.ConfigError as e:
-        sys.stderr.write(f"experiments.actionvlad_init_centers: error: {e}\n")
-        sys.exit(2)
-
-
-def _main(parsed):
-    config, workdir = parsed
-    try:
-        path = init_centers(config, workdir)
-    except errors.TfactionError as e:
-        sys.stderr.write(f"experiments.actionvlad_init_centers: error: {e}\n")
-        sys.exit(2 if isinstance(e, errors.ConfigError) else 1)
-    print(path)
-
-
 if __name__ == "__main__":
-    define_flags(flags.FLAGS)
-    app.run(_main, flags_parser=_parse_flags)
+    from experiments import command
+
+    command.run("experiments.actionvlad_init_centers", define_flags,
+                parse_command_line, lambda parsed: init_centers(*parsed))

@@ -23,9 +23,7 @@ Multi-worker: start the same command on every host with `TF_CONFIG` set and
 import importlib.util
 import json
 import re
-import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -220,26 +218,15 @@ def run(trainer, mode):
         trainer.close()
 
 
-def _parse_flags(argv):
-    try:
-        return parse_command_line(argv, flags.FLAGS)
-    except errors.ConfigError as e:
-        sys.stderr.write(f"experiments.train: error: {e}\n")
-        sys.exit(2)
-
-
-def _main(parsed):
-    config, workdir, mode = parsed
-    try:
-        result = run(build_trainer(config, workdir, mode), mode)
-    except errors.TfactionError as e:  # the message says what to fix
-        sys.stderr.write(f"experiments.train: error: {e}\n")
-        sys.exit(2 if isinstance(e, errors.ConfigError) else 1)
-    logging.info("done: %s", json.dumps(result, default=float))
-
-
 if __name__ == "__main__":
     # Global flags only for the command line: importing this module (tests,
     # other launchers) must not claim flag names on `absl.flags.FLAGS`.
-    define_flags(flags.FLAGS)
-    app.run(_main, flags_parser=_parse_flags)
+    from experiments import command
+
+    def _main(parsed):
+        config, workdir, mode = parsed
+        result = run(build_trainer(config, workdir, mode), mode)
+        logging.info("done: %s", json.dumps(result, default=float))
+
+    command.run("experiments.train", define_flags, parse_command_line,
+                _main)

@@ -35,9 +35,7 @@ checkpoint, 1 for other tfaction errors.
 
 import contextlib
 import os
-import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -210,24 +208,9 @@ def export(rgb_config, flow_config, *, rgb_workdir, flow_workdir,
             serving_base_path=serving_base_path)
 
 
-def _parse_flags(argv):
-    try:
-        return parse_command_line(argv, flags.FLAGS)
-    except errors.ConfigError as e:
-        sys.stderr.write(f"export.actionvlad_two_stream: error: {e}\n")
-        sys.exit(2)
-
-
-def _main(parsed):
-    rgb_config, flow_config, options = parsed
-    try:
-        path = export(rgb_config, flow_config, **options)
-    except errors.TfactionError as e:  # the message says what to fix
-        sys.stderr.write(f"export.actionvlad_two_stream: error: {e}\n")
-        sys.exit(2 if isinstance(e, errors.ConfigError) else 1)
-    print(os.fspath(path))
-
-
 if __name__ == "__main__":
-    define_flags(flags.FLAGS)
-    app.run(_main, flags_parser=_parse_flags)
+    from experiments import command
+
+    command.run("export.actionvlad_two_stream", define_flags,
+                parse_command_line,
+                lambda parsed: os.fspath(export(*parsed[:2], **parsed[2])))

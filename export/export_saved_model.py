@@ -23,9 +23,7 @@ checkpoint, 1 for other tfaction errors.
 """
 
 import os
-import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -185,25 +183,9 @@ def export(config, workdir, export_dir, version=None, checkpoint=None,
         trainer.close()
 
 
-def _parse_flags(argv):
-    try:
-        return parse_command_line(argv, flags.FLAGS)
-    except errors.ConfigError as e:
-        sys.stderr.write(f"export.export_saved_model: error: {e}\n")
-        sys.exit(2)
-
-
-def _main(parsed):
-    config, options = parsed
-    try:
-        path = export(config, **options)
-    except errors.TfactionError as e:  # the message says what to fix
-        sys.stderr.write(f"export.export_saved_model: error: {e}\n")
-        sys.exit(2 if isinstance(e, errors.ConfigError) else 1)
-    print(os.fspath(path))
-
-
 if __name__ == "__main__":
-    # Global flags only for the command line (see experiments.train).
-    define_flags(flags.FLAGS)
-    app.run(_main, flags_parser=_parse_flags)
+    from experiments import command
+
+    command.run("export.export_saved_model", define_flags,
+                parse_command_line,
+                lambda parsed: os.fspath(export(parsed[0], **parsed[1])))
