@@ -28,9 +28,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from experiments import train as train_launcher
-from experiments.configs import base
-from tfaction import config as config_lib
+from experiments import command
 from tfaction import errors
 
 CENTERS_FILE = "centers.npz"
@@ -53,16 +51,8 @@ def parse_command_line(argv, flag_values=None):
     Raises:
         ConfigError: bad flag, unknown key or unreadable config file.
     """
-    if flag_values is None:
-        flag_values = flags.FlagValues()
-        define_flags(flag_values, sys_argv=argv)
-    try:
-        flag_values(argv)
-        config = flag_values.config
-        config_lib.lock(config)
-    except (flags.Error, AttributeError, KeyError, OSError) as e:
-        raise train_launcher._explain(e, argv) from e  # same messages
-    config_lib.check_keys(config, base.get_config())
+    (config,), flag_values = command.parse_configs(argv, flag_values,
+                                                   define_flags)
     if config.task.name != "actionvlad":
         raise errors.ConfigError(
             f"config.task.name is {config.task.name!r}; this command "
@@ -155,7 +145,5 @@ def init_centers(config, workdir):
 
 
 if __name__ == "__main__":
-    from experiments import command
-
     command.run("experiments.actionvlad_init_centers", define_flags,
                 parse_command_line, lambda parsed: init_centers(*parsed))

@@ -21,6 +21,8 @@ import sys
 from absl import app
 from absl import flags
 
+from experiments.configs import base
+from tfaction import config as config_lib
 from tfaction import errors
 
 
@@ -56,3 +58,43 @@ def run(program, define_flags, parse_command_line, main):
             print(result)
 
     app.run(run_main, flags_parser=parse)
+
+
+def parse_configs(argv, flag_values, define_flags, names=("config",),
+                  explain=None):
+    """Parses argv and returns the locked, checked configs of `names`.
+
+    Args:
+        argv: the command line, program name first.
+        flag_values: where the flags are defined; None: a fresh
+            `FlagValues` on which `define_flags(flag_values, sys_argv=argv)`
+            defines them.
+        define_flags: the command's flag definitions.
+        names: the config-file flags to return, in order.
+        explain: `explain(error, argv)` -> `ConfigError` naming the culprit
+            of a parsing failure (default: `experiments.train`'s).
+
+    Returns:
+        `(configs, flag_values)`.
+
+    Raises:
+        ConfigError: bad flag, unknown or missing config key, bad value,
+            unreadable config file.
+    """
+    if flag_values is None:
+        flag_values = flags.FlagValues()
+        define_flags(flag_values, sys_argv=argv)
+    try:
+        flag_values(argv)
+        configs = [flag_values[name].value for name in names]
+        for config in configs:
+            config_lib.lock(config)
+    except (flags.Error, AttributeError, KeyError, OSError) as e:
+        if explain is None:
+            from experiments import train  # train's messages
+
+            explain = train._explain
+        raise explain(e, argv) from e
+    for config in configs:
+        config_lib.check_keys(config, base.get_config())
+    return configs, flag_values

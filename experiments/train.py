@@ -28,7 +28,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from experiments.configs import base
+from experiments import command
 from tfaction import config as config_lib
 from tfaction import errors
 
@@ -138,16 +138,8 @@ def parse_command_line(argv, flag_values=None):
          "--config.optimizer.lr=0.01"])
     ```
     """
-    if flag_values is None:
-        flag_values = flags.FlagValues()
-        define_flags(flag_values, sys_argv=argv)
-    try:
-        flag_values(argv)
-        config = flag_values.config
-        config_lib.lock(config)
-    except (flags.Error, AttributeError, KeyError, OSError) as e:
-        raise _explain(e, argv) from e
-    config_lib.check_keys(config, base.get_config())
+    (config,), flag_values = command.parse_configs(
+        argv, flag_values, define_flags, explain=_explain)
     if flag_values.strategy:
         config.runtime.strategy = flag_values.strategy
     if config.runtime.strategy not in STRATEGY_NAMES:
@@ -221,8 +213,6 @@ def run(trainer, mode):
 if __name__ == "__main__":
     # Global flags only for the command line: importing this module (tests,
     # other launchers) must not claim flag names on `absl.flags.FLAGS`.
-    from experiments import command
-
     def _main(parsed):
         config, workdir, mode = parsed
         result = run(build_trainer(config, workdir, mode), mode)

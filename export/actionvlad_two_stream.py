@@ -40,10 +40,9 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from experiments import command
 from experiments import train as train_launcher
-from experiments.configs import base
 from export import export_saved_model as single
-from tfaction import config as config_lib
 from tfaction import errors
 
 STREAMS = ("rgb", "flow")
@@ -95,18 +94,9 @@ def parse_command_line(argv, flag_values=None):
     Raises:
         ConfigError: bad flag, unknown or missing config key, bad value.
     """
-    if flag_values is None:
-        flag_values = flags.FlagValues()
-        define_flags(flag_values, sys_argv=argv)
-    try:
-        flag_values(argv)
-        configs = [flag_values[f"{s}_config"].value for s in STREAMS]
-        for config in configs:
-            config_lib.lock(config)
-    except (flags.Error, AttributeError, KeyError, OSError) as e:
-        raise _explain(e, argv) from e
-    for config in configs:
-        config_lib.check_keys(config, base.get_config())
+    configs, flag_values = command.parse_configs(
+        argv, flag_values, define_flags,
+        names=[f"{s}_config" for s in STREAMS], explain=_explain)
     names = [f"{s}_{k}" for s in STREAMS for k in ("workdir", "checkpoint")]
     names += ["export_dir", "version", "flow_weight", "model_name",
               "serving_base_path"]
@@ -209,8 +199,6 @@ def export(rgb_config, flow_config, *, rgb_workdir, flow_workdir,
 
 
 if __name__ == "__main__":
-    from experiments import command
-
     command.run("export.actionvlad_two_stream", define_flags,
                 parse_command_line,
                 lambda parsed: os.fspath(export(*parsed[:2], **parsed[2])))

@@ -28,9 +28,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from experiments import train as train_launcher
-from experiments.configs import base
-from tfaction import config as config_lib
+from experiments import command
 from tfaction import errors
 
 
@@ -91,16 +89,8 @@ def parse_command_line(argv, flag_values=None):
         ConfigError: bad flag, unknown or missing config key, bad value,
             unreadable config file; the message names the culprit.
     """
-    if flag_values is None:
-        flag_values = flags.FlagValues()
-        define_flags(flag_values, sys_argv=argv)
-    try:
-        flag_values(argv)
-        config = flag_values.config
-        config_lib.lock(config)
-    except (flags.Error, AttributeError, KeyError, OSError) as e:
-        raise train_launcher._explain(e, argv) from e  # same messages
-    config_lib.check_keys(config, base.get_config())
+    (config,), flag_values = command.parse_configs(argv, flag_values,
+                                                   define_flags)
     options = {name: flag_values[name].value
                for name in ("workdir", "export_dir", "version", "checkpoint",
                             "model_name", "serving_base_path")}
@@ -184,8 +174,6 @@ def export(config, workdir, export_dir, version=None, checkpoint=None,
 
 
 if __name__ == "__main__":
-    from experiments import command
-
     command.run("export.export_saved_model", define_flags,
                 parse_command_line,
                 lambda parsed: os.fspath(export(parsed[0], **parsed[1])))
