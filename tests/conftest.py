@@ -32,6 +32,40 @@ def anchors_dir():
     return path
 
 
+# Reference bundles produced for this repository by running the authors' code
+# (each folder's README says how); checked beside those in `anchors_dir`.
+REPO_ANCHORS = REPO_ROOT / "tests" / "anchors"
+
+
+def bundle_dirs(anchors_dir, prefix, required=("config.json",)):
+    """Every `<prefix>*` bundle in `anchors_dir` and in tests/anchors.
+
+    Args:
+        anchors_dir: the `anchors_dir` fixture's folder.
+        prefix: folder-name prefix of the family's bundles.
+        required: files a bundle folder must hold to be a case.
+
+    Returns:
+        Sorted list of bundle folders; fails the test when there is none.
+    """
+    dirs = sorted(
+        p for root in (anchors_dir, REPO_ANCHORS) if root.is_dir()
+        for p in root.glob(f"{prefix}*")
+        if p.is_dir() and all((p / f).is_file() for f in required))
+    if not dirs:
+        pytest.fail(f"no {prefix}* bundle with {list(required)} under "
+                    f"{anchors_dir} or {REPO_ANCHORS}")
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def actionformer_bundles(anchors_dir):
+    """Every complete ActionFormer parity bundle (`actionformer_*`)."""
+    return bundle_dirs(anchors_dir, "actionformer_",
+                       ("config.json", "weights.npz", "io.npz",
+                        "inference.npz", "grads.npz", "annotations.json"))
+
+
 @pytest.fixture(scope="session")
 def real_data_dir():
     """Real public annotation files (THUMOS14, ActivityNet 1.3)."""

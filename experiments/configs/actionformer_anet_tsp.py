@@ -21,6 +21,8 @@ def get_config():
     task.max_seq_len = 192
     task.max_buffer_len_factor = 1.0
     task.resample_length = 192
+    task.remove_duplicate_segments = True
+    task.clip_segments_to_features = True
     task.class_agnostic = True
     task.model.embed_dim = task.model.head_dim = 256
     task.model.window_size = (7, 7, 7, 7, 7, -1)

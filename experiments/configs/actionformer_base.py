@@ -46,6 +46,10 @@ def get_config():
         "trunc_thresh": 0.5,       # part of a segment a crop must keep
         "crop_ratio": (0.9, 1.0),  # random crop of shorter videos; () = off
         "resample_length": 0,      # ActivityNet: resample to this length
+        # ActivityNet dataset rules: drop duplicate annotations (training);
+        # drop / clamp training annotations past the features.
+        "remove_duplicate_segments": False,
+        "clip_segments_to_features": False,
         "class_agnostic": False,   # ActivityNet: one "action" class
         "max_segments": 0,         # pad GT per video (0 = batch maximum)
         "shuffle_buffer_size": 64,
@@ -58,6 +62,9 @@ def get_config():
             "regression_range": DEFAULT_REGRESSION_RANGE,
             "prior_prob": 0.01, "empty_classes": (), "dropout": 0.0,
             "drop_path_rate": 0.1, "use_abs_pe": False,
+            # Several concatenated feature sets, each with its own 1x1
+            # projection (channels in, channels out): None = one set.
+            "input_splits": None, "projection_dims": None,
         },
         "loss": {
             "center_sample_radius": 1.5, "loss_weight": 1.0,

@@ -10,18 +10,22 @@ RANGES = [[0, 4], [4, 8], [8, 16], [16, 32], [32, 64], [64, 10000]]
 STRIDES = [1, 2, 4, 8, 16, 32]
 
 
-def test_points_match_reference(anchors_dir):
-    bundle = anchors_dir / "actionformer_small"
-    io = np.load(bundle / "io.npz")
-    derived = json.loads((bundle / "config.json").read_text())["derived"]
-    max_len = json.loads((bundle / "config.json").read_text())[
-        "config"]["dataset"]["max_seq_len"]
-    pts = generate_points(max_len, derived["fpn_strides"],
-                          derived["regression_range"])
-    assert len(pts) == len(derived["fpn_strides"])
-    for level, p in enumerate(pts):
-        np.testing.assert_array_equal(np.asarray(p), io[f"points_{level}"])
-        assert np.asarray(p).dtype == np.float32
+def test_points_match_reference(actionformer_bundles):
+    for bundle in actionformer_bundles:
+        derived = json.loads((bundle / "config.json").read_text())["derived"]
+        for stored in ("io.npz", "inference.npz"):
+            with np.load(bundle / stored) as data:
+                if "points_0" not in data.files:
+                    continue
+                length = data["input"].shape[-1]
+                pts = generate_points(length, derived["fpn_strides"],
+                                      derived["regression_range"])
+                assert len(pts) == len(derived["fpn_strides"])
+                for level, p in enumerate(pts):
+                    np.testing.assert_array_equal(
+                        np.asarray(p), data[f"points_{level}"],
+                        err_msg=f"{bundle.name} {stored} level {level}")
+                    assert np.asarray(p).dtype == np.float32
 
 
 def test_thumos_point_count_and_rows():

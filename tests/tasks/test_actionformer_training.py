@@ -130,40 +130,6 @@ def test_warmup_in_epochs(one_device):
     assert float(schedule(steps // 2)) < lr
 
 
-def test_resample_stage_matches_linear_interpolation():
-    rng = np.random.default_rng(0)
-    feats = rng.normal(size=(7, 3)).astype(np.float32)
-    ex = {"features": tf.constant(feats), "fps": tf.constant(15.0),
-          "feature_stride": tf.constant(16.0),
-          "feature_window": tf.constant(16.0),
-          "segments": tf.constant([[0.5, 3.0], [7.7, 9.0]], tf.float64),
-          "segment_labels": tf.constant([0, 1], tf.int32)}
-    out = af_task.resample_stage(ex, length=12, training=True)
-    # PyTorch interpolate(mode="linear", align_corners=False).
-    src = (np.arange(12) + 0.5) * 7 / 12 - 0.5
-    src = np.clip(src, 0, 6)
-    lo = np.floor(src).astype(int)
-    hi = np.minimum(lo + 1, 6)
-    w = (src - lo)[:, None]
-    expected = feats[lo] * (1 - w) + feats[hi] * w
-    np.testing.assert_allclose(out["features"], expected, atol=1e-6)
-    stride = (6 * 16 + 16) / 12
-    np.testing.assert_allclose(float(out["feature_stride"]), stride)
-    np.testing.assert_allclose(float(out["feature_window"]), stride)
-    # Segment 2 starts at grid (7.7 * 15 - stride / 2) / stride = 11.9:
-    # inside; its end (grid 14.0) is clamped to the 12-step span.
-    grid = (out["segments"].numpy() * 15 - 0.5 * stride) / stride
-    np.testing.assert_allclose(grid[1, 1], 12.0, atol=1e-9)
-    np.testing.assert_allclose(grid[0], (np.array([0.5, 3.0]) * 15 -
-                                         0.5 * stride) / stride, atol=1e-9)
-    late = dict(ex, segments=tf.constant([[9.0, 9.5]], tf.float64),
-                segment_labels=tf.constant([1], tf.int32))
-    assert af_task.resample_stage(late, length=12,
-                                  training=True)["segments"].shape[0] == 0
-    kept = af_task.resample_stage(late, length=12, training=False)
-    assert kept["segments"].shape[0] == 1
-
-
 def test_export_serves_the_evaluated_detections(one_device, records,
                                                 tmp_path):
     """Task export -> SavedModel -> `export.actionformer_request` client:

@@ -97,8 +97,14 @@ _FPS = flags.DEFINE_float(
     "to record. charades_frames: fps of the frame folders (default 24).")
 
 # --- activitynet_features -----------------------------------------------------
-_FEATURES_DIR = flags.DEFINE_string("features_dir", None,
-                                    "Folder of per-video feature files.")
+_FEATURES_DIR = flags.DEFINE_list(
+    "features_dir", None,
+    "Folder of per-video feature files; several folders (comma-separated, "
+    "one feature set each) are concatenated along channels in that order.")
+_FORCE_FPS = flags.DEFINE_bool(
+    "force_fps", False,
+    "activitynet_features: use --fps for every video, also where the "
+    "annotations give one (ActionFormer's default_fps).")
 _LAYOUT = flags.DEFINE_enum("layout", "auto", ["auto", "activitynet", "bsn"],
                             "Annotation layout (auto: 'database' key -> "
                             "activitynet, else bsn).")
@@ -212,6 +218,7 @@ def run():
             feature_stride=_FEATURE_STRIDE.value,
             feature_window=_FEATURE_WINDOW.value, layout=_LAYOUT.value,
             video_info=_VIDEO_INFO.value, fps=_FPS.value,
+            force_fps=_FORCE_FPS.value,
             feature_prefix=_FEATURE_PREFIX.value,
             feature_ext=_FEATURE_EXT.value, npz_key=_NPZ_KEY.value,
             feature_dim=_FEATURE_DIM.value, subsets=_SUBSETS.value,

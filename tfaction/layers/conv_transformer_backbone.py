@@ -34,8 +34,14 @@ class ConvTransformerBackbone(keras.layers.Layer):
     The input is multiplied by the mask on entry: the reference feeds
     zero-padded features, so this changes nothing for such inputs and makes
     every output independent of the values at padded steps. `T` must be
-    divisible by `2 ** arch[2]`. The multi-feature input projection of the
-    reference is not implemented.
+    divisible by `2 ** arch[2]`.
+
+    Several concatenated feature sets (ActionFormer's three-feature Ego4D
+    config): with `input_splits` (channels of each set, in order) and
+    `projection_dims`, each set first goes through its own 1x1
+    `MaskedConv1D` with bias to `projection_dims[i]` channels, and the
+    projections are concatenated (`sum(projection_dims)` must equal
+    `embed_dim`) before step 1.
 
     Args:
         embed_dim: channels of the embedding and of every level.
@@ -53,6 +59,10 @@ class ConvTransformerBackbone(keras.layers.Layer):
             embedding (ActionFormer's ActivityNet and Ego4D configs).
         max_seq_len: positions of that table (the training length);
             required with `use_abs_pe`, unused otherwise.
+        input_splits: optional channels of each concatenated feature set;
+            they must add up to the input channels.
+        projection_dims: output channels of each set's projection (with
+            `input_splits`, same length; they add up to `embed_dim`).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -82,8 +92,28 @@ class ConvTransformerBackbone(keras.layers.Layer):
     def __init__(self, embed_dim, num_heads, embed_kernel_size=3,
                  arch=(2, 2, 5), window_size=-1, embed_with_ln=True,
                  dropout=0.0, drop_path_rate=0.0, use_abs_pe=False,
-                 max_seq_len=None, **kwargs):
+                 max_seq_len=None, input_splits=None, projection_dims=None,
+                 **kwargs):
         super().__init__(**kwargs)
+        if (input_splits is None) != (projection_dims is None):
+            raise ValueError("ConvTransformerBackbone: input_splits and "
+                             "projection_dims go together")
+        if input_splits is not None:
+            input_splits = [int(c) for c in input_splits]
+            projection_dims = [int(c) for c in projection_dims]
+            if (len(input_splits) != len(projection_dims)
+                    or min(input_splits + projection_dims) < 1):
+                raise ValueError(
+                    "ConvTransformerBackbone: input_splits "
+                    f"{input_splits} and projection_dims {projection_dims} "
+                    "need one positive entry per feature set")
+            if sum(projection_dims) != int(embed_dim):
+                raise ValueError(
+                    f"ConvTransformerBackbone: projection_dims "
+                    f"{projection_dims} add up to {sum(projection_dims)}, "
+                    f"not embed_dim {embed_dim}")
+        self.input_splits = input_splits
+        self.projection_dims = projection_dims
         if use_abs_pe and max_seq_len is None:
             raise ValueError("ConvTransformerBackbone: use_abs_pe needs "
                              "max_seq_len (the rows of the position table)")
@@ -123,9 +153,23 @@ class ConvTransformerBackbone(keras.layers.Layer):
         policy = self.dtype_policy
         batch, length = input_shape[0], input_shape[1]
         shape = (batch, length, self.embed_dim)
+        in_shape = input_shape
+        self.projections = []
+        if self.input_splits is not None:
+            if input_shape[-1] != sum(self.input_splits):
+                raise ValueError(
+                    f"ConvTransformerBackbone: input has {input_shape[-1]} "
+                    f"channels, input_splits {self.input_splits} add up to "
+                    f"{sum(self.input_splits)}")
+            for i, (c_in, c_out) in enumerate(zip(self.input_splits,
+                                                  self.projection_dims)):
+                proj = MaskedConv1D(c_out, 1, use_bias=True, dtype=policy,
+                                    name=f"proj_{i}")
+                proj.build((batch, length, c_in))
+                self.projections.append(proj)
+            in_shape = shape
         self.embed_convs = []
         self.embed_norms = []
-        in_shape = input_shape
         for i in range(self.arch[0]):
             conv = MaskedConv1D(
                 self.embed_dim, self.embed_kernel_size,
@@ -180,6 +224,11 @@ class ConvTransformerBackbone(keras.layers.Layer):
                 f"the position table is only resampled at inference)")
         mask = ops.cast(mask, "bool")
         x = inputs * ops.cast(mask, inputs.dtype)[:, :, None]
+        if self.projections:
+            parts = ops.split(x, [sum(self.input_splits[:i + 1]) for i in
+                                  range(len(self.input_splits) - 1)], axis=-1)
+            x = ops.concatenate([proj(part, mask)[0] for proj, part in
+                                 zip(self.projections, parts)], axis=-1)
         for i, conv in enumerate(self.embed_convs):
             x, mask = conv(x, mask)
             if self.embed_with_ln:
@@ -207,5 +256,7 @@ class ConvTransformerBackbone(keras.layers.Layer):
                        "dropout": self.dropout,
                        "drop_path_rate": self.drop_path_rate,
                        "use_abs_pe": self.use_abs_pe,
-                       "max_seq_len": self.max_seq_len})
+                       "max_seq_len": self.max_seq_len,
+                       "input_splits": self.input_splits,
+                       "projection_dims": self.projection_dims})
         return config

@@ -46,9 +46,19 @@ Example:
 import numpy as np
 import tensorflow as tf
 
-from tfaction.ops.segment_iou import pairwise_segment_iou
 
 METHODS = ("gaussian", "linear", "hard")
+
+
+def _exp32(x):
+    """float32 `exp`, correctly rounded (computed in float64).
+
+    The reference calls the C library's `expf`; numpy's and TF's own
+    float32 `exp` differ from it in the last bit for many arguments, which
+    changes decayed scores. The correctly rounded value equals glibc's
+    `expf` for all but about 6 in 10,000 arguments (1 ulp then).
+    """
+    return np.exp(np.asarray(x, np.float64)).astype(np.float32)
 
 
 def _check(method, max_seg_num):
@@ -83,7 +93,7 @@ def _np_soft_single(x1, x2, scores, method, sigma, iou_threshold, min_score,
                            - np.maximum(x1[e], x1[rest]))
         ovr = inter / ((area[e] + area[rest]) - inter)
         if method == "gaussian":
-            w = np.exp(-(ovr * ovr) / sigma)
+            w = _exp32(-(ovr * ovr) / sigma)
         else:
             w = np.where(ovr >= thr, np.float32(1) - ovr, np.float32(1))
         new = (sc[i + 1:n] * w).astype(np.float32)
@@ -191,10 +201,20 @@ def soft_nms(segments, scores, labels, iou_threshold=0.1, min_score=0.001,
 
 
 def _np_voting(kept, all_segs, all_scores, thresh):
-    iou = pairwise_segment_iou(kept, all_segs)
-    with np.errstate(invalid="ignore"):
-        w = np.where(iou >= thresh, all_scores[None].astype(np.float64) * iou,
-                     0.0)
+    # Which candidates vote, and their weights, in float32 as the reference
+    # (`seg_voting`: float32 IoU compared with the float32 threshold, weight
+    # = score * IoU); the weighted mean in float64, rounded once (the
+    # reference's float32 matrix product rounds along its BLAS kernel's
+    # summation order instead: the two agree to the last bit or few).
+    kept = kept.astype(np.float32)
+    ks, ke = kept[:, 0:1], kept[:, 1:2]
+    s, e = all_segs[None, :, 0], all_segs[None, :, 1]
+    inter = np.maximum(np.minimum(ke, e) - np.maximum(ks, s), np.float32(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = inter / ((ke - ks) + (e - s) - inter)
+    vote = iou >= np.float32(thresh)
+    w = np.where(vote, all_scores[None] * iou, np.float32(0)).astype(
+        np.float64)
     total = w.sum(axis=1, keepdims=True)
     refined = (w @ all_segs.astype(np.float64)) / np.where(total > 0, total, 1)
     return np.where(total > 0, refined, kept).astype(np.float32)
@@ -205,6 +225,36 @@ def _tf_ovr(ex1, ex2, earea, px1, px2, parea):
     inter = tf.maximum(0.0, tf.minimum(ex2[:, None], px2)
                        - tf.maximum(ex1[:, None], px1))
     return inter / ((earea[:, None] + parea) - inter)
+
+
+def _tf_length(x1, x2):
+    """`(x2 - x1) + 1e-6` in float32, safe from graph rewrites.
+
+    Grappler's constant folding reassociates `(x2 - x1) + c` (constant
+    push-down), which rounds differently in float32; through float64 each
+    step is rounded to float32 exactly once, as the reference computes it.
+    """
+    diff = tf.cast(tf.cast(x2, tf.float64) - tf.cast(x1, tf.float64),
+                   tf.float32)
+    eps = tf.constant(float(np.float32(1e-6)), tf.float64)
+    return tf.cast(tf.cast(diff, tf.float64) + eps, tf.float32)
+
+
+def _tf_gaussian_decay(ovr, sigma):
+    """`exp(-(ovr * ovr) / sigma)` with the reference's float32 roundings.
+
+    Written so that graph rewrites cannot change the result: Grappler's
+    constant folding turns a division by the constant `sigma` into a
+    multiplication by its reciprocal, which rounds differently in float32.
+    The square is exact in float64 and rounded once to float32; the
+    quotient is taken in float64 (where a reciprocal rewrite errs far below
+    float32 resolution) and rounded once; `exp` is `_exp32`'s.
+    """
+    ovr64 = tf.cast(ovr, tf.float64)
+    square = tf.cast(tf.cast(ovr64 * ovr64, tf.float32), tf.float64)
+    sigma64 = tf.constant(float(np.float32(sigma)), tf.float64)
+    exponent = tf.cast(tf.cast(-square / sigma64, tf.float32), tf.float64)
+    return tf.cast(tf.exp(exponent), tf.float32)
 
 
 def _tf_soft_loop(x1, x2, area, perm, sc, n, max_num, method, sigma,
@@ -247,7 +297,7 @@ def _tf_soft_loop(x1, x2, area, perm, sc, n, max_num, method, sigma,
                       tf.gather(area, perm_m), tf.gather(x1, perm),
                       tf.gather(x2, perm), tf.gather(area, perm))
         if method == "gaussian":
-            w = tf.exp(-(ovr * ovr) / sigma)
+            w = _tf_gaussian_decay(ovr, sigma)
         else:
             w = tf.where(ovr >= iou_threshold, 1.0 - ovr, 1.0)
         new = tf.where(region, sc * w, sc)
@@ -367,7 +417,7 @@ def soft_nms_tf(segments, scores, labels, valid=None, num_classes=None,
     in_valid = (tf.ones_like(sc, tf.bool) if valid is None
                 else tf.reshape(tf.cast(valid, tf.bool), [-1]))
     x1, x2 = segs[:, 0], segs[:, 1]
-    area = (x2 - x1) + 1e-6
+    area = _tf_length(x1, x2)
     member = in_valid
     if method == "hard" and min_score > 0:
         member = member & (sc > min_score)
@@ -414,8 +464,11 @@ def _tf_voting(kept, all_segs, all_scores, all_valid, thresh):
     s, e = all_segs[None, :, 0], all_segs[None, :, 1]
     inter = tf.maximum(tf.minimum(ke, e) - tf.maximum(ks, s), 0.0)
     iou = inter / ((ke - ks) + (e - s) - inter)
+    # float32 votes and weights, float64 mean (see `_np_voting`)
     w = tf.where((iou >= thresh) & all_valid[None], all_scores[None] * iou,
                  0.0)
+    w = tf.cast(w, tf.float64)
     total = tf.reduce_sum(w, axis=1, keepdims=True)
-    refined = tf.matmul(w, all_segs) / tf.where(total > 0, total, 1.0)
-    return tf.where(total > 0, refined, kept)
+    refined = tf.matmul(w, tf.cast(all_segs, tf.float64)) / tf.where(
+        total > 0, total, 1.0)
+    return tf.where(total > 0, tf.cast(refined, tf.float32), kept)

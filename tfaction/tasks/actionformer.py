@@ -8,8 +8,11 @@ Wires the pieces of the recipe (happyharrycn/actionformer_release,
   folder's `dataset_info.json` for the feature dimension, the record
   encoding, the classes and the shard sizes, and `ground_truth.json` for
   evaluation); training crops (`random_truncate`: `trunc_thresh`,
-  `crop_ratio`), padding to `max_seq_len`, optional ActivityNet resampling
-  to a fixed length (`resample_length`);
+  `crop_ratio`), padding to `max_seq_len`, and the ActivityNet dataset's
+  rules (`tfaction.data.segment_rules`): duplicate annotations removed
+  (`remove_duplicate_segments`), features resampled to a fixed length
+  (`resample_length`), training annotations past the features dropped or
+  clamped (`clip_segments_to_features`);
 * training step: FCOS-style targets (`assign_point_labels`), sigmoid focal
   loss + centre DIoU loss, both summed and divided by the loss normaliser,
   an EMA (`loss_norm_momentum`) of the positive count **all-reduced over
@@ -24,7 +27,8 @@ Wires the pieces of the recipe (happyharrycn/actionformer_release,
 
 Config (`config.task`, see `experiments/configs/actionformer_*.py`):
 `data_dir`, `train_subset`, `eval_subset`, `max_seq_len`, `trunc_thresh`,
-`crop_ratio`, `resample_length`, `class_agnostic`, `model` (ActionFormer
+`crop_ratio`, `resample_length`, `remove_duplicate_segments`,
+`clip_segments_to_features`, `class_agnostic`, `model` (ActionFormer
 arguments), `loss`, `inference`, `evaluation`.
 """
 
@@ -40,6 +44,7 @@ from tfaction import tasks
 from tfaction.data import features_pipeline
 from tfaction.data import filesystems
 from tfaction.data import input_reader
+from tfaction.data import segment_rules
 from tfaction.evaluation import activitynet_detection
 from tfaction.losses.ctr_diou_loss_1d import ctr_diou_loss_1d
 from tfaction.losses.sigmoid_focal_loss import sigmoid_focal_loss
@@ -68,47 +73,6 @@ def open_dataset(data_dir):
     """
     return converted_dataset.ConvertedDataset(
         data_dir, schema="feature_sequence", converter="activitynet_features")
-
-
-def resample_stage(ex, *, length, training):
-    """ActivityNet's `force_upsampling`: features -> exactly `length` steps.
-
-    Linear interpolation with half-pixel centres (PyTorch
-    `interpolate(mode="linear", align_corners=False)`); the effective
-    stride becomes `((T - 1) * stride + window) / length` frames and the
-    window equals it. In training, segments starting at or after the
-    feature span are dropped and their ends clamped to it (reference
-    `ActivityNetDataset.__getitem__`).
-    """
-    feats = ex["features"]
-    t = tf.cast(tf.shape(feats)[0], tf.float32)
-    resized = tf.image.resize(feats[:, None, :], [length, 1],
-                              method="bilinear", antialias=False)[:, 0, :]
-    stride = ((t - 1.0) * ex["feature_stride"] + ex["feature_window"]) / \
-        float(length)
-    out = dict(ex, features=resized, feature_stride=stride,
-               feature_window=stride)
-    if training:
-        fps = tf.cast(ex["fps"], tf.float64)
-        s64 = tf.cast(stride, tf.float64)
-        grid = (ex["segments"] * fps - 0.5 * s64) / s64
-        keep = grid[:, 0] < float(length)
-        grid = tf.minimum(tf.boolean_mask(grid, keep), float(length))
-        out["segments"] = (grid * s64 + 0.5 * s64) / fps
-        out["segment_labels"] = tf.boolean_mask(ex["segment_labels"], keep)
-    return out
-
-
-def seconds_to_grid(segments, fps, feature_stride, feature_window):
-    """Seconds -> level-0 feature-grid units (reference dataset formula).
-
-    `g = (t * fps - 0.5 * window) / stride`, in float32, per video of a
-    batch (`segments` `[B, S, 2]`, the others `[B]`).
-    """
-    fps = tf.cast(fps, tf.float32)[:, None, None]
-    stride = tf.cast(feature_stride, tf.float32)[:, None, None]
-    window = tf.cast(feature_window, tf.float32)[:, None, None]
-    return (tf.cast(segments, tf.float32) * fps - 0.5 * window) / stride
 
 
 @tasks.register_task(TASK_NAME)
@@ -242,17 +206,27 @@ class ActionFormerTask(tasks.Task):
             global_batch_size) if input_context else global_batch_size)
         pipeline = features_pipeline.build_features_pipeline(
             config, training=training, seed=seed, batch_size=per_replica)
+        # The dataset's rules, in the reference's order, right after
+        # parsing: deduplicate (by the original labels), resample, then
+        # merge the classes.
+        after = "parse"
+        if training and self.config.remove_duplicate_segments:
+            pipeline.add("remove_duplicates", lambda ds: ds.map(
+                segment_rules.remove_duplicate_segments,
+                num_parallel_calls=input_reader.AUTOTUNE,
+                deterministic=True), after=after)
+            after = "remove_duplicates"
         if self.config.resample_length:
             pipeline.add("resample", lambda ds: ds.map(
-                lambda ex: resample_stage(
-                    ex, length=int(self.config.resample_length),
-                    training=training),
+                lambda ex: segment_rules.resample_features(
+                    ex, length=int(self.config.resample_length)),
                 num_parallel_calls=input_reader.AUTOTUNE,
-                deterministic=True), after="parse")
+                deterministic=True), after=after)
+            after = "resample"
         if self.config.class_agnostic:
             pipeline.add("class_agnostic", lambda ds: ds.map(
                 lambda ex: dict(ex, segment_labels=tf.zeros_like(
-                    ex["segment_labels"]))), after="parse")
+                    ex["segment_labels"]))), after=after)
         read_context = input_context
         if not training:
             # Every worker reads every evaluation video, so the chief's
@@ -270,14 +244,31 @@ class ActionFormerTask(tasks.Task):
             pipeline=pipeline)
 
     # ------------------------------------------------------------ losses
+    def training_segments(self, batch):
+        """Training GT of a batch in grid units, and its validity mask.
+
+        Seconds -> grid as the reference datasets; with
+        `clip_segments_to_features` (ActivityNet), annotations past the
+        features are dropped or clamped (`segment_rules`).
+        """
+        grid = segment_rules.seconds_to_grid(
+            batch["segments"], batch["fps"], batch["feature_stride"],
+            batch["feature_window"])
+        valid = batch["segment_mask"]
+        if self.config.clip_segments_to_features:
+            grid, valid = segment_rules.clip_to_feature_span(
+                grid, valid, batch["length"],
+                segment_rules.grid_offset(batch["feature_stride"],
+                                          batch["feature_window"]),
+                float(self.config.trunc_thresh))
+        return grid, valid
+
     def _targets(self, batch, outputs):
-        grid = seconds_to_grid(batch["segments"], batch["fps"],
-                               batch["feature_stride"],
-                               batch["feature_window"])
+        grid, valid = self.training_segments(batch)
         points = outputs["points"][0]
         return assign_point_labels(
             points, grid, tf.maximum(batch["segment_labels"], 0),
-            self.num_classes, gt_valid=batch["segment_mask"],
+            self.num_classes, gt_valid=valid,
             center_sample="radius",
             center_sample_radius=float(self.config.loss.center_sample_radius))
 

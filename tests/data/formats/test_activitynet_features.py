@@ -424,3 +424,57 @@ def test_bsn_layout(tmp_path):
     with pytest.raises(errors.MalformedFileError) as e:
         activitynet_annotations.read_bsn_annotations(annotations, csv_path)
     assert e.value.key == "featureFrame"
+
+
+def _second_feature_set(dataset, lengths=None, dim=2):
+    """A second feature folder (C=2) for the dataset's videos."""
+    folder = dataset["tmp"] / "features_b"
+    folder.mkdir()
+    rng = np.random.RandomState(1)
+    arrays = {}
+    for vid, array in dataset["arrays"].items():
+        t = (lengths or {}).get(vid, array.shape[0])
+        if t is None:
+            continue
+        arrays[vid] = rng.rand(t, dim).astype(np.float32)
+        np.save(folder / f"{vid}.npy", arrays[vid])
+    return str(folder), arrays
+
+
+def test_feature_sets_are_concatenated_in_folder_order(dataset):
+    second, arrays = _second_feature_set(dataset, lengths={"vid_b": None})
+    info = _convert(dataset, features_dir=[dataset["features"], second])
+    assert info["feature_dim"] == 5
+    assert info["sources"]["features_dir"] == [dataset["features"], second]
+    # vid_b has no file in the second folder: not converted, reported
+    assert info["missing_features"]["video_ids"]["training"] == ["vid_b"]
+    records = b.read_feature_records(dataset["out"], "training",
+                                     feature_dim=5)
+    records += b.read_feature_records(dataset["out"], "validation",
+                                      feature_dim=5)
+    by_id = {r["video/id"].decode(): r for r in records}
+    assert sorted(by_id) == ["vid_a", "vid_c"]
+    for vid, record in by_id.items():
+        np.testing.assert_array_equal(
+            record["features"],
+            np.concatenate([dataset["arrays"][vid], arrays[vid]], axis=1))
+
+
+def test_feature_sets_of_different_lengths_are_an_error(dataset):
+    second, _ = _second_feature_set(dataset, lengths={"vid_c": 5})
+    with pytest.raises(errors.FeatureShapeError,
+                       match=r"different lengths T \[4, 5\]") as e:
+        _convert(dataset, features_dir=[dataset["features"], second])
+    assert "vid_c" in str(e.value) and "features_b" in str(e.value)
+    assert os.listdir(dataset["out"]) == []  # nothing half-written
+
+
+def test_force_fps_replaces_the_annotated_fps(dataset):
+    _convert(dataset, fps=15.0, force_fps=True)
+    records = b.read_feature_records(dataset["out"], "training",
+                                     feature_dim=3)
+    assert [r["video/fps"] for r in records] == [15.0, 15.0]
+    info = json.load(open(os.path.join(dataset["out"], "dataset_info.json")))
+    assert info["force_fps"] is True and info["default_fps"] == 15.0
+    with pytest.raises(ValueError, match="force_fps needs fps"):
+        _convert(dataset, force_fps=True)

@@ -11,15 +11,18 @@ Class indices: `class_list` if given, else the annotations' `label_id`
 names of the whole file (`annotation_checks.default_classes`).
 
 Per video, `convert_activitynet_features` reads `<prefix><video_id>.npy`
-(or `.npz` with key `feats`) of shape [T, C] and writes one
+(or `.npz` with key `feats`) of shape [T, C] (from each of several feature
+folders, concatenated along C, when given a list) and writes one
 `tf.train.SequenceExample` (schema `schemas.feature_sequence_example`) with
 the subset, fps, duration, feature stride/window, segments in seconds (also as
 exact float64) and label indices.
 
 Timing rules:
 
-* fps: the annotation's `fps`, else the video-info CSV, else `fps=` (flag
-  `--fps`); none of them -> `MalformedFileError` naming the video and `fps`.
+* fps: `fps=` (flag `--fps`) for every video with `force_fps` (ActionFormer's
+  `default_fps`); otherwise the annotation's `fps`, else the video-info CSV,
+  else `fps=`; none of them -> `MalformedFileError` naming the video and
+  `fps`.
 * duration: the annotation's `duration`, else the video-info CSV, else derived
   from the features: `duration = ((T - 1) * feature_stride + feature_window)
   / fps`, the time spanned by T windows of `feature_window` frames taken every
@@ -45,6 +48,7 @@ print(info["subsets"]["test"]["num_records"])
 """
 
 import dataclasses
+import os
 
 import numpy as np
 from absl import logging
@@ -68,6 +72,7 @@ class _Settings:
     stride: float
     window: float
     default_fps: float
+    force_fps: bool
     feature_dim: int
     encoding: str
     dtype: type
@@ -97,7 +102,7 @@ class _Plan:
 def convert_activitynet_features(
         annotations, features_dir, output_dir, *, feature_stride,
         feature_window, layout="auto", video_info=None, fps=None,
-        feature_prefix=None, feature_ext="auto", npz_key="feats",
+        force_fps=False, feature_prefix=None, feature_ext="auto", npz_key="feats",
         feature_dim=None, subsets=None, class_list=None, num_shards=1,
         encoding=schemas.FEATURE_ENCODING_FLOATS, dtype="float32",
         segment_tolerance=1.0, skip_corrupt=False, require_features=False,
@@ -106,7 +111,11 @@ def convert_activitynet_features(
 
     Args:
         annotations: annotation JSON (ActivityNet or BSN layout).
-        features_dir: folder of `<prefix><video_id>.npy|.npz` files [T, C].
+        features_dir: folder of `<prefix><video_id>.npy|.npz` files [T, C],
+            or a list of folders holding one feature set each (e.g.
+            SlowFast, Omnivore, EgoVLP for Ego4D): a video's arrays are
+            concatenated along C in the order of the list, and a video
+            missing from any folder counts as missing its features.
         output_dir: output folder (see `output` for the layout).
         feature_stride: frames between consecutive feature steps.
         feature_window: frames covered by one feature step.
@@ -114,6 +123,9 @@ def convert_activitynet_features(
         video_info: CSV with per-video info; required for "bsn" (subset),
             optional otherwise (fills missing duration/fps/num_frames).
         fps: frame rate for videos whose annotations give none.
+        force_fps: use `fps` for every video, also where the annotations
+            give one (ActionFormer's `default_fps`, e.g. 15 for ActivityNet
+            TSP features, 30 for Ego4D).
         feature_prefix: file-name prefix before the video id; default "" for
             the ActivityNet layout, the original `v_` key for BSN.
         feature_ext: ".npy", ".npz" or "auto".
@@ -181,8 +193,14 @@ def convert_activitynet_features(
         class_order = "class_list"
     else:
         classes, class_order = annotation_checks.default_classes(videos)
+    if force_fps and fps is None:
+        raise ValueError("force_fps needs fps (--fps)")
     skipper = common.Skipper(skip_corrupt)
-    index = feature_files.FeatureIndex(features_dir, feature_ext)
+    folders = ([features_dir] if isinstance(features_dir, (str, os.PathLike))
+               else list(features_dir))
+    if not folders:
+        raise ValueError("features_dir: no folder given")
+    index = [feature_files.FeatureIndex(d, feature_ext) for d in folders]
     plan = _plan(videos, selected, classes, index, skipper, fps=fps,
                  feature_prefix=feature_prefix,
                  segment_tolerance=segment_tolerance,
@@ -192,15 +210,17 @@ def convert_activitynet_features(
         logging.warning(
             "%d annotated video(s) have no feature file in %s and are not "
             "converted (listed in dataset_info.json 'missing_features'): %s",
-            num_missing, index.features_dir,
+            num_missing, ", ".join(i.features_dir for i in index),
             ", ".join(v for ids in plan.missing.values() for v in ids[:20]))
 
     if feature_dim is None:
-        feature_dim = feature_files.guess_feature_dim(
-            [(v.video_id, p) for items in plan.todo.values()
-             for v, p, _ in items], npz_key)
+        dims = [feature_files.guess_feature_dim(
+            [(v.video_id, paths[k]) for items in plan.todo.values()
+             for v, paths, _ in items], npz_key) for k in range(len(index))]
+        feature_dim = None if None in dims else sum(dims)
     settings = _Settings(stride=float(feature_stride),
                          window=float(feature_window), default_fps=fps,
+                         force_fps=bool(force_fps),
                          feature_dim=feature_dim, encoding=encoding,
                          dtype=np.dtype(dtype).type,
                          tolerance=float(segment_tolerance), npz_key=npz_key)
@@ -236,7 +256,8 @@ def convert_activitynet_features(
             "schema": "feature_sequence",
             "layout": layout,
             "sources": output.source_paths(
-                annotations=annotations, features_dir=features_dir,
+                annotations=annotations,
+                features_dir=folders[0] if len(folders) == 1 else folders,
                 video_info=video_info, class_list=class_list),
             "class_order": class_order,
             "feature_dim": feature_dim,
@@ -245,6 +266,7 @@ def convert_activitynet_features(
             "feature_stride": settings.stride,
             "feature_window": settings.window,
             "default_fps": fps,
+            "force_fps": bool(force_fps),
             "num_segments": num_segments,
             "ground_truth": GROUND_TRUTH_FILE,
             "missing_features": {"count": num_missing,
@@ -326,28 +348,50 @@ def _plan(videos, selected, classes, index, skipper, *, fps, feature_prefix,
         name = (video.feature_name if feature_prefix is None
                 and video.feature_name is not None
                 else (feature_prefix or "") + video.video_id)
-        path = index.path_for(name)
-        if path is None:
+        paths = tuple(i.path_for(name) for i in index)
+        if None in paths:
+            folder = index[paths.index(None)]
             if require_features:
                 raise errors.MalformedFileError(
-                    f"no feature file {name}{'|'.join(index.extensions)} in "
+                    f"no feature file {name}{'|'.join(folder.extensions)} in "
                     "the features folder (--require_features is set)",
-                    path=index.features_dir,
+                    path=folder.features_dir,
                     video_id=video.video_id)
             plan.missing[video.subset].append(video.video_id)
         else:
-            plan.todo[video.subset].append((video, path, labels))
+            plan.todo[video.subset].append((video, paths, labels))
     return plan
 
 
-def _convert_one(video, path, label_index, settings):
+def _load_sets(video, paths, npz_key):
+    """The video's feature sets, concatenated along C (one path: as is)."""
+    arrays = [feature_files.load_features(p, video_id=video.video_id,
+                                          npz_key=npz_key) for p in paths]
+    if len(arrays) == 1:
+        return arrays[0]
+    for path, array in zip(paths, arrays):
+        if array.ndim != 2:
+            raise errors.FeatureShapeError(
+                f"features have shape {array.shape}; expected rank 2 "
+                "[T, C]", path=path, video_id=video.video_id)
+    lengths = [a.shape[0] for a in arrays]
+    if len(set(lengths)) != 1:
+        raise errors.FeatureShapeError(
+            f"the feature sets of this video have different lengths T "
+            f"{lengths}; concatenating along C needs equal T",
+            path=", ".join(str(p) for p in paths), video_id=video.video_id)
+    return np.concatenate(arrays, axis=1)
+
+
+def _convert_one(video, paths, label_index, settings):
     """Loads, checks and serializes one video (runs in a worker thread)."""
-    features = feature_files.load_features(path, video_id=video.video_id,
-                                           npz_key=settings.npz_key)
+    features = _load_sets(video, paths, settings.npz_key)
     features = feature_files.check_features(
-        features, path=path, video_id=video.video_id,
-        feature_dim=settings.feature_dim, dtype=settings.dtype)
-    fps = video.fps if video.fps is not None else settings.default_fps
+        features, path=", ".join(str(p) for p in paths),
+        video_id=video.video_id, feature_dim=settings.feature_dim,
+        dtype=settings.dtype)
+    fps = (settings.default_fps if settings.force_fps or video.fps is None
+           else video.fps)
     duration, past, derived = video.duration, [], False
     if duration is None:
         # Time spanned by T windows: ActionFormer's feature grid (§2.2).

@@ -57,17 +57,21 @@ def source_paths(**paths):
     """The `sources` entry of dataset_info.json: the inputs a run read.
 
     Args:
-        **paths: input name -> path (str, `os.PathLike`) or None.
+        **paths: input name -> path (str, `os.PathLike`), a list of
+            paths, or None.
 
     Returns:
-        Dict name -> path as a string, None where not given.
+        Dict name -> path as a string (a list of strings for a list),
+        None where not given.
 
     Example:
 
     >>> source_paths(input="videos.txt", class_list=None)
     {'input': 'videos.txt', 'class_list': None}
     """
-    return {name: None if path is None else str(path)
+    return {name: (None if path is None
+                   else [str(p) for p in path]
+                   if isinstance(path, (list, tuple)) else str(path))
             for name, path in paths.items()}
 
 

@@ -8,6 +8,8 @@ store a PyTorch `state_dict`; the backbone's entries start with `backbone.`.
 Layout conversions (PyTorch is channels-first, Keras channels-last); keys
 are relative to `backbone.`, `<blk>` is `stem.{j}` or `branch.{j}`:
 
+- `proj.{i}.conv.weight` (P_i, C_i, 1) / `.bias` (P_i,) (multi-feature
+  input) -> `projections[i].kernel` (1, C_i, P_i) / `.bias`.
 - `embd.{i}.conv.weight` (E, C_in, k) -> `embed_convs[i].kernel`
   (k, C_in, E) by `transpose(2, 1, 0)`; `embd.{i}.conv.bias` (E,) only
   without LayerNorm.
@@ -113,6 +115,10 @@ def backbone_weight_entries(backbone, prefix="backbone."):
                          "(e.g. backbone.build((None, T, input_dim)))")
     p = prefix
     entries = []
+    for i, proj in enumerate(backbone.projections):
+        entries.append((f"{p}proj.{i}.conv.weight", proj.kernel,
+                        _conv_kernel))
+        entries.append((f"{p}proj.{i}.conv.bias", proj.bias, _identity))
     for i, conv in enumerate(backbone.embed_convs):
         entries.append((f"{p}embd.{i}.conv.weight", conv.kernel,
                         _conv_kernel))

@@ -94,6 +94,12 @@ class ActionFormer(keras.Model):
             embedding (`use_abs_pe`; ActivityNet and Ego4D configs); needs
             `max_seq_len`. Inputs longer than `max_seq_len` are an error in
             training and resample the table at inference.
+        input_splits: channels of each concatenated feature set, for a
+            per-set input projection (the authors' list `input_dim`, e.g.
+            SlowFast 2304 + Omnivore 1536 + EgoVLP 256); they add up to
+            `input_dim`. Default: no projection.
+        projection_dims: output channels of each set's 1x1 projection (the
+            authors' list `embd_dim`); they add up to `embed_dim`.
         **kwargs: base `keras.Model` arguments (`name`, `dtype`).
 
     Call arguments:
@@ -112,9 +118,19 @@ class ActionFormer(keras.Model):
                  head_kernel_size=3, head_num_layers=3, head_with_ln=True,
                  regression_range=DEFAULT_REGRESSION_RANGE, prior_prob=0.01,
                  empty_classes=(), dropout=0.0, drop_path_rate=0.1,
-                 max_seq_len=None, use_abs_pe=False, **kwargs):
+                 max_seq_len=None, use_abs_pe=False, input_splits=None,
+                 projection_dims=None, **kwargs):
         super().__init__(**kwargs)
         self.input_dim = int(input_dim)
+        self.input_splits = (None if input_splits is None
+                             else [int(c) for c in input_splits])
+        self.projection_dims = (None if projection_dims is None
+                                else [int(c) for c in projection_dims])
+        if (self.input_splits is not None
+                and sum(self.input_splits) != self.input_dim):
+            raise ValueError(
+                f"ActionFormer: input_splits {self.input_splits} add up to "
+                f"{sum(self.input_splits)}, not input_dim {self.input_dim}")
         self.num_classes = int(num_classes)
         self.embed_dim = int(embed_dim)
         self.num_heads = int(num_heads)
@@ -155,6 +171,8 @@ class ActionFormer(keras.Model):
             window_size=self.window_size, embed_with_ln=self.embed_with_ln,
             dropout=self.dropout, drop_path_rate=self.drop_path_rate,
             use_abs_pe=self.use_abs_pe, max_seq_len=self.max_seq_len,
+            input_splits=self.input_splits,
+            projection_dims=self.projection_dims,
             dtype=policy, name="backbone")
         self.neck = IdentityNeck(self.num_levels, with_ln=self.fpn_with_ln,
                                  dtype=policy, name="neck")
@@ -338,7 +356,8 @@ class ActionFormer(keras.Model):
             prior_prob=self.prior_prob,
             empty_classes=list(self.empty_classes), dropout=self.dropout,
             drop_path_rate=self.drop_path_rate, max_seq_len=self.max_seq_len,
-            use_abs_pe=self.use_abs_pe)
+            use_abs_pe=self.use_abs_pe, input_splits=self.input_splits,
+            projection_dims=self.projection_dims)
         return config
 
     @classmethod

@@ -9,7 +9,7 @@ Two bridges to happyharrycn/actionformer_release (commit 61ea7eb):
   either honoured, checked against the one value the port supports, or
   rejected: a key this port cannot honour (`use_rel_pe: true`,
   `fpn_type` other than `identity`, `backbone_type` other than
-  `convTransformer`, a list `input_dim` = multi-feature projection, ...) or
+  `convTransformer`, ...) or
   does not know raises `tfaction.errors.ConfigError` naming the key. Nothing
   is silently ignored, except the documented keys in `_INFORMATIONAL_KEYS`
   that do not change the network. Missing optional model keys take the
@@ -29,6 +29,8 @@ Key mapping (authors' name -> `ActionFormer` argument):
 | authors' key | argument |
 |---|---|
 | `input_dim` (int) | `input_dim` |
+| `input_dim` (list: one entry per feature set) | `input_splits`, `input_dim` = their sum |
+| `embd_dim` (list, with a list `input_dim`) | `projection_dims`, `embed_dim` = their sum |
 | `num_classes` | `num_classes` |
 | `max_seq_len` | `max_seq_len` (required with `use_abs_pe: true`) |
 | `use_abs_pe` | `use_abs_pe` |
@@ -185,11 +187,23 @@ def model_kwargs_from_reference_config(model_cfg, train_cfg=None):
             "every backbone level feeds the heads")
 
     input_dim = model_cfg["input_dim"]
+    embed_dim = model_cfg["embd_dim"]
+    input_splits = projection_dims = None
     if isinstance(input_dim, (list, tuple)):
-        raise ConfigError(
-            f"model.input_dim: {input_dim!r}: a list of feature dims (the "
-            f"per-feature input projection of the multi-feature Ego4D "
-            f"config) is not supported; concatenate features to one int")
+        # One feature set per entry, each projected by its own 1x1 conv to
+        # the matching `embd_dim` entry (the three-feature Ego4D config).
+        if (not isinstance(embed_dim, (list, tuple))
+                or len(embed_dim) != len(input_dim)):
+            raise ConfigError(
+                f"model.embd_dim: a list input_dim {input_dim!r} needs a "
+                f"list embd_dim of the same length (one projection per "
+                f"feature set), got {embed_dim!r}")
+        input_splits = [_as_int(c, "input_dim") for c in input_dim]
+        projection_dims = [_as_int(c, "embd_dim") for c in embed_dim]
+        input_dim, embed_dim = sum(input_splits), sum(projection_dims)
+    elif isinstance(embed_dim, (list, tuple)):
+        raise ConfigError(f"model.embd_dim: a list {embed_dim!r} needs a "
+                          f"list input_dim (one entry per feature set)")
     input_dim = _as_int(input_dim, "input_dim")
 
     arch = model_cfg["backbone_arch"]
@@ -209,7 +223,7 @@ def model_kwargs_from_reference_config(model_cfg, train_cfg=None):
     else:
         windows = _as_int(windows, "n_mha_win_size")
 
-    embed_dim = _as_int(model_cfg["embd_dim"], "embd_dim")
+    embed_dim = _as_int(embed_dim, "embd_dim")
     fpn_dim = _as_int(_get(model_cfg, "fpn_dim", embed_dim), "fpn_dim")
     if fpn_dim != embed_dim:
         raise ConfigError(
@@ -259,6 +273,8 @@ def model_kwargs_from_reference_config(model_cfg, train_cfg=None):
         max_seq_len=(None if max_seq_len is None
                      else _as_int(max_seq_len, "max_seq_len")),
         use_abs_pe=bool(use_abs_pe),
+        input_splits=input_splits,
+        projection_dims=projection_dims,
     )
     return kwargs
 
