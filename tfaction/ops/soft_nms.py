@@ -21,9 +21,10 @@ Both functions reproduce `libs/utils/nms.py: batched_nms` with the C++ kernel
   score_j IoU_kj` over all input candidates with their original scores
   (IoU without the `1e-6`; a kept segment whose weights sum to 0 — only
   zero-length ones — is left unchanged instead of becoming NaN).
-* Finally a stable sort by score (descending) and the first `max_seg_num`.
-  (`torch.sort` is not stable: exactly tied final scores may come out in
-  another order than in the reference.)
+* Finally a sort by score (descending) and the first `max_seg_num`. The
+  reference sorts with PyTorch's CPU sort, which is not stable; `soft_nms`
+  reproduces its order of exactly tied scores (`torch_sort`), `soft_nms_tf`
+  sorts stably (tied scores may then come out in another order).
 
 `soft_nms` is host-side numpy (vectorised per pick). `soft_nms_tf` is the
 same algorithm with TF ops (`tf.while_loop` over at most `max_seg_num` picks,
@@ -45,6 +46,8 @@ Example:
 
 import numpy as np
 import tensorflow as tf
+
+from tfaction.ops.torch_sort import torch_sort_order
 
 
 METHODS = ("gaussian", "linear", "hard")
@@ -196,7 +199,8 @@ def soft_nms(segments, scores, labels, iou_threshold=0.1, min_score=0.001,
     out_segs = segs[ids]
     if not multiclass and voting_thresh > 0 and ids.shape[0] > 0:
         out_segs = _np_voting(out_segs, segs, sc, voting_thresh)
-    order = np.argsort(-out_sc, kind="stable")[:max_seg_num]
+    # the reference's final `sort(descending=True)`, tie order included
+    order = torch_sort_order(out_sc)[:max_seg_num]
     return out_segs[order], out_sc[order], lb[ids][order]
 
 

@@ -46,9 +46,10 @@ def _decode_level(logits, offsets, mask, stride, pre_nms_thresh,
     keep = tf.where(flat > pre_nms_thresh)[:, 0]  # ascending flat index
     kept = tf.gather(flat, keep)
     num_topk = tf.minimum(tf.size(kept), pre_nms_topk)
-    # top_k puts the lower index first among equal values: the order of a
-    # stable descending sort, as the reference's `sort(descending=True)`
-    # (a stable sort on CPU).
+    # top_k puts the lower index first among equal values (a stable
+    # descending sort). The reference's `sort(descending=True)` is not
+    # stable beyond 16 elements (`tfaction.ops.torch_sort`): candidates
+    # whose scores tie exactly may be ranked in another order.
     scores, order = tf.math.top_k(kept, k=num_topk, sorted=True)
     flat_idx = tf.gather(keep, order)
     point_idx = flat_idx // num_classes
