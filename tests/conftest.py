@@ -22,11 +22,16 @@ if not tf.config.get_logical_device_configuration(_cpus[0]):
         _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
+def anchors_path():
+    """`$TFACTION_ANCHORS`, or ../shared/anchors beside the repository."""
+    return pathlib.Path(os.environ.get("TFACTION_ANCHORS",
+                                       SHARED / "anchors"))
+
+
 @pytest.fixture(scope="session")
 def anchors_dir():
     """Folder of reference bundles: `$TFACTION_ANCHORS` or ../shared/anchors."""
-    path = pathlib.Path(os.environ.get("TFACTION_ANCHORS",
-                                       SHARED / "anchors"))
+    path = anchors_path()
     if not path.is_dir():
         pytest.fail(f"anchors folder {path} not found; set TFACTION_ANCHORS")
     return path

@@ -4,8 +4,10 @@ Class-agnostic proposals (one class) with features resampled to 192 steps;
 action labels come from the external video classifier (CUHK scores,
 `inference.ext_score_file`) by score fusion. mAP at tIoU 0.5:0.05:0.95
 (published average 36.56 with fusion). Convert with
-`--feature_stride=16 --feature_window=16 --fps=15` (the release's
-`default_fps`).
+`--feature_stride=16 --feature_window=16 --fps=15 --force_fps` (the
+release's `default_fps`, used for every video). The ActivityNet dataset's
+rules are on: duplicate annotations removed, features resampled to 192
+steps, training annotations past the features dropped or clamped.
 """
 
 from experiments.configs import actionformer_base

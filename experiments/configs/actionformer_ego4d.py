@@ -1,12 +1,17 @@
 """ActionFormer on Ego4D Moment Queries, with a selectable feature set.
 
 `--config=experiments/configs/actionformer_ego4d.py:omnivore_egovlp`
-(default) or `:slowfast`, `:omnivore`, `:egovlp`, `:slowfast_egovlp`, as the
-authors' `configs/ego4d_*.yaml`. Features of a combination are concatenated
-along channels (SlowFast 2304, Omnivore 1536, EgoVLP 256) before
-conversion; stride 16 at 30 fps, 32-frame windows (16 for EgoVLP alone).
-mAP at tIoU 0.1:0.1:0.5 (published average 21.98 for Omnivore + EgoVLP).
-The three-feature set with per-feature projections is not provided.
+(default) or `:slowfast`, `:omnivore`, `:egovlp`, `:slowfast_egovlp`,
+`:slowfast_omnivore_egovlp`, as the authors' `configs/ego4d_*.yaml`. The
+features of a combination are concatenated along channels (SlowFast 2304,
+Omnivore 1536, EgoVLP 256) by the converter, in that order: pass one folder
+per feature set, `--features_dir=slowfast,omnivore,egovlp`. Stride 16,
+32-frame windows (16 for EgoVLP alone) and the release's `default_fps` 30
+for every video: `--feature_stride=16 --feature_window=32 --fps=30
+--force_fps`. The three-feature set projects each set with its own 1x1
+convolution (2304 -> 256, 1536 -> 384, 256 -> 384) before the embedding.
+mAP at tIoU 0.1:0.1:0.5 (published averages 21.98 for Omnivore + EgoVLP,
+22.09 for all three).
 """
 
 from experiments.configs import actionformer_base
@@ -17,12 +22,16 @@ EGO4D_REGRESSION_RANGE = ((0, 4), (2, 8), (4, 16), (8, 32), (16, 64),
 EGO4D_TIOUS = (0.1, 0.2, 0.3, 0.4, 0.5)
 # feature set -> (arch, embed = fpn = head dim, heads); input_dim comes from
 # the converted data.
+# feature set -> (backbone arch, embedding / head dim, heads, per-set
+# (input channels, projection channels) or None)
 FEATURE_SETS = {
-    "slowfast": ((2, 2, 6), 512, 4),
-    "omnivore": ((2, 2, 7), 512, 4),
-    "egovlp": ((2, 2, 7), 384, 4),
-    "slowfast_egovlp": ((2, 2, 7), 768, 12),
-    "omnivore_egovlp": ((2, 2, 7), 768, 12),
+    "slowfast": ((2, 2, 6), 512, 4, None),
+    "omnivore": ((2, 2, 7), 512, 4, None),
+    "egovlp": ((2, 2, 7), 384, 4, None),
+    "slowfast_egovlp": ((2, 2, 7), 768, 12, None),
+    "omnivore_egovlp": ((2, 2, 7), 768, 12, None),
+    "slowfast_omnivore_egovlp": ((2, 2, 7), 1024, 16,
+                                 ((2304, 256), (1536, 384), (256, 384))),
 }
 
 
@@ -41,7 +50,7 @@ def get_config(feature_set="omnivore_egovlp"):
         raise errors.ConfigError(
             f"unknown Ego4D feature set {feature_set!r}; expected one of "
             f"{sorted(FEATURE_SETS)}")
-    arch, dim, heads = FEATURE_SETS[feature_set]
+    arch, dim, heads, projections = FEATURE_SETS[feature_set]
     levels = 1 + arch[2]
     config = actionformer_base.get_config()
     task = config.task
@@ -52,6 +61,9 @@ def get_config(feature_set="omnivore_egovlp"):
     task.model.arch = arch
     task.model.embed_dim = task.model.head_dim = dim
     task.model.num_heads = heads
+    if projections:
+        task.model.input_splits = tuple(c for c, _ in projections)
+        task.model.projection_dims = tuple(p for _, p in projections)
     task.model.window_size = (9,) * levels
     # Fewer levels: the last level takes every longer segment.
     task.model.regression_range = EGO4D_REGRESSION_RANGE[:levels - 1] + (

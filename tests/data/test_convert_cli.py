@@ -111,9 +111,15 @@ def runs(tmp_path_factory):
     hmdb = _write_hmdb_like(root)
     videos_dir = _write_video(root)
     out = {name: root / name for name in ("nofps", "hmdb", "hmdb_skip",
-                                          "videos")}
+                                          "videos", "two_sets")}
+    # the same folder twice: two feature sets, concatenated along C
+    features = next(a for a in thumos if a.startswith("--features_dir="))
+    two_sets = [a for a in thumos if a != features] + [
+        f"{features},{features.split('=', 1)[1]}", "--fps=12",
+        "--force_fps", f"--output_dir={out['two_sets']}"]
     steps = {
         "no_fps": thumos + [f"--output_dir={out['nofps']}"],
+        "two_sets": two_sets,
         "missing_flag": ["--format=hmdb51_frames", "--input=x.txt",
                          f"--output_dir={root / 'x'}"],
         "hmdb_error": hmdb + [f"--output_dir={out['hmdb']}"],
@@ -151,6 +157,16 @@ def test_python_m_activitynet_features(runs):
     info = json.loads((out / "dataset_info.json").read_text())
     assert info["missing_features"]["video_ids"]["test"] == ["video_test_3"]
     assert (out / "test-00001-of-00002.tfrecord").exists()
+
+
+def test_feature_folder_list_and_force_fps(runs):
+    result = runs["results"]["two_sets"]
+    assert result["code"] == 0, result["stderr"]
+    info = json.loads((runs["out"]["two_sets"] / "dataset_info.json")
+                      .read_text())
+    assert info["feature_dim"] == 4  # 2 + 2 channels
+    assert len(info["sources"]["features_dir"]) == 2
+    assert info["force_fps"] is True and info["default_fps"] == 12.0
 
 
 def test_error_exit_and_nothing_written(runs):

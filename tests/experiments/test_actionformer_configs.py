@@ -24,6 +24,10 @@ CASES = {
     "actionformer_ego4d:omnivore": (1536, 110, 34.9e6, 0.05e6),
     "actionformer_ego4d:egovlp": (256, 110, 18.7e6, 0.05e6),
     "actionformer_ego4d:slowfast_egovlp": (2560, 110, 78.9e6, 0.05e6),
+    # per-feature projections; count measured with the authors' code
+    # (make_meta_arch on configs/ego4d_slowfast_omnivore_egovlp.yaml)
+    "actionformer_ego4d:slowfast_omnivore_egovlp": (4096, 110, 134_048_888,
+                                                    0),
 }
 
 
@@ -39,6 +43,8 @@ def test_parameter_count_matches_reference(name):
     task = _config(name).task
     model = ActionFormer(input_dim=input_dim, num_classes=num_classes,
                          max_seq_len=task.max_seq_len, **task.model)
+    if task.model.input_splits:
+        assert sum(task.model.input_splits) == input_dim
     assert abs(model.count_params() - params) <= tol, model.count_params()
     assert model.num_levels == len(task.model.window_size)
     assert len(task.model.regression_range) == model.num_levels
@@ -64,3 +70,9 @@ def test_recipe_hyperparameters():
     assert (anet.trainer.epochs, anet.trainer.global_batch_size,
             anet.task.loss.loss_weight, anet.task.loss.label_smoothing,
             anet.task.inference.multiclass_nms) == (15, 16, 2.0, 0.1, False)
+    # the ActivityNet dataset's rules
+    assert (anet.task.resample_length, anet.task.class_agnostic,
+            anet.task.remove_duplicate_segments,
+            anet.task.clip_segments_to_features) == (192, True, True, True)
+    assert not thumos.task.remove_duplicate_segments
+    assert not thumos.task.clip_segments_to_features

@@ -1,16 +1,18 @@
 """ActionFormer SavedModel: served in a TensorFlow-only process, compared.
 
-The `actionformer_small` anchor model (the authors' weights, THUMOS test
-settings) is exported once. A fresh Python process that imports only
-TensorFlow (started outside the repository, where tfaction cannot even be
-imported) loads it and runs `serving_default` on a batch of 1 (the anchor's
-evaluation video, T = 181) and a batch of 2 with different lengths (181 and
-400, padded to 400 by the client), and on an input longer than
-`max_length`. Its outputs must equal, per video, the Keras model on the
-video alone (padded by the reference rule) followed by `decode_candidates`,
-numpy `soft_nms` and `grid_to_seconds`: same count, labels and order,
-segments and scores within 1e-5. The batch-1 output must also match the
-authors' own final output stored in the anchor.
+Every actionformer_* bundle whose features the signature takes as they are
+(not the ActivityNet ones, resampled to a fixed length by the dataset) is
+exported with its model (the authors' weights and test settings). A fresh
+Python process that imports only TensorFlow (started outside the
+repository, where tfaction cannot even be imported) loads it and runs
+`serving_default` on a batch of 1 (the bundle's evaluation video) and a
+batch of 2 with different lengths (that video and a longer random one,
+padded by the client), and on an input longer than `max_length`. Its
+outputs must equal, per video, the Keras model on the video alone (padded
+by the reference rule) followed by `decode_candidates`, numpy `soft_nms` and
+`grid_to_seconds`: same count, labels and order (up to exactly tied scores,
+which the graph sorts stably), segments within 1e-5 + 1e-6 relative and scores within 1e-5. The batch-1
+output must also match the authors' own final output stored in the bundle.
 """
 
 import json
@@ -32,9 +34,26 @@ from tfaction.ops.soft_nms import soft_nms
 from tfaction.serving import ActionFormerExportModule
 from tfaction.serving import batching_parameters
 from tfaction.serving import export_saved_model
+from tests.conftest import anchors_path
+from tests.conftest import bundle_dirs
+from tests.models import parity
 
 TOL = 1e-5
-LONG_LENGTH = 400
+# Segments in seconds: also relative (float32 noise of the network outputs,
+# times video lengths of hundreds of seconds).
+SEG_RTOL = 1e-6
+EXTRA_LENGTH = 219  # the second video of batch 2 is this much longer
+
+
+def _servable(root):
+    config = json.loads((root / "config.json").read_text())["config"]
+    return not config["dataset"].get("force_upsampling")
+
+
+# The bundles, listed at collection (one exported model per bundle).
+BUNDLES = [root for root in bundle_dirs(
+    anchors_path(), "actionformer_", ("config.json", "weights.npz",
+                                      "inference.npz")) if _servable(root)]
 
 # Runs in a fresh interpreter, cwd outside the repository: TensorFlow only
 # (tfaction is not installed in the environment, only on the tests' path).
@@ -72,9 +91,9 @@ with open(outputs_path + ".json", "w") as f:
 """
 
 
-@pytest.fixture(scope="module")
-def anchor(anchors_dir):
-    root = anchors_dir / "actionformer_small"
+@pytest.fixture(scope="module", params=BUNDLES, ids=lambda p: p.name)
+def anchor(request):
+    root = request.param
     with open(root / "config.json") as f:
         config = json.load(f)["config"]
     return (config, dict(np.load(root / "weights.npz")),
@@ -101,11 +120,12 @@ def _settings(config, inference):
 
 
 def _inputs(inference, input_dim, max_length):
-    video = inference["feats"].T.astype(np.float32)          # [181, C]
+    video = inference["feats"].T.astype(np.float32)          # [T, C]
     fps = np.float32(inference["fps"])
+    long_length = len(video) + EXTRA_LENGTH
     other = np.random.RandomState(3).standard_normal(
-        [LONG_LENGTH, input_dim]).astype(np.float32)
-    batch2 = np.zeros([2, LONG_LENGTH, input_dim], np.float32)
+        [long_length, input_dim]).astype(np.float32)
+    batch2 = np.zeros([2, long_length, input_dim], np.float32)
     batch2[0, :len(video)] = video
     batch2[1] = other
     return {
@@ -113,7 +133,7 @@ def _inputs(inference, input_dim, max_length):
         "batch1_lengths": np.array([len(video)], np.int32),
         "batch1_fps": np.array([fps], np.float32),
         "batch2_features": batch2,
-        "batch2_lengths": np.array([len(video), LONG_LENGTH], np.int32),
+        "batch2_lengths": np.array([len(video), long_length], np.int32),
         "batch2_fps": np.array([fps, 25.0], np.float32),
         "too_long_features": np.zeros([1, max_length + 1, input_dim],
                                       np.float32),
@@ -200,11 +220,12 @@ def _assert_video(served, case, row):
         float(inputs[f"{case}_fps"][row]))
     n = int(outputs[f"{case}_num_detections"][row])
     assert n == len(scores) > 0
-    np.testing.assert_array_equal(outputs[f"{case}_labels"][row, :n], labels)
-    np.testing.assert_allclose(outputs[f"{case}_scores"][row, :n], scores,
-                               rtol=0, atol=TOL)
-    np.testing.assert_allclose(outputs[f"{case}_segments"][row, :n], segs,
-                               rtol=0, atol=TOL)
+    parity.assert_same_ranking(
+        (outputs[f"{case}_segments"][row, :n],
+         outputs[f"{case}_scores"][row, :n],
+         outputs[f"{case}_labels"][row, :n]), (segs, scores, labels),
+        f"{case} row {row}", score_rtol=0, score_atol=TOL,
+        seg_rtol=SEG_RTOL, seg_atol=TOL)
     # Rows past the detections are padding.
     assert (outputs[f"{case}_labels"][row, n:] == -1).all()
     assert (outputs[f"{case}_scores"][row, n:] == 0).all()
@@ -248,15 +269,19 @@ def test_batch_of_one_matches_authors_final_output(served):
     out = served["outputs"]
     n = int(out["batch1_num_detections"][0])
     assert n == len(ref["scores"])
-    np.testing.assert_array_equal(out["batch1_labels"][0, :n], ref["labels"])
-    np.testing.assert_allclose(out["batch1_scores"][0, :n], ref["scores"],
-                               rtol=0, atol=TOL)
-    # The reference clamps to the annotated duration (24.133 s), the
-    # signature to the features' span (24.533 s): compare below both.
-    limit = float(ref["duration"])
-    np.testing.assert_allclose(
-        np.minimum(out["batch1_segments"][0, :n], limit),
-        np.minimum(ref["segments_sec"], limit), rtol=0, atol=TOL)
+    # The reference clamps to the annotated duration, the signature to the
+    # features' span (the client sends no duration): compare below both.
+    settings = served["settings"]
+    span = ((int(served["inputs"]["batch1_lengths"][0]) - 1)
+            * settings["feature_stride"] + settings["num_frames"]) / float(
+                ref["fps"])
+    limit = min(float(ref["duration"]), span)
+    parity.assert_same_ranking(
+        (np.minimum(out["batch1_segments"][0, :n], limit),
+         out["batch1_scores"][0, :n], out["batch1_labels"][0, :n]),
+        (np.minimum(ref["segments_sec"], limit), ref["scores"],
+         ref["labels"]), "authors' final output", score_rtol=0,
+        score_atol=TOL, seg_rtol=SEG_RTOL, seg_atol=TOL)
 
 
 def test_too_long_input_fails_with_clear_error(served):
@@ -271,12 +296,14 @@ def test_saved_model_cli_lists_signature(served):
     block = text[text.index("signature_def['serving_default']"):]
     block, method = block.split("Method name is:", 1)
     assert method.split()[0] == "tensorflow/serving/predict"
-    for name, dtype, shape in (("features", "DT_FLOAT", "(-1, -1, 32)"),
+    dim = served["model"].input_dim
+    n = served["settings"]["max_seg_num"]
+    for name, dtype, shape in (("features", "DT_FLOAT", f"(-1, -1, {dim})"),
                                ("lengths", "DT_INT32", "(-1)"),
                                ("fps", "DT_FLOAT", "(-1)"),
-                               ("segments", "DT_FLOAT", "(-1, 200, 2)"),
-                               ("scores", "DT_FLOAT", "(-1, 200)"),
-                               ("labels", "DT_INT32", "(-1, 200)"),
+                               ("segments", "DT_FLOAT", f"(-1, {n}, 2)"),
+                               ("scores", "DT_FLOAT", f"(-1, {n})"),
+                               ("labels", "DT_INT32", f"(-1, {n})"),
                                ("num_detections", "DT_INT32", "(-1)")):
         entry = block[block.index(f"['{name}'] tensor_info:"):]
         entry = entry[:entry.index("name:")]
@@ -298,7 +325,7 @@ def test_warmup_requests_and_server_files(served):
     assert sorted(request.inputs) == ["features", "fps", "lengths"]
     features = tf.make_ndarray(request.inputs["features"])
     assert features.dtype == np.float32 and features.shape[0] == 1
-    assert features.shape[2] == 32
+    assert features.shape[2] == served["model"].input_dim
 
     config = text_format.Parse(
         (served["export_dir"] / "models.config").read_text(),
