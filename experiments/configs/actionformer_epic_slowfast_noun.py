@@ -1,8 +1,8 @@
 """ActionFormer on EPIC-Kitchens 100 nouns (SlowFast, 2304-d).
 
 As the verb recipe, plus label smoothing 0.1 (published average 21.88).
-Nouns absent from training can get the empty-class bias through
-`task.model.empty_classes`.
+Noun ids without an annotation get the empty-class bias automatically
+(converter placeholders); `task.model.empty_classes` adds others.
 """
 
 from experiments.configs import actionformer_epic_slowfast_verb

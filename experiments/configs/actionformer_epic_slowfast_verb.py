@@ -1,8 +1,12 @@
 """ActionFormer on EPIC-Kitchens 100 verbs with SlowFast features (2304-d).
 
 Features: stride 16, 32-frame windows at 30 fps (`epic_kitchens.tar.gz` of
-the release, `.npz` key `feats`). mAP at tIoU 0.1:0.1:0.5 (published
-average 23.51).
+the release, `.npz` key `feats`): convert with `--feature_stride=16
+--feature_window=32 --fps=30 --force_fps` (the release's `default_fps`). The
+annotations' `label_id` is the class index, also where some ids have no
+annotation (they become placeholder classes with the empty-class prior, as
+the authors' training does). mAP at tIoU 0.1:0.1:0.5 (published average
+23.51).
 """
 
 from experiments.configs import actionformer_base

@@ -306,3 +306,28 @@ def test_adamw_step_decays_kernels_only(cases):
                                        rtol=1e-6, err_msg=var.path)
     for var, old in zip(variables, before):
         var.assign(old)
+
+
+def test_unannotated_class_ids_get_the_empty_class_prior(tmp_path):
+    """As the authors' training sets `head_empty_cls` to the class ids its
+    dataset has no annotation of (EPIC-Kitchens), the task adds the
+    converter's placeholder classes to `model.empty_classes`."""
+    database = {"v1": {"subset": "training", "duration": 4.0, "fps": 30.0,
+                       "annotations": [
+                           {"segment": [0.5, 1.0], "label": "cut",
+                            "label_id": 3},
+                           {"segment": [1.5, 2.0], "label": "wash",
+                            "label_id": 0}]}}
+    (tmp_path / "gt.json").write_text(json.dumps({"database": database}))
+    (tmp_path / "features").mkdir()
+    np.save(tmp_path / "features" / "v1.npy", np.zeros((5, 2), np.float32))
+    convert_activitynet_features(tmp_path / "gt.json", tmp_path / "features",
+                                 tmp_path / "records", feature_stride=16,
+                                 feature_window=32)
+    config = actionformer_base.get_config().task
+    config.data_dir = str(tmp_path / "records")
+    config.eval_subset = "training"
+    config.model.empty_classes = (2,)
+    kwargs = af_task.ActionFormerTask(config).model_kwargs()
+    assert kwargs["num_classes"] == 4
+    assert kwargs["empty_classes"] == [1, 2]

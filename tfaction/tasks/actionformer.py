@@ -45,6 +45,7 @@ from tfaction.data import features_pipeline
 from tfaction.data import filesystems
 from tfaction.data import input_reader
 from tfaction.data import segment_rules
+from tfaction.data.formats import class_list
 from tfaction.evaluation import activitynet_detection
 from tfaction.losses.ctr_diou_loss_1d import ctr_diou_loss_1d
 from tfaction.losses.sigmoid_focal_loss import sigmoid_focal_loss
@@ -133,6 +134,13 @@ class ActionFormerTask(tasks.Task):
         kwargs.update(input_dim=int(self.info["feature_dim"]),
                       num_classes=self.num_classes,
                       max_seq_len=int(self.config.max_seq_len))
+        if not self.config.class_agnostic:
+            # Class ids no annotation uses (the converter's placeholders)
+            # get the empty-class prior, as the authors' training sets
+            # `head_empty_cls` from its dataset (EPIC-Kitchens nouns).
+            kwargs["empty_classes"] = sorted(
+                set(kwargs["empty_classes"] or ())
+                | set(class_list.unannotated_ids(self.class_names)))
         return kwargs
 
     def build_model(self):

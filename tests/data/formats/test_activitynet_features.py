@@ -478,3 +478,27 @@ def test_force_fps_replaces_the_annotated_fps(dataset):
     assert info["force_fps"] is True and info["default_fps"] == 15.0
     with pytest.raises(ValueError, match="force_fps needs fps"):
         _convert(dataset, force_fps=True)
+
+
+def test_label_ids_with_gaps_keep_the_authors_indices(tmp_path):
+    """ActionFormer indexes classes by `label_id` even when ids are unused
+    (EPIC-Kitchens nouns); unused ids get placeholder names."""
+    database = {
+        "v1": {"subset": "training", "duration": 4.0, "fps": 30.0,
+               "annotations": [
+                   {"segment": [0.5, 1.0], "label": "cut", "label_id": 3},
+                   {"segment": [1.5, 2.0], "label": "wash", "label_id": 0}]},
+    }
+    annotations = b.write_json(tmp_path / "gt.json", {"database": database})
+    features = tmp_path / "features"
+    features.mkdir()
+    np.save(features / "v1.npy", np.zeros((5, 2), np.float32))
+    out = tmp_path / "out"
+    info = activitynet_features.convert_activitynet_features(
+        annotations, features, out, feature_stride=16, feature_window=32)
+    assert info["class_order"] == "label_id"
+    classes = (out / "classes.txt").read_text().split()
+    assert classes == ["wash", "__unannotated_label_id_1",
+                       "__unannotated_label_id_2", "cut"]
+    (record,) = b.read_feature_records(str(out), "training", feature_dim=2)
+    assert list(record["segment/label/index"]) == [3, 0]

@@ -87,9 +87,12 @@ def default_classes(videos):
 
     ActionFormer's JSON files give each annotation a `label_id`, which its
     data loader uses as the class index: when every annotation of the file
-    has one, the ids map one-to-one to names and cover 0..K-1, that order is
-    kept ("label_id"). Otherwise the sorted names are used ("sorted"), over
-    the whole file so indices do not depend on the subsets converted.
+    has one and the ids map one-to-one to names, that order is kept
+    ("label_id"); ids without an annotation below the largest one (classes
+    absent from the file, as some EPIC-Kitchens nouns) get a placeholder
+    name (`class_list.unannotated_name`). Otherwise the sorted names are
+    used ("sorted"), over the whole file so indices do not depend on the
+    subsets converted.
 
     Args:
         videos: every `VideoAnnotation` of the annotation file.
@@ -111,14 +114,18 @@ def default_classes(videos):
             for label, label_id in zip(video.labels, video.label_ids):
                 consistent &= by_id.setdefault(label_id, label) == label
         if (consistent and len(by_id) == len(names)
-                and sorted(by_id) == list(range(len(by_id)))):
-            return (class_list_lib.ClassList([by_id[i]
-                                              for i in range(len(by_id))]),
-                    "label_id")
+                and min(by_id, default=0) >= 0):
+            # ActionFormer uses label_id as the class index even when some
+            # ids have no annotation (EPIC-Kitchens nouns): keep the ids,
+            # with a placeholder name for each unannotated one.
+            size = max(by_id, default=-1) + 1
+            order = [by_id.get(i, class_list_lib.unannotated_name(i))
+                     for i in range(size)]
+            return class_list_lib.ClassList(order), "label_id"
         logging.warning(
             "the annotations' label_id values are not a one-to-one map of "
-            "the labels onto 0..K-1; using the sorted label names instead "
-            "(pass --class_list to impose an order)")
+            "the labels onto non-negative ids; using the sorted label names "
+            "instead (pass --class_list to impose an order)")
     return class_list_lib.ClassList(names), "sorted"
 
 

@@ -22,6 +22,26 @@ from tfaction.data import filesystems
 CLASS_LIST_FILE = "classes.txt"
 
 
+UNANNOTATED_PREFIX = "__unannotated_label_id_"
+
+
+def unannotated_name(label_id):
+    """Placeholder name of a class id no annotation uses.
+
+    Example:
+
+    >>> unannotated_name(7)
+    '__unannotated_label_id_7'
+    """
+    return f"{UNANNOTATED_PREFIX}{int(label_id)}"
+
+
+def unannotated_ids(names):
+    """Indices of the placeholder names in a class-name list."""
+    return [i for i, name in enumerate(names)
+            if str(name).startswith(UNANNOTATED_PREFIX)]
+
+
 class ClassList:
     """An ordered list of unique class names.
 
