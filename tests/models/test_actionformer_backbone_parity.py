@@ -124,3 +124,21 @@ def test_mapping_rejects_mismatch(actionformer_bundles):
         load_backbone_state_dict(backbone, broken)
     for w, b in zip(backbone.weights, before):  # nothing assigned
         np.testing.assert_array_equal(w.numpy(), b)
+
+
+def test_position_table_is_the_reference_buffer(actionformer_bundles):
+    """The table the reference adds (`pos_embd`, stored by the bundles that
+    use it) to the last bit, at the training length (no resampling)."""
+    checked = 0
+    for case in actionformer_bundles:
+        config = json.loads((case / "config.json").read_text())
+        with np.load(case / "io.npz") as io:
+            if "pos_embd" not in io.files:
+                continue
+            want = io["pos_embd"][0].T                     # [T, C]
+        backbone = _backbone_from_config(config)
+        backbone.build((None, want.shape[0], _input_dim(config)))
+        table = backbone.position_encoding._table[:want.shape[0]]
+        np.testing.assert_array_equal(table, want, err_msg=case.name)
+        checked += 1
+    assert checked, "no bundle stores its position table"

@@ -99,9 +99,11 @@ class SinusoidPositionEncoding(keras.layers.Layer):
         if channels is None:
             raise ValueError("SinusoidPositionEncoding needs a static channel "
                              f"dimension, got input shape {input_shape}")
-        table = sinusoid_table(self.max_length, channels)
+        # As the reference: the float64 table rounded to float32, then
+        # divided in float32 (bit for bit its `pos_embd` buffer).
+        table = sinusoid_table(self.max_length, channels).astype(np.float32)
         if self.normalize:
-            table = table / np.sqrt(float(channels))
+            table = table / np.float32(np.sqrt(float(channels)))
         # A constant, not a weight: nothing to save, nothing to train.
         self._table = table.astype(np.float32)
 
