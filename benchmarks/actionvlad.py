@@ -6,8 +6,8 @@ pooling layer at the reference's shape, input [B, T, H, W, D] =
 K = 64 clusters (`--clusters`), alpha = 1000. Compared:
 
 * `layer`: tfaction's `NetVLAD` called inside a `tf.function`;
-* `reference`: a straightforward plain-`tf` port of
-  `specs/actionvlad.md` section 2 written here (`tf.nn.l2_normalize`
+* `reference`: a straightforward plain-`tf` port of the ActionVLAD
+  pooling formula written here (`tf.nn.l2_normalize`
   eps 1e-12 on the descriptors, 1x1 `tf.nn.conv2d` on the frames as a 2-D
   batch + bias, softmax over K, residual aggregation jointly over T*H*W as
   `einsum(a, x) - sum(a) * C`, intra-normalisation, K-major flatten, final
@@ -122,7 +122,7 @@ def _device_name():
 
 # ---------------------------------------------------------- netvlad section
 def reference_netvlad(x, centers, kernel, bias, epsilon=EPSILON):
-    """Plain-`tf` ActionVLAD pooling (specs/actionvlad.md section 2)."""
+    """Plain-`tf` ActionVLAD pooling (the formula, written out)."""
     import tensorflow as tf
 
     b, t, h, w, d = x.shape

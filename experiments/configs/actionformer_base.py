@@ -2,7 +2,7 @@
 
 Every `actionformer_*` config starts from `get_config()` and changes what its
 dataset needs (values from the authors' `configs/*.yaml` merged with
-`libs/core/config.py` defaults, see `specs/actionformer.md` §3.5). The task
+`libs/core/config.py` defaults). The task
 section is read by `tfaction.tasks.actionformer.ActionFormerTask`; feature
 dimension, record encoding and classes come from the converted dataset's
 `dataset_info.json` in `task.data_dir`.

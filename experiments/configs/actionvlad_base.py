@@ -1,7 +1,7 @@
 """ActionVLAD recipe defaults: HMDB51 RGB stream, VGG16, two stages.
 
-Values are those of rohitgirdhar/ActionVLAD's scripts (`experiments/001_*`,
-`003_*`; see `specs/actionvlad.md` §7). `get_config(stage)`:
+Values are those of rohitgirdhar/ActionVLAD's training scripts
+(`experiments/001_*`, `003_*`). `get_config(stage)`:
 
 * `stage1` (default): train the classifier only, NetVLAD frozen at the
   k-means centres (`task.centers_file`, from `python -m

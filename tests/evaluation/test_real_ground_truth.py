@@ -45,8 +45,8 @@ def test_anet_sample_submission_bsn(real_data_dir):
     r = det.evaluate_detection(
         gt, real_data_dir / "sample_detection_prediction.json",
         tiou_thresholds=np.linspace(0.5, 0.95, 10))
-    # specs/evaluation.md §1 ("Real GT sources"): the official code gives
-    # 0.974157 at every tIoU [verified]. Every score in this file is equal,
+    # The official evaluation code gives 0.974157 at every tIoU on these
+    # files (the team's reference run). Every score in this file is equal,
     # so the value depends only on the tie order of the official per-class
     # `argsort()[::-1]` (NumPy's generic introsort, reproduced by
     # `numpy_sort` whatever the CPU; reverse input order gives 0.971976).

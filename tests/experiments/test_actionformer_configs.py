@@ -1,8 +1,8 @@
 """The `actionformer_*` recipes build the authors' networks.
 
 Each config, with its dataset's feature dimension and class count, must
-give the parameter count measured on the authors' code (spec §3.5 and the
-Ego4D configs), which pins architecture, widths, heads, windows and levels.
+give the parameter count measured on the authors' code (their
+`make_meta_arch` on each of their `configs/*.yaml`), which pins architecture, widths, heads, windows and levels.
 """
 
 import importlib

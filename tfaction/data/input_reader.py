@@ -13,7 +13,9 @@ In the spirit of Model Garden's `official/core/input_reader.py`:
   AUTOTUNE parallelism), records shuffled with a seed;
 - everything random derives from (seed, epoch): epoch e of a pipeline is
   the same on every run (exactly so in `deterministic` mode), which is how a
-  training run resumes its data position (DESIGN.md §5).
+  training run resumes its data position (a distributed iterator cannot be
+  checkpointed in TF 2.17, so the trainer re-creates epoch e and skips the
+  batches already consumed).
 
 `StagedPipeline` is the DMVR-style builder the frames and feature pipelines
 use: an ordered list of named `Dataset -> Dataset` stages that a user can

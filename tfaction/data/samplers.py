@@ -2,7 +2,7 @@
 
 Pure TensorFlow ops, usable inside `tf.data` (graph mode) and eagerly. They
 return int32 frame indices only; the pipelines gather and decode just those
-frames (DESIGN.md §4). Randomness comes from stateless ops
+frames (indices are chosen before decoding). Randomness comes from stateless ops
 (`tf.random.stateless_*`) driven by an explicit seed, so a pipeline is a
 deterministic function of (seed, epoch, video).
 

@@ -1,6 +1,7 @@
 """TFRecord schemas: `tf.train.SequenceExample` builders and parsers.
 
-One schema per kind of content (DESIGN.md §4). Keys follow the DMVR / Model
+One schema per kind of content (RGB frames, optical flow, feature
+sequences, keyframe boxes, frame labels). Keys follow the DMVR / Model
 Garden / MediaSequence convention. Builders turn numpy/python values into a
 `tf.train.SequenceExample`; parsers turn a serialized record into a dict of
 tensors keyed by the same strings, usable inside `tf.data` (graph mode).

@@ -1,7 +1,7 @@
 """ActivityNet-style temporal detection mAP, number for number with the
 official `Evaluation/eval_detection.py` (and ActionFormer's copy).
 
-Algorithm (specs/evaluation.md §1): per class and tIoU threshold, predictions
+Algorithm: per class and tIoU threshold, predictions
 are visited in `score.argsort()[::-1]` order, ties exactly as NumPy's
 generic introsort leaves them (reverse input order for at most 16
 predictions; `numpy_sort` otherwise, so results do not depend on AVX-512);

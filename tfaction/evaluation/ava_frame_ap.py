@@ -4,8 +4,8 @@ Reproduces `activitynet/ActivityNet` `Evaluation/get_ava_performance.py` (2020
 version, 2-column "evaluated key-frame without actions" rows) with its vendored
 TF Object Detection API code (PascalDetectionEvaluator), and, with
 `variant="slowfast"`, `facebookresearch/SlowFast` `ava_eval_helper.py`
-(GT without 2-column rows plus an exclusion list). See
-`specs/evaluation.md` §4.
+(GT without 2-column rows plus an exclusion list); the file formats are
+described in `tfaction.evaluation.ava_io`.
 
 Semantics (both variants unless noted):
 

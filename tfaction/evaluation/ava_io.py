@@ -1,6 +1,6 @@
 """Readers for the AVA evaluation files: box CSVs, label maps, exclusion lists.
 
-Formats (see `specs/evaluation.md` §4):
+Formats (those of the official AVA evaluation and SlowFast):
 
 * ground truth CSV rows `video_id,timestamp,x1,y1,x2,y2,action_id[,person_id]`,
   plus (new format) 2-column rows `video_id,timestamp` = an annotated

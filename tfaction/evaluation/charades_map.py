@@ -1,4 +1,4 @@
-"""Charades v1 classification mAP, as `Charades_v1_classify.m` (spec §6).
+"""Charades v1 classification mAP, as the official `Charades_v1_classify.m`.
 
 * GT: the Charades CSV (`Charades_v1_test.csv`), columns include `id` and
   `actions` = `c092 11.90 21.20;c147 0.00 12.60` (class `cNNN` -> NNN,

@@ -1,4 +1,4 @@
-"""Top-k video accuracy on an HMDB51/UCF101-style split list (spec §5).
+"""Top-k video accuracy on an HMDB51/UCF101-style split list.
 
 Inputs:
 

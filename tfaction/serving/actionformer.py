@@ -1,7 +1,7 @@
 """`ActionFormerExportModule`: features in, detections in seconds out.
 
 The `serving_default` signature runs the whole of ActionFormer's inference
-(`specs/actionformer.md` §6) in the graph:
+(per-level decoding, Soft-NMS, conversion to seconds) in the graph:
 
 | input | dtype | shape | meaning |
 |---|---|---|---|

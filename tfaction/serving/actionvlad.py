@@ -1,7 +1,7 @@
 """ActionVLAD serving: sampled frames in, class probabilities and top-k out.
 
-The client samples the frames (ActionVLAD: 25 uniform frames or flow
-stacks, `specs/actionvlad.md` §5) and sends them; everything after the
+The client samples the frames (ActionVLAD: 25 uniformly spaced frames, or
+25 stacks of consecutive flow frames) and sends them; everything after the
 sampling runs in the graph, by the evaluation pipeline's own stage
 functions (`tfaction.data.frames_pipeline`: `decode_stage`,
 `augment_stage`, `normalize_stage`, `fold_views_stage` with

@@ -1,7 +1,7 @@
 """Test helpers shared by every tfaction layer and model test.
 
-`run_layer_test` checks the whole Keras layer contract of DESIGN.md §3
-(shapes, masks, config, `.keras` round trip, mixed precision, XLA, a fit
+`run_layer_test` checks the whole Keras layer contract every tfaction layer
+follows (shapes, masks, config, `.keras` round trip, mixed precision, XLA, a fit
 step); `run_model_test` the model-level part (both in `contract`). The
 individual `check_*` functions (one module per concern: `config_checks`,
 `build_checks`, `masking_checks`, `jit_checks`, `mixed_precision_checks`,

@@ -1,4 +1,4 @@
-"""`run_layer_test` / `run_model_test`: the whole contract (DESIGN.md §3, §9).
+"""`run_layer_test` / `run_model_test`: the whole Keras layer / model contract.
 
 In the spirit of keras-hub's `TestCase.run_layer_test`, but as plain
 functions that raise `AssertionError`, so they work from pytest and from
