@@ -16,6 +16,8 @@ if __name__ == "__main__":
 ```
 """
 
+import importlib.util
+import re
 import sys
 
 from absl import app
@@ -72,7 +74,7 @@ def parse_configs(argv, flag_values, define_flags, names=("config",),
         define_flags: the command's flag definitions.
         names: the config-file flags to return, in order.
         explain: `explain(error, argv)` -> `ConfigError` naming the culprit
-            of a parsing failure (default: `experiments.train`'s).
+            of a parsing failure (default: `explain_config_error`).
 
     Returns:
         `(configs, flag_values)`.
@@ -90,11 +92,54 @@ def parse_configs(argv, flag_values, define_flags, names=("config",),
         for config in configs:
             config_lib.lock(config)
     except (flags.Error, AttributeError, KeyError, OSError) as e:
-        if explain is None:
-            from experiments import train  # train's messages
-
-            explain = train._explain
-        raise explain(e, argv) from e
+        raise (explain or explain_config_error)(e, argv) from e
     for config in configs:
         config_lib.check_keys(config, base.get_config())
     return configs, flag_values
+
+
+def _config_file(argv):
+    for i, arg in enumerate(argv):
+        match = re.fullmatch(r"--?config(=(.*))?", arg)
+        if match:
+            return match.group(2) if match.group(1) else (
+                argv[i + 1] if i + 1 < len(argv) else None)
+    return None
+
+
+def _override_paths(argv):
+    paths = []
+    for arg in argv:
+        match = re.match(r"--?(?:no)?config\.([^=]+)", arg)
+        if match:
+            paths.append(match.group(1))
+    return paths
+
+
+def _load_config_file(spec):
+    """`get_config()` of a config file ("file.py" or "file.py:argument")."""
+    path, *arguments = spec.split(":", 1)
+    module_spec = importlib.util.spec_from_file_location("_config", path)
+    if module_spec is None:
+        raise OSError(f"cannot load {path!r} as a Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(*arguments)
+
+
+def explain_config_error(error, argv):
+    """Turns a flag-parsing failure into a ConfigError naming the culprit."""
+    path = _config_file(argv)
+    if path is not None:
+        try:
+            config = config_lib.lock(_load_config_file(path))
+        except (AttributeError, KeyError, TypeError, ValueError,
+                OSError) as e:
+            return errors.ConfigError(f"config file {path}: {e}")
+        for override in _override_paths(argv):
+            problem = config_lib.unknown_key(config, override)
+            if problem:
+                return errors.ConfigError(
+                    f"{problem}, from --config.{override} (config file "
+                    f"{path})")
+    return errors.ConfigError(str(error))

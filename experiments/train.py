@@ -20,9 +20,7 @@ Multi-worker: start the same command on every host with `TF_CONFIG` set and
 `--strategy=multi_worker`; the workdir must be on a shared file system.
 """
 
-import importlib.util
 import json
-import re
 
 from absl import flags
 from absl import logging
@@ -68,53 +66,6 @@ def define_flags(flag_values, sys_argv=None):
                                  flag_values=flag_values)
 
 
-def _config_file(argv):
-    for i, arg in enumerate(argv):
-        match = re.fullmatch(r"--?config(=(.*))?", arg)
-        if match:
-            return match.group(2) if match.group(1) else (
-                argv[i + 1] if i + 1 < len(argv) else None)
-    return None
-
-
-def _override_paths(argv):
-    paths = []
-    for arg in argv:
-        match = re.match(r"--?(?:no)?config\.([^=]+)", arg)
-        if match:
-            paths.append(match.group(1))
-    return paths
-
-
-def _load_config_file(spec):
-    """`get_config()` of a config file ("file.py" or "file.py:argument")."""
-    path, *arguments = spec.split(":", 1)
-    module_spec = importlib.util.spec_from_file_location("_config", path)
-    if module_spec is None:
-        raise OSError(f"cannot load {path!r} as a Python file")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(*arguments)
-
-
-def _explain(error, argv):
-    """Turns a flag-parsing failure into a ConfigError naming the culprit."""
-    path = _config_file(argv)
-    if path is not None:
-        try:
-            config = config_lib.lock(_load_config_file(path))
-        except (AttributeError, KeyError, TypeError, ValueError,
-                OSError) as e:
-            return errors.ConfigError(f"config file {path}: {e}")
-        for override in _override_paths(argv):
-            problem = config_lib.unknown_key(config, override)
-            if problem:
-                return errors.ConfigError(
-                    f"{problem}, from --config.{override} (config file "
-                    f"{path})")
-    return errors.ConfigError(str(error))
-
-
 def parse_command_line(argv, flag_values=None):
     """Parses argv into a locked, checked config, workdir and mode.
 
@@ -139,7 +90,7 @@ def parse_command_line(argv, flag_values=None):
     ```
     """
     (config,), flag_values = command.parse_configs(
-        argv, flag_values, define_flags, explain=_explain)
+        argv, flag_values, define_flags)
     if flag_values.strategy:
         config.runtime.strategy = flag_values.strategy
     if config.runtime.strategy not in STRATEGY_NAMES:

@@ -41,7 +41,6 @@ from absl import logging
 from ml_collections import config_flags
 
 from experiments import command
-from experiments import train as train_launcher
 from export import export_saved_model as single
 from tfaction import errors
 
@@ -114,7 +113,7 @@ def _explain(error, argv):
                 renamed.append("--config" + arg[len(flag):])
                 if arg == flag and i + 1 < len(argv):
                     renamed.append(argv[i + 1])
-        explained = str(train_launcher._explain(error, renamed))
+        explained = str(command.explain_config_error(error, renamed))
         if explained != plain:
             return errors.ConfigError(
                 f"{stream} stream: " + explained.replace("--config", flag))

@@ -7,7 +7,6 @@ bundle's README). The stored pyramid features and masks go through
 stored ones (channels-first there, channels-last here).
 """
 
-import json
 import math
 
 import numpy as np

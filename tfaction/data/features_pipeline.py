@@ -64,7 +64,7 @@ class FeaturesConfig:
         cycle_length: files read concurrently (None: AUTOTUNE).
         deterministic: reproducible order (default: not training).
         read_buffer_bytes: read buffer per file; records are ~19 MB each
-            for THUMOS, and TF's 256 kB default made reading ~2x slower.
+            for THUMOS, which TF's 256 kB default reads much more slowly.
     """
 
     feature_dim: int

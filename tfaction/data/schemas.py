@@ -15,10 +15,10 @@ tensors keyed by the same strings, usable inside `tf.data` (graph mode).
 
 Feature sequences are stored either as a float feature list
 (`FEATURE_ENCODING_FLOATS`, the default: the standard SequenceExample layout,
-and faster end to end in 6 of 8 runs of `benchmarks/data_pipeline.py` on 2
-cores, by up to ~25 %, with THUMOS shapes) or as one serialized tensor in
-the context (`FEATURE_ENCODING_TENSOR`: about 35 % less parse CPU, and the only encoding
-that can store float16, halving the size of disk-bound datasets).
+the faster one end to end in `benchmarks/data_pipeline.py`) or as one
+serialized tensor in the context (`FEATURE_ENCODING_TENSOR`: less parse CPU,
+and the only encoding that can store float16, halving the size of
+disk-bound datasets).
 """
 
 import numpy as np

@@ -134,9 +134,9 @@ class LocalSelfAttention(keras.layers.Layer):
     constraint on `T`): dense `T x T` logits with a band mask for short
     sequences (at most `4` blocks), otherwise blocked: queries in blocks of
     `b = max(block_size, 2 * (w // 2))`, each block attending to the `2 b`
-    keys around it (time and memory `O(T b)` instead of `O(T^2)`; about 13x
-    faster forward + backward at `T = 2304`, `w = 19` on CPU). Logits and
-    softmax are computed in float32 under mixed precision.
+    keys around it (time and memory `O(T b)` instead of `O(T^2)`; the
+    speed-up is measured by `benchmarks/actionformer.py --attention`).
+    Logits and softmax are computed in float32 under mixed precision.
 
     Args:
         num_heads: number of attention heads (must divide the channels).

@@ -54,13 +54,13 @@ import string
 
 from tfaction import errors
 from tfaction.data import schemas
+from tfaction.data.formats import charades_csv
 from tfaction.data.formats import class_list as class_list_lib
 from tfaction.data.formats import common
 from tfaction.data.formats import frame_folders
 from tfaction.data.formats import output
-from tfaction.evaluation import charades_map
 
-NUM_CLASSES = charades_map.NUM_CLASSES
+NUM_CLASSES = charades_csv.NUM_CLASSES
 FPS = 24.0
 FRAME_PATTERN = "{id}-{index:06d}.jpg"
 REQUIRED_COLUMNS = ("id", "actions", "length")
@@ -143,7 +143,7 @@ class CharadesVideo:
 def read_charades_videos(path, num_classes=NUM_CLASSES):
     """Reads a Charades CSV for conversion (local path or URL).
 
-    Uses `charades_map.iter_charades_rows`, the parser of the official
+    Uses `charades_csv.iter_charades_rows`, the parser of the official
     evaluation, and also checks `length` and the action times.
 
     Args:
@@ -162,7 +162,7 @@ def read_charades_videos(path, num_classes=NUM_CLASSES):
     text = common.read_text(path, what="Charades CSV")
     videos = []
     try:
-        for line, vid, actions, rec in charades_map.iter_charades_rows(
+        for line, vid, actions, rec in charades_csv.iter_charades_rows(
                 io.StringIO(text, newline=""), path, num_classes,
                 columns=REQUIRED_COLUMNS):
             where = dict(path=path, line=line, video_id=vid)
