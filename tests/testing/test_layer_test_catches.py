@@ -146,7 +146,7 @@ class NoGradient(toys.MaskedStepDense):
     (SublayerWithoutPolicy, {}, "sublayer 'proj'"),
     (BuildsSublayerLazily, {}, "left sublayers unbuilt: \\['extra'\\]"),
     (CreatesWeightsInCall, {}, "create all state in build"),
-    (WrongOutputShape, {}, "symbolic\\): output 0 has shape"),
+    (WrongOutputShape, {}, "compute_output_shape gives"),
     # (The mixed-precision value check catches it too, earlier.)
     (UntrackedState, {"run_mixed_precision_check": False},
      "reloaded .keras vs original"),

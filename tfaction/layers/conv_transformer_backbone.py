@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from tfaction.layers import masked_outputs
 from tfaction.layers.conv_transformer_block import ConvTransformerBlock
 from tfaction.layers.masked_conv1d import MaskedConv1D
 from tfaction.layers.sinusoid_position_encoding import (
@@ -244,6 +245,17 @@ class ConvTransformerBackbone(keras.layers.Layer):
             features.append(x)
             masks.append(mask)
         return features, masks
+
+    def compute_output_shape(self, input_shape):
+        """`([features per level], [masks per level])` shapes."""
+        levels = [masked_outputs.sequence_shapes(input_shape, self.embed_dim,
+                                                 2 ** level)
+                  for level in range(1 + self.arch[2])]
+        return [f for f, _ in levels], [m for _, m in levels]
+
+    def compute_output_spec(self, inputs, mask, training=None):
+        return masked_outputs.output_spec(
+            self, self.compute_output_shape(inputs.shape))
 
     def get_config(self):
         config = super().get_config()

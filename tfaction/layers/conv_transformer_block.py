@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from tfaction.layers import masked_outputs
 from tfaction.layers.layer_scale import LayerScale
 from tfaction.layers.local_self_attention import LocalSelfAttention
 
@@ -149,6 +150,14 @@ class ConvTransformerBlock(keras.layers.Layer):
         if self.scale_mlp is not None:
             h = self.scale_mlp(h, training=training)
         return out + h, out_mask
+
+    def compute_output_shape(self, input_shape):
+        return masked_outputs.sequence_shapes(input_shape, input_shape[-1],
+                                              self.strides)
+
+    def compute_output_spec(self, inputs, mask, training=None):
+        return masked_outputs.output_spec(
+            self, self.compute_output_shape(inputs.shape))
 
     def get_config(self):
         config = super().get_config()

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from tfaction.layers import masked_outputs
 from tfaction.layers.masked_conv1d import MaskedConv1D
 
 _PADDED_KEY_BIAS = -1e4  # the reference's additive constant for padded keys
@@ -208,7 +209,9 @@ class LocalSelfAttention(keras.layers.Layer):
             -1.0 / math.sqrt(3.0), 1.0 / math.sqrt(3.0))
         dense_init = keras.initializers.VarianceScaling(
             1.0 / 3.0, "fan_in", "uniform")
-        for name in ("query", "key", "value"):
+
+        def branch(name):
+            """Depthwise conv -> LayerNorm -> 1x1 projection of q, k or v."""
             conv = MaskedConv1D(
                 channels, 3, strides=self.strides, groups=channels,
                 use_bias=False, kernel_initializer=depthwise_init,
@@ -221,9 +224,11 @@ class LocalSelfAttention(keras.layers.Layer):
                 channels, kernel_initializer=dense_init,
                 bias_initializer="zeros", dtype=self.dtype_policy, name=name)
             proj.build(out_shape)
-            setattr(self, f"{name}_conv", conv)
-            setattr(self, f"{name}_norm", norm)
-            setattr(self, f"{name}_proj", proj)
+            return conv, norm, proj
+
+        self.query_conv, self.query_norm, self.query_proj = branch("query")
+        self.key_conv, self.key_norm, self.key_proj = branch("key")
+        self.value_conv, self.value_norm, self.value_proj = branch("value")
         self.output_proj = keras.layers.Dense(
             channels, kernel_initializer=dense_init, bias_initializer="zeros",
             dtype=self.dtype_policy, name="proj")
@@ -268,6 +273,14 @@ class LocalSelfAttention(keras.layers.Layer):
         out = self.output_dropout(self.output_proj(out), training=training)
         out = out * ops.cast(out_mask, out.dtype)[:, :, None]
         return out, out_mask
+
+    def compute_output_shape(self, input_shape):
+        return masked_outputs.sequence_shapes(input_shape, input_shape[-1],
+                                              self.strides)
+
+    def compute_output_spec(self, inputs, mask, training=None):
+        return masked_outputs.output_spec(
+            self, self.compute_output_shape(inputs.shape))
 
     def get_config(self):
         config = super().get_config()

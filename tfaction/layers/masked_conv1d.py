@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from tfaction.layers import masked_outputs
+
 
 @keras.saving.register_keras_serializable(package="tfaction")
 class MaskedConv1D(keras.layers.Layer):
@@ -129,6 +131,14 @@ class MaskedConv1D(keras.layers.Layer):
             out_mask = out_mask[:, ::self.strides]
         out = out * ops.cast(out_mask, out.dtype)[:, :, None]
         return out, out_mask
+
+    def compute_output_shape(self, input_shape):
+        return masked_outputs.sequence_shapes(input_shape, self.filters,
+                                              self.strides)
+
+    def compute_output_spec(self, inputs, mask):
+        return masked_outputs.output_spec(
+            self, self.compute_output_shape(inputs.shape))
 
     def get_config(self):
         config = super().get_config()

@@ -108,6 +108,7 @@ def check_build(layer_cls, init_kwargs, inputs, *, expected_output_shape=None,
     if expected_output_shape is None:
         expected_output_shape = keras.tree.map_structure(
             lambda x: tuple(x.shape), outputs)
+    _check_compute_output_shape(name, layer, inputs, outputs)
 
     # (c) Symbolic call (functional API) with an unknown batch size.
     layer = layer_cls(**init_kwargs)
@@ -117,3 +118,25 @@ def check_build(layer_cls, init_kwargs, inputs, *, expected_output_shape=None,
                              layer.compute_dtype, symbolic=True)
     check_weights(layer, "a symbolic call")
     return keras.tree.map_structure(assertions.to_numpy, outputs)
+
+
+def _check_compute_output_shape(name, layer, inputs, outputs):
+    """A layer's own `compute_output_shape` gives its outputs' shapes."""
+    if type(layer).compute_output_shape is keras.layers.Layer.compute_output_shape:
+        return  # not defined: Keras traces `call` instead
+    first = inputs.args[0]
+    shape = (tuple(first.shape) if not isinstance(first, (list, tuple))
+             else [tuple(x.shape) for x in first])
+    predicted = layer.compute_output_shape(shape)
+    actual = keras.tree.map_structure(lambda x: tuple(x.shape), outputs)
+    assert _as_lists(predicted) == _as_lists(actual), (
+        f"{name}: compute_output_shape gives {predicted}, the call returns "
+        f"{actual}")
+
+
+def _as_lists(structure):
+    """Shapes as nested lists of ints (tuples and lists alike)."""
+    if isinstance(structure, (list, tuple)) and all(
+            isinstance(d, (int, type(None))) for d in structure):
+        return [None if d is None else int(d) for d in structure]
+    return [_as_lists(s) for s in structure]
