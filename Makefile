@@ -6,6 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Hide TensorFlow's C++ start-up log in the demos (override: =0 shows all).
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: test install demo demo-actionvlad clean
 

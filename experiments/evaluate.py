@@ -160,7 +160,6 @@ def main(argv=None):
           "--predictions=preds.json"])
     ```
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfaction import errors
 
     args = build_parser().parse_args(argv)

@@ -1,1 +1,8 @@
 """Export launchers (`python -m export.export_saved_model`)."""
+
+import os
+
+# TensorFlow's C++ start-up log (CUDA plugin registration errors on a
+# machine without a GPU, oneDNN notices, ...) reads as failures; the
+# launchers hide it unless TF_CPP_MIN_LOG_LEVEL is set (0 shows all).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

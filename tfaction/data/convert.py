@@ -47,6 +47,7 @@ Examples:
       --fps=10 --short_side=256 --flow=tvl1 --output_dir=out/videos
 """
 
+import os
 import sys
 
 from absl import app
@@ -276,6 +277,8 @@ def summary_lines(info):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    # Before TensorFlow loads: hide its C++ start-up log unless asked for.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         result = run()
     except (errors.TfactionError, ValueError) as e:
