@@ -363,6 +363,8 @@ def _train_config(args, records):
         f"experiments.configs.actionvlad_{args.train_config}")
     config = module.get_config()
     config.task.data_dir = str(records)
+    # A speed measurement: random (frozen) weights on purpose.
+    config.task.train_from_scratch = True
     config.trainer.global_batch_size = args.train_batch
     config.trainer.train_steps = args.warmup + args.iterations
     config.trainer.steps_per_epoch = 0

@@ -80,6 +80,10 @@ def get_config(stage="stage1"):
     task.trunk_weights_format = "auto"
     task.centers_file = ""         # k-means centres (.npz)
     task.init_checkpoint = ""      # stage 2: the stage-1 run or checkpoint
+    # A stage that freezes the trunk or NetVLAD refuses to start without
+    # their weights (trunk_weights / centers_file / init_checkpoint);
+    # True accepts random frozen layers on purpose.
+    task.train_from_scratch = False
     task.trainable = ("classifier",)
     task.multi_label = False
     task.top_k = 5

@@ -34,6 +34,10 @@ def get_config(stage="full"):
     frames.crop_size = (56, 72)
     frames.test_crop_offsets = None     # centre crop
     task.model.trunk = "small"
+    # No pre-trained trunk exists for this data: every layer starts from
+    # its random initialisation (NetVLAD from k-means centres when
+    # task.centers_file is given), also in the stage1 / stage2 variants.
+    task.train_from_scratch = True
     task.model.filters = (32, 64, 64)
     task.model.num_clusters = 16
     task.centers.num_frames = 400

@@ -24,6 +24,7 @@ from tfaction import tasks
 from tfaction.data.formats.hmdb51 import convert_hmdb51_frames
 from tfaction.data.synthetic.video_classification import (
     generate_video_classification)
+from tfaction.models.actionvlad import kmeans
 from tfaction.models.actionvlad import model as model_lib
 
 VGG16_CONV_PARAMS = 14_714_688
@@ -132,10 +133,23 @@ def test_hmdb51_recipe_runs_with_local_vgg16_weights(tmp_path):
     source.save_weights(weights)
     config = actionvlad_hmdb51_rgb.get_config()
     config.task.data_dir = str(tmp_path / "records")
-    config.task.trunk_weights = str(weights)
     config.task.frames.num_steps = 2
+    # Stage 1 freezes trunk and NetVLAD: it refuses to start without their
+    # weights, naming the missing key.
+    with pytest.raises(errors.ConfigError, match="task.trunk_weights and "
+                                                 "task.centers_file"):
+        tasks.build_task(config).build_model()
+    config.task.trunk_weights = str(weights)
+    with pytest.raises(errors.ConfigError, match="^task.centers_file is"):
+        tasks.build_task(config).build_model()
+    centers = np.random.default_rng(0).normal(
+        size=(config.task.model.num_clusters, 512)).astype(np.float32)
+    config.task.centers_file = str(tmp_path / "centers.npz")
+    kmeans.save_centers(config.task.centers_file, centers)
     task = tasks.build_task(config)
     model = task.build_model()
+    np.testing.assert_allclose(model.get_layer("netvlad").centers.numpy(),
+                               centers, rtol=1e-6)
     trunk = model_lib.trunk_model(model)
     np.testing.assert_array_equal(
         trunk.get_layer("block3_conv2").kernel.numpy(),

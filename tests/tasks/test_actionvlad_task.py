@@ -326,3 +326,28 @@ def test_group_names_match_the_trunk(dataset):
     names = [layer.name for layer in
              model_lib.group_layers(model, "last_block")]
     assert names == ["block2_conv1"]
+
+
+def test_frozen_parts_without_weights_are_refused(dataset):
+    """No silent random frozen layers: a stage that freezes the trunk or
+    NetVLAD names the missing key, unless `train_from_scratch` says so."""
+    config = make_config(dataset, stage="stage1")
+    assert config.task.train_from_scratch  # the synthetic recipes say so
+    config.task.train_from_scratch = False
+    with pytest.raises(errors.ConfigError, match="task.trunk_weights") as e:
+        tasks.build_task(config).build_trunk()
+    assert "freezes the trunk" in str(e.value)
+    with pytest.raises(errors.ConfigError,
+                       match="task.trunk_weights and task.centers_file are "
+                             "empty") as e:
+        tasks.build_task(config).build_model()
+    assert "freezes the trunk and the NetVLAD layer" in str(e.value)
+    # Stage 2 trains NetVLAD and conv5 but keeps the lower trunk frozen.
+    config = make_config(dataset, stage="stage2")
+    config.task.train_from_scratch = False
+    with pytest.raises(errors.ConfigError, match="task.trunk_weights"):
+        tasks.build_task(config).build_trunk()
+    # Everything trains: nothing to refuse.
+    config = make_config(dataset, stage="full")
+    config.task.train_from_scratch = False
+    tasks.build_task(config).build_model()

@@ -31,7 +31,9 @@ Wires the recipe of rohitgirdhar/ActionVLAD (`train_image_classifier.py`,
 Config (`config.task`, see `experiments/configs/actionvlad_*.py`):
 `data_dir`, `train_subset`, `eval_subset`, `frames` (`FramesConfig` fields),
 `model`, `trunk_weights`, `centers_file`, `init_checkpoint`, `trainable`,
-`multi_label`, `top_k`, `centers` (settings of the k-means command).
+`train_from_scratch` (a stage that freezes the trunk or NetVLAD refuses to
+start when nothing gives them weights, unless this is True), `multi_label`,
+`top_k`, `centers` (settings of the k-means command).
 """
 
 import dataclasses
@@ -239,8 +241,50 @@ class ActionVLADTask(tasks.Task):
             pipeline=pipeline)
 
     # ------------------------------------------------------------- model
+    def _frozen_groups(self):
+        """(trunk frozen at least in part, NetVLAD frozen) for `trainable`."""
+        groups = tuple(self.config.trainable)
+        if groups == ("all",):
+            return False, False
+        return "trunk" not in groups, "netvlad" not in groups
+
+    def _require_weights(self, parts):
+        """Frozen `parts` ("trunk", "netvlad") must start from weights.
+
+        Raises:
+            ConfigError: naming every empty key whose part the stage
+                freezes, unless `init_checkpoint` restores the whole model
+                or `train_from_scratch` accepts random frozen layers.
+        """
+        c = self.config
+        if c.init_checkpoint or c.train_from_scratch:
+            return
+        frozen_trunk, frozen_netvlad = self._frozen_groups()
+        missing = []
+        if "trunk" in parts and frozen_trunk and not c.trunk_weights:
+            missing.append(("trunk", "task.trunk_weights"))
+        if "netvlad" in parts and frozen_netvlad and not c.centers_file:
+            missing.append(("NetVLAD layer", "task.centers_file"))
+        if not missing:
+            return
+        keys = " and ".join(key for _, key in missing)
+        raise errors.ConfigError(
+            f"{keys} {'is' if len(missing) == 1 else 'are'} empty, but "
+            f"task.trainable={tuple(c.trainable)} freezes the "
+            f"{' and the '.join(part for part, _ in missing)}: it would keep "
+            f"its random initialisation. Set {keys}, or task.init_checkpoint "
+            f"(an earlier stage), or task.train_from_scratch=True to train "
+            f"from random weights on purpose")
+
     def build_trunk(self):
-        """The per-frame trunk, with `trunk_weights` loaded if given."""
+        """The per-frame trunk, with `trunk_weights` loaded if given.
+
+        Raises:
+            ConfigError: the stage freezes (part of) the trunk and nothing
+                gives it weights (`trunk_weights`, `init_checkpoint`), unless
+                `train_from_scratch`.
+        """
+        self._require_weights(("trunk",))
         m = self.config.model
         trunk = model_lib.build_trunk(
             m.trunk, self.input_channels, endpoint=m.endpoint,
@@ -252,6 +296,7 @@ class ActionVLADTask(tasks.Task):
         return trunk
 
     def build_model(self):
+        self._require_weights(("trunk", "netvlad"))
         m = self.config.model
         crop = tuple(self.frames_config(False).crop_size)
         model = model_lib.build_actionvlad(
