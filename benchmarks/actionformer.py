@@ -23,13 +23,22 @@ max_seq_len 2304, drop path 0.1, random weights. Measured, each with
 Times are the median of `--iterations` timed iterations after `--warmup`
 untimed ones (which also trace and compile); (a) and (b), like (c) and
 (d), run alternately in the same process so that load from other
-processes hits both alike. The JSON holds the reference numbers of
-`specs/actionformer.md` section 9 (PyTorch CPU build on a 2-core x86
-machine) and the ratios ours / reference (< 1 = faster / smaller).
+processes hits both alike.
+
+With `--reference_repo=PATH` (a clone of happyharrycn/actionformer_release
+with its NMS extension built; `--reference_python` a Python with PyTorch,
+default this one) the authors' code is timed in the same run by
+`benchmarks/actionformer_torch.py`, on the same inputs, each of its
+subprocesses right after ours (train, then inference), and the JSON holds
+its figures under `reference` and the ratios ours / reference (< 1 =
+faster / smaller) for the configuration without XLA. Without it, no
+comparison is printed.
 
 Usage:
     python benchmarks/actionformer.py [--iterations 5] [--quick]
-        [--attention auto|dense] [--output result.json]
+        [--attention auto|dense] [--configs no_jit,jit]
+        [--reference_repo PATH [--reference_python PYTHON]]
+        [--output result.json]
 """
 
 import argparse
@@ -48,16 +57,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import timing  # noqa: E402
 
-# specs/actionformer.md section 9: PyTorch CPU build, 2-core x86, THUMOS.
-REFERENCE = {
-    "train_fwd_bwd_s": 3.77,
-    "train_full_step_s": 4.08,
-    "infer_network_s": 0.574,
-    "infer_with_postprocess_s": 0.689,
-    "params": 29251612,
-    "train_peak_rss_gb": 2.45,
-    "infer_peak_rss_gb": 1.41,
-}
+# Figures compared with the authors' code (ours / theirs).
+COMPARED = ("train_fwd_bwd_s", "train_full_step_s", "infer_network_s",
+            "infer_with_postprocess_s", "train_peak_rss_gb",
+            "infer_peak_rss_gb")
 THUMOS_PARAMS = 29251612
 
 THUMOS = dict(input_dim=2048, num_classes=20, embed_dim=512, num_heads=4,
@@ -265,6 +268,15 @@ def _child(args):
 
 
 # ---------------------------------------------------------------- parent
+def _result(cmd, what):
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"{what} failed (exit {proc.returncode}):"
+                       f"\n{proc.stderr[-4000:]}")
+
+
 def _run_child(args, kind, jit):
     cmd = [sys.executable, str(pathlib.Path(__file__).resolve()),
            "--child", kind, "--jit", str(int(jit)),
@@ -272,12 +284,31 @@ def _run_child(args, kind, jit):
            str(args.warmup), "--attention", args.attention]
     if args.quick:
         cmd.append("--quick")
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"{kind} jit={jit} failed (exit {proc.returncode}):"
-                       f"\n{proc.stderr[-4000:]}")
+    return _result(cmd, f"{kind} jit={jit}")
+
+
+def _run_reference(args, kind):
+    """The authors' code, timed by benchmarks/actionformer_torch.py."""
+    cmd = [args.reference_python,
+           str(pathlib.Path(__file__).resolve().with_name(
+               "actionformer_torch.py")),
+           "--repo", args.reference_repo, "--child", kind,
+           "--iterations", str(args.iterations), "--warmup",
+           str(args.warmup)]
+    if args.quick:
+        cmd.append("--quick")
+    return _result(cmd, f"reference {kind}")
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def main(argv=None):
@@ -291,6 +322,14 @@ def main(argv=None):
                         default="auto",
                         help="'dense': force the dense T x T band attention "
                              "(the former implementation) for comparison")
+    parser.add_argument("--configs", default="no_jit,jit",
+                        help="comma list of no_jit / jit (jit compiles for "
+                             "minutes on CPU)")
+    parser.add_argument("--reference_repo",
+                        help="clone of happyharrycn/actionformer_release: "
+                             "time the authors' code in the same run")
+    parser.add_argument("--reference_python", default=sys.executable,
+                        help="Python with PyTorch for --reference_repo")
     parser.add_argument("--child", choices=("train", "infer"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--jit", type=int, default=0, help=argparse.SUPPRESS)
@@ -301,15 +340,25 @@ def main(argv=None):
     if args.quick:
         args.iterations, args.warmup = min(args.iterations, 2), 1
 
+    names = [n for n in args.configs.split(",") if n]
+    if not names or set(names) - {"no_jit", "jit"}:
+        parser.error(f"--configs: no_jit and/or jit, got {args.configs!r}")
     start = time.perf_counter()
     loads = [round(os.getloadavg()[0], 2)]
     configs = {}
-    for jit in (False, True):
-        name = "jit" if jit else "no_jit"
+    reference = {}
+    for name in names:
+        jit = name == "jit"
         train = _run_child(args, "train", jit)
         loads.append(round(os.getloadavg()[0], 2))
+        if args.reference_repo and not jit and not reference:
+            reference["train"] = _run_reference(args, "train")
+            loads.append(round(os.getloadavg()[0], 2))
         infer = _run_child(args, "infer", jit)
         loads.append(round(os.getloadavg()[0], 2))
+        if args.reference_repo and not jit and "infer" not in reference:
+            reference["infer"] = _run_reference(args, "infer")
+            loads.append(round(os.getloadavg()[0], 2))
         params = infer["params"]
         if train["params"] != params:
             raise RuntimeError("train and inference models differ")
@@ -322,9 +371,6 @@ def main(argv=None):
             "train_peak_rss_gb": train["peak_rss_gb"],
             "infer_peak_rss_gb": infer["peak_rss_gb"],
         }
-        if not args.quick:
-            row["ratio_to_reference"] = {
-                key: round(row[key] / REFERENCE[key], 3) for key in REFERENCE}
         row["details"] = {
             "train_loss": train["train_loss"],
             "candidates_before_nms": infer["candidates"],
@@ -335,7 +381,31 @@ def main(argv=None):
             "child_seconds": [train["seconds"], infer["seconds"]],
         }
         configs[name] = row
-    params = configs["no_jit"]["params"]
+    params = configs[names[0]]["params"]
+    ref_row = None
+    if reference:
+        ref_train, ref_infer = reference["train"], reference["infer"]
+        ref_row = {
+            "train_fwd_bwd_s": ref_train["train_fwd_bwd_s"],
+            "train_full_step_s": ref_train["train_full_step_s"],
+            "infer_network_s": ref_infer["infer_network_s"],
+            "infer_with_postprocess_s":
+                ref_infer["infer_with_postprocess_s"],
+            "params": ref_train["params"],
+            "train_peak_rss_gb": ref_train["peak_rss_gb"],
+            "infer_peak_rss_gb": ref_infer["peak_rss_gb"],
+            "detections": ref_infer["detections"],
+            "torch": ref_train["torch"],
+            "torch_threads": ref_train["torch_threads"],
+            "repo": args.reference_repo,
+        }
+        if ref_row["params"] != params:
+            raise RuntimeError(f"the authors' model has {ref_row['params']} "
+                               f"parameters, ours {params}: not the same "
+                               f"network")
+        ours = configs["no_jit"]
+        ours["ratio_to_reference"] = {
+            key: round(ours[key] / ref_row[key], 3) for key in COMPARED}
     if not args.quick and params != THUMOS_PARAMS:
         raise RuntimeError(f"THUMOS parameter count {params} != "
                            f"{THUMOS_PARAMS}")
@@ -355,14 +425,16 @@ def main(argv=None):
         "tensorflow": tf.__version__,
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "date": time.strftime("%Y-%m-%d"),
         # Other processes on the same cores slow every figure: read the
         # times with the load in mind.
         "load_average": loads,
         "params": params,
-        "params_match_reference": params == THUMOS_PARAMS,
-        "reference": REFERENCE,
-        "no_jit": configs["no_jit"],
-        "jit": configs["jit"],
+        "params_match_thumos": params == THUMOS_PARAMS,
+        # the authors' code, measured in this run (--reference_repo)
+        "reference": ref_row,
+        **configs,
         "seconds": round(time.perf_counter() - start, 1),
     }
     line = json.dumps(result, sort_keys=False)

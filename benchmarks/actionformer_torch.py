@@ -1,0 +1,179 @@
+"""Times the authors' PyTorch ActionFormer beside `benchmarks/actionformer.py`.
+
+Runs in a Python environment with PyTorch and a clone of
+happyharrycn/actionformer_release (with its C++ NMS extension built, as its
+INSTALL.md says); neither is part of tfaction. `benchmarks/actionformer.py
+--reference_repo=PATH [--reference_python=PYTHON]` starts it as a subprocess
+between its own measurements, so both run on the same machine in the same
+state. It builds the authors' THUMOS14 model from their
+`configs/thumos_i3d.yaml` (random weights; `--quick`: the small shapes of
+the tfaction benchmark) and times, on the same inputs as the tfaction
+benchmark (same NumPy generators, shapes and ground truth):
+
+* `train`: (a) `model(video_list)` + `final_loss.backward()`; (b) the
+  authors' training iteration (`train_one_epoch`): (a) + global-norm clip
+  1.0 + their AdamW (`make_optimizer`) + warm-up/cosine scheduler
+  (`make_scheduler`) + `ModelEma` update;
+* `infer`: (c) the network (`preprocessing`, backbone, neck, both heads)
+  in `eval()` mode under `torch.no_grad()`; (d) the whole `model([video])`
+  (network + decoding + their C++ Soft-NMS + seconds).
+
+Times are medians after warm-up, as in the tfaction benchmark; it prints one
+`RESULT {json}` line with the peak RSS.
+
+Usage (normally through `benchmarks/actionformer.py`):
+    PYTHON benchmarks/actionformer_torch.py --repo PATH --child train|infer
+        [--iterations 5] [--warmup 2] [--quick]
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+
+def _load(repo, quick):
+    sys.path.insert(0, repo)
+    sys.path.insert(0, os.path.join(repo, "libs", "utils"))
+    from libs.core.config import load_config
+    from libs.modeling import make_meta_arch
+
+    cfg = load_config(os.path.join(repo, "configs", "thumos_i3d.yaml"))
+    if quick:  # benchmarks/actionformer.py QUICK shapes
+        cfg["dataset"].update(input_dim=64, num_classes=5, max_seq_len=256)
+        cfg["model"].update(input_dim=64, num_classes=5, max_seq_len=256,
+                            embd_dim=32, fpn_dim=32, head_dim=32,
+                            n_mha_win_size=9)
+    return cfg, make_meta_arch(cfg["model_name"], **cfg["model"])
+
+
+def _median(fn, iterations, warmup):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _train(args):
+    import numpy as np
+    import torch
+
+    cfg, model = _load(args.repo, args.quick)  # puts the repo on the path
+    from libs.utils import ModelEma
+    from libs.utils import make_optimizer
+    from libs.utils import make_scheduler
+
+    model.train()
+    length = cfg["model"]["max_seq_len"]
+    dim, num_classes = cfg["model"]["input_dim"], cfg["model"]["num_classes"]
+    # The tfaction benchmark's inputs, drawn in the same order.
+    rng = np.random.default_rng(0)
+    lengths = [length, int(length * 0.78)]
+    feats = rng.standard_normal((2, length, dim), dtype=np.float32)
+    num_gt = 8
+    starts = np.stack([np.sort(rng.uniform(0, n * 0.9, num_gt))
+                       for n in lengths])
+    ends = starts + rng.uniform(2.0, length / 16, (2, num_gt))
+    ends = np.minimum(ends, np.array(lengths)[:, None] - 1.0)
+    segments = np.stack([starts, ends], -1).astype(np.float32)
+    labels = rng.integers(0, num_classes, (2, num_gt)).astype(np.int64)
+    valid_gt = [num_gt, num_gt - 2]  # the last 2 of video 1 are padding
+    videos = [{"video_id": f"v{i}",
+               "feats": torch.from_numpy(feats[i, :n].T.copy()),
+               "segments": torch.from_numpy(segments[i, :valid_gt[i]]),
+               "labels": torch.from_numpy(labels[i, :valid_gt[i]]),
+               "fps": 30.0, "duration": n * 4 / 30.0, "feat_stride": 4,
+               "feat_num_frames": 16} for i, n in enumerate(lengths)]
+    optimizer = make_optimizer(model, cfg["opt"])
+    scheduler = make_scheduler(optimizer, cfg["opt"], 100)
+    ema = ModelEma(model, decay=0.999)
+    clip = float(cfg["train_cfg"]["clip_grad_l2norm"])
+
+    def fwd_bwd():
+        optimizer.zero_grad(set_to_none=True)
+        losses = model(videos)
+        losses["final_loss"].backward()
+        return float(losses["final_loss"])
+
+    def full_step():
+        loss = fwd_bwd()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        scheduler.step()
+        ema.update(model)
+        return loss
+
+    t_fb = _median(fwd_bwd, args.iterations, args.warmup)
+    t_full = _median(full_step, args.iterations, args.warmup)
+    return {"train_fwd_bwd_s": round(t_fb, 4),
+            "train_full_step_s": round(t_full, 4),
+            "params": int(sum(p.numel() for p in model.parameters()))}
+
+
+def _infer(args):
+    import numpy as np
+    import torch
+
+    cfg, model = _load(args.repo, args.quick)
+    model.eval()
+    length = cfg["model"]["max_seq_len"]
+    dim = cfg["model"]["input_dim"]
+    rng = np.random.default_rng(1)
+    feats = rng.standard_normal((1, length, dim), dtype=np.float32)
+    video = {"video_id": "v0", "feats": torch.from_numpy(feats[0].T.copy()),
+             "segments": None, "labels": None, "fps": 30.0,
+             "duration": length * 4 / 30.0, "feat_stride": 4,
+             "feat_num_frames": 16}
+    counts = {}
+
+    @torch.no_grad()
+    def network():
+        x, mask = model.preprocessing([video])
+        feats_, masks = model.backbone(x, mask)
+        fpn, fpn_masks = model.neck(feats_, masks)
+        model.cls_head(fpn, fpn_masks)
+        model.reg_head(fpn, fpn_masks)
+
+    @torch.no_grad()
+    def with_post():
+        (result,) = model([video])
+        counts["detections"] = int(result["scores"].shape[0])
+
+    t_net = _median(network, args.iterations, args.warmup)
+    t_post = _median(with_post, args.iterations, args.warmup)
+    return {"infer_network_s": round(t_net, 4),
+            "infer_with_postprocess_s": round(t_post, 4),
+            "detections": counts["detections"],
+            "params": int(sum(p.numel() for p in model.parameters()))}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repo", required=True,
+                        help="clone of happyharrycn/actionformer_release")
+    parser.add_argument("--child", choices=("train", "infer"), required=True)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    import torch
+
+    start = time.perf_counter()
+    result = (_train if args.child == "train" else _infer)(args)
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result["peak_rss_gb"] = round(rss_kb * 1024 / 1e9, 3)
+    result["torch"] = torch.__version__
+    result["torch_threads"] = torch.get_num_threads()
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
