@@ -114,6 +114,15 @@ class CreatesWeightsInCall(toys.MaskedStepDense):
 
 
 @toys.register
+class UnusedWeight(toys.MaskedStepDense):
+    """Holds a trainable weight the output never uses."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.spare = self.add_weight(shape=(self.units,), name="spare")
+
+
+@toys.register
 class WrongOutputShape(toys.MaskedStepDense):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units + 1,)
@@ -151,6 +160,7 @@ class NoGradient(toys.MaskedStepDense):
     (UntrackedState, {"run_mixed_precision_check": False},
      "reloaded .keras vs original"),
     (NoGradient, {}, "fit step failed.*No gradients"),
+    (UnusedWeight, {}, "left trainable weight\\(s\\) .*spare.* unchanged"),
     (toys.MaskedStepDense, {"expected_num_trainable_weights": 3},
      "4 trainable weights, expected 3"),
 ])
@@ -217,3 +227,7 @@ def test_broken_models_fail():
         run_model_test(toys.TinyClassifier, kwargs, X,
                        expected_output_shape=(2, 3),
                        registered_package=toys.PACKAGE)
+
+
+def test_declared_unused_weights_pass():
+    run(UnusedWeight, DENSE, X, mask=MASK, unused_weights=("spare",))

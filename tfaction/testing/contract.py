@@ -68,7 +68,8 @@ def run_layer_test(layer_cls, init_kwargs, input_data, *, call_kwargs=None,
                    float32_sublayers=(), mixed_precision_output_dtype=None,
                    mixed_precision_tolerance=0.1, run_training_check=True,
                    run_mixed_precision_check=True, run_saving_check=True,
-                   atol=1e-5, rtol=1e-5, jit_atol=1e-4, jit_rtol=1e-4):
+                   atol=1e-5, rtol=1e-5, jit_atol=1e-4, jit_rtol=1e-4,
+                   unused_weights=()):
     """Runs every check of the Keras layer contract; raises AssertionError.
 
     Args:
@@ -102,6 +103,9 @@ def run_layer_test(layer_cls, init_kwargs, input_data, *, call_kwargs=None,
             explicit opt-outs of the slower checks.
         atol, rtol: tolerances of exact-math comparisons (masking, reload).
         jit_atol, jit_rtol: tolerances XLA vs eager.
+        unused_weights: substrings of trainable-weight paths the training
+            step may leave unchanged on purpose (every other trainable
+            weight must move).
 
     Returns:
         The eager outputs of the layer on `input_data` (numpy structure).
@@ -148,7 +152,8 @@ def run_layer_test(layer_cls, init_kwargs, input_data, *, call_kwargs=None,
                                          atol=atol, rtol=rtol)
     if run_training_check:
         training_checks.check_training(layer_cls, init_kwargs, inputs,
-                                       supports_jit=supports_jit)
+                                       supports_jit=supports_jit,
+                                       unused_weights=unused_weights)
     return outputs
 
 
