@@ -5,8 +5,15 @@ predictions per video generated deterministically (seed 0: jittered copies of
 the GT with the right or a random label, the rest random segments and
 labels), 10 tIoU thresholds linspace(0.5, 0.95, 10). Times
 `evaluate_detection` on the loaded GT and predictions (best of 3), and a
-straightforward per-prediction Python loop port of the official algorithm on
-a subset of classes, extrapolated by prediction count to all classes.
+straightforward per-prediction Python loop written from the official
+algorithm on a subset of classes, extrapolated by prediction count to all
+classes. The loop uses nothing of tfaction's metric: it ranks predictions
+with NumPy's own `argsort()[::-1]`, as the official code does (its tie order
+may depend on the CPU's NumPy kernels, which tfaction's `numpy_sort` does
+not), and interpolates precision as the official `interpolated_prec_rec`;
+the JSON reports the largest AP difference from tfaction's, and the same
+for the loop ranked in NumPy's generic tie order (`common.
+official_score_order`, which tfaction follows on every CPU).
 
 Usage:
     python benchmarks/evaluation.py [--real_data ../shared/data/real]
@@ -56,9 +63,15 @@ def make_predictions(gt, per_video=100, seed=0):
                                    path="<synthetic>")
 
 
-def loop_ap(gt_vid, gt_seg, p_vid, p_seg, p_score, thresholds):
-    """Per-prediction Python loop port of the official algorithm."""
-    order = common.official_score_order(p_score)
+def loop_ap(gt_vid, gt_seg, p_vid, p_seg, p_score, thresholds,
+            order=None):
+    """Per-prediction Python loop of the official algorithm (independent).
+
+    `order`: the ranking of the predictions; default NumPy's own
+    `argsort()[::-1]` on this machine, as the official code.
+    """
+    if order is None:
+        order = np.asarray(p_score).argsort()[::-1]
     npos = len(gt_vid)
     by_video = {}
     for j, v in enumerate(gt_vid):
@@ -86,7 +99,19 @@ def loop_ap(gt_vid, gt_seg, p_vid, p_seg, p_score, thresholds):
             if fp[t, idx] == 0 and tp[t, idx] == 0:
                 fp[t, idx] = 1
     tpc, fpc = np.cumsum(tp, 1), np.cumsum(fp, 1)
-    return common.interpolated_ap(tpc / (tpc + fpc), tpc / npos)
+    precision, recall = tpc / (tpc + fpc), tpc / npos
+    return np.array([_interpolated_prec_rec(precision[t], recall[t])
+                     for t in range(len(thresholds))])
+
+
+def _interpolated_prec_rec(prec, rec):
+    """The official VOC-style interpolation, element by element."""
+    mprec = [0.0] + list(prec) + [0.0]
+    mrec = [0.0] + list(rec) + [1.0]
+    for i in range(len(mprec) - 2, -1, -1):
+        mprec[i] = max(mprec[i], mprec[i + 1])
+    return float(sum((mrec[i] - mrec[i - 1]) * mprec[i]
+                     for i in range(1, len(mrec)) if mrec[i] != mrec[i - 1]))
 
 
 def _iou(p, g):
@@ -121,15 +146,22 @@ def main():
     pick = classes[:args.loop_classes]
     labels = np.array(preds.labels, object)
     g_labels = np.array(gt.labels, object)
-    t_loop, n_loop, max_diff = 0.0, 0, 0.0
+    t_loop, n_loop, max_diff, max_diff_generic = 0.0, 0, 0.0, 0.0
     for i, c in enumerate(pick):
         pm, gm = labels == c, g_labels == c
+        args_ = (gt.video[gm], gt.segments[gm], preds.video[pm],
+                 preds.segments[pm], preds.scores[pm], thresholds)
         t0 = time.perf_counter()
-        ap = loop_ap(gt.video[gm], gt.segments[gm], preds.video[pm],
-                     preds.segments[pm], preds.scores[pm], thresholds)
+        ap = loop_ap(*args_)
         t_loop += time.perf_counter() - t0
         n_loop += int(pm.sum())
         max_diff = max(max_diff, float(np.abs(ap - result.ap[:, i]).max()))
+        # The same loop ranking ties in NumPy's generic (non-SIMD) order, the
+        # one tfaction reproduces on every CPU: isolates the tie order.
+        ap = loop_ap(*args_, order=common.official_score_order(
+            preds.scores[pm]))
+        max_diff_generic = max(max_diff_generic,
+                               float(np.abs(ap - result.ap[:, i]).max()))
     loop_est = t_loop * preds.num_predictions / max(n_loop, 1)
     print(json.dumps({
         "benchmark": "activitynet_detection_map",
@@ -143,6 +175,8 @@ def main():
         "loop_port_extrapolated_s": round(loop_est, 1),
         "speedup": round(loop_est / ours, 1),
         "loop_vs_ours_max_abs_diff": max_diff,
+        "loop_generic_tie_order_vs_ours_max_abs_diff": max_diff_generic,
+        "date": time.strftime("%Y-%m-%d"),
         "ours_under_5s": ours < 5.0}))
 
 
