@@ -61,7 +61,8 @@ def test_the_converter_cli_output_has_no_cpp_log(tmp_path):
         [sys.executable, "-m", "tfaction.data.convert",
          "--format=activitynet_features", f"--input={tmp_path / 'gt.json'}",
          f"--features_dir={tmp_path / 'features'}", "--feature_stride=4",
-         "--feature_window=8", f"--output_dir={tmp_path / 'out'}"],
+         "--feature_window=8", f"--output_dir={tmp_path / 'out'}",
+         "--noprogress"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "wrote 1 record(s)" in done.stdout

@@ -54,12 +54,17 @@ from absl import app
 from absl import flags
 
 from tfaction import errors
+from tfaction.data.formats import progress
 
 FORMATS = ("activitynet_features", "hmdb51_frames", "charades_frames",
            "videos", "verify")
 
 # --- Common -------------------------------------------------------------------
 _FORMAT = flags.DEFINE_enum("format", None, FORMATS, "Input format.")
+_PROGRESS = flags.DEFINE_bool(
+    "progress", True,
+    "Show a progress line (videos done, rate, ETA) on stderr when it is a "
+    "terminal; --noprogress turns it off.")
 _INPUT = flags.DEFINE_string(
     "input", None,
     "activitynet_features: annotation JSON. hmdb51_frames: split list "
@@ -279,6 +284,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Before TensorFlow loads: hide its C++ start-up log unless asked for.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    progress.set_enabled(_PROGRESS.value)
     try:
         result = run()
     except (errors.TfactionError, ValueError) as e:

@@ -19,6 +19,7 @@ from absl import logging
 
 from tfaction import errors
 from tfaction.data import filesystems
+from tfaction.data.formats import progress
 
 
 def is_local(path):
@@ -222,6 +223,8 @@ class Skipper:
     def map(self, fn, items, subset=None, num_workers=1, on_skip=None):
         """`ordered_map` under the policy: yields what converted, in order.
 
+        Shows a progress line on a terminal (`progress.Progress`).
+
         Args:
             fn: function of one item (see `ordered_map`).
             items: iterable of inputs.
@@ -236,13 +239,16 @@ class Skipper:
             The first error of `fn` that may not be skipped (any error
             that is not a `DataError` naming a video is never skipped).
         """
-        for item, result, error in ordered_map(fn, items, num_workers):
-            if error is None:
-                yield item, result
-                continue
-            self.skip_or_raise(error, subset)
-            if on_skip is not None:
-                on_skip(item, error)
+        total = len(items) if hasattr(items, "__len__") else None
+        with progress.Progress(total, label=subset or "") as bar:
+            for item, result, error in ordered_map(fn, items, num_workers):
+                bar.advance()
+                if error is None:
+                    yield item, result
+                    continue
+                self.skip_or_raise(error, subset)
+                if on_skip is not None:
+                    on_skip(item, error)
 
     def summary(self):
         """JSON-ready dict: total, counts per error type, and the items."""
