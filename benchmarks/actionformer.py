@@ -47,7 +47,6 @@ import os
 import pathlib
 import platform
 import resource
-import subprocess
 import sys
 import time
 
@@ -268,15 +267,6 @@ def _child(args):
 
 
 # ---------------------------------------------------------------- parent
-def _result(cmd, what):
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"{what} failed (exit {proc.returncode}):"
-                       f"\n{proc.stderr[-4000:]}")
-
-
 def _run_child(args, kind, jit):
     cmd = [sys.executable, str(pathlib.Path(__file__).resolve()),
            "--child", kind, "--jit", str(int(jit)),
@@ -284,7 +274,7 @@ def _run_child(args, kind, jit):
            str(args.warmup), "--attention", args.attention]
     if args.quick:
         cmd.append("--quick")
-    return _result(cmd, f"{kind} jit={jit}")
+    return timing.child_result(cmd, f"{kind} jit={jit}")
 
 
 def _run_reference(args, kind):
@@ -297,18 +287,7 @@ def _run_reference(args, kind):
            str(args.warmup)]
     if args.quick:
         cmd.append("--quick")
-    return _result(cmd, f"reference {kind}")
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return timing.child_result(cmd, f"reference {kind}")
 
 
 def main(argv=None):
@@ -425,7 +404,7 @@ def main(argv=None):
         "tensorflow": tf.__version__,
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": timing.cpu_model(),
         "date": time.strftime("%Y-%m-%d"),
         # Other processes on the same cores slow every figure: read the
         # times with the load in mind.

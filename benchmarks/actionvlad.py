@@ -74,7 +74,6 @@ import json
 import os
 import pathlib
 import platform
-import subprocess
 import sys
 import time
 
@@ -280,12 +279,7 @@ def _run_memory_child(args, impl, jit):
            "--shape", ",".join(map(str, args.shape)),
            "--clusters", str(args.clusters), "--warmup", str(args.warmup),
            "--memory_steps", str(args.memory_steps)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"memory child {impl} jit={jit} failed (exit "
-                       f"{proc.returncode}):\n{proc.stderr[-4000:]}")
+    return timing.child_result(cmd, f"memory child {impl} jit={jit}")
 
 
 def run_netvlad(args):

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import time
@@ -27,6 +26,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks import timing  # noqa: E402
 from tfaction.data.formats.optical_flow import FlowEstimator  # noqa: E402
 
 
@@ -38,17 +38,6 @@ def _frames(height, width, count, seed=0):
     return [np.ascontiguousarray(
         big[i:i + height, 2 * i:2 * i + width]).astype(np.uint8)
         for i in range(count)]
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv=None):
@@ -64,7 +53,7 @@ def main(argv=None):
     cv2.setNumThreads(1)
     result = {"benchmark": "optical_flow", "size": [height, width],
               "pairs": args.pairs, "opencv": cv2.__version__,
-              "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+              "cpu": timing.cpu_model(), "cpu_count": os.cpu_count(),
               "date": time.strftime("%Y-%m-%d")}
     for method in ("tvl1", "farneback"):
         estimator = FlowEstimator(method)

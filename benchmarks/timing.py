@@ -1,5 +1,8 @@
 """Timing helpers shared by the benchmark scripts."""
 
+import json
+import platform
+import subprocess
 import time
 
 
@@ -42,3 +45,29 @@ def median_times(fns, iterations, warmup, first_calls=None, digits=3):
             fn()
             times[k].append(time.perf_counter() - start)
     return [median(t) for t in times]
+
+
+def cpu_model():
+    """The CPU's model name (Linux `/proc/cpuinfo`), for the JSON results."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def child_result(cmd, what):
+    """Runs a benchmark child process; returns its `RESULT {json}` line.
+
+    Raises:
+        RuntimeError: the child printed no result (with its stderr tail).
+    """
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"{what} failed (exit {proc.returncode}):"
+                       f"\n{proc.stderr[-4000:]}")
