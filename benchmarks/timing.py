@@ -1,6 +1,7 @@
 """Timing helpers shared by the benchmark scripts."""
 
 import json
+import os
 import platform
 import subprocess
 import time
@@ -49,14 +50,13 @@ def median_times(fns, iterations, warmup, first_calls=None, digits=3):
 
 def cpu_model():
     """The CPU's model name (Linux `/proc/cpuinfo`), for the JSON results."""
-    try:
+    if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
                     return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    # Not Linux: Python's own (possibly empty) description, said as such.
+    return platform.processor() or "unknown (no /proc/cpuinfo)"
 
 
 def child_result(cmd, what):
