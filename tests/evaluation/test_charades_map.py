@@ -2,12 +2,35 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
 
+from tests.conftest import bundle_dirs
 from tfaction import errors
 from tfaction.evaluation import charades_map as cm
+
+
+def test_matches_official_output(anchors_dir):
+    """Per-class AP equals `Charades_v1_classify.m`'s `ap_all` bit for bit;
+    mAP to 1e-12 (order of the sum over classes); WAP to the 6 decimals
+    the official code prints; every case of tests/anchors/charades_map."""
+    for case in bundle_dirs(anchors_dir, "charades_map/", (
+            "official.json", "groundtruth.csv", "submission.txt")):
+        want = json.loads((case / "official.json").read_text())
+        r = cm.evaluate(case / "groundtruth.csv", case / "submission.txt",
+                        num_classes=want["num_classes"])
+        np.testing.assert_array_equal(list(r["ap_per_class"].values()),
+                                      want["ap_all"], err_msg=case.name)
+        np.testing.assert_allclose(r["mAP"], want["map"], rtol=1e-12, atol=0,
+                                   err_msg=case.name)
+        printed = {k: float(v) for k, v in re.findall(
+            r"^(MAP|WAP): (\S+)", "\n".join(want["printed"]), re.M)}
+        np.testing.assert_allclose([r["mAP"], r["WAP"]],
+                                   [printed["MAP"], printed["WAP"]],
+                                   rtol=0, atol=5e-7, err_msg=case.name)
+
 
 GT = ('id,subject,scene,actions,length\n'
       'v1,s,"Kitchen, big",c000 1.0 2.0;c002 0.5 3.0,10\n'

@@ -1,10 +1,38 @@
+"""Ego4D MQ Recall@kx: official outputs (tests/anchors/ego4d_recall) and
+hand-computed cases."""
+
 import json
 
 import numpy as np
 import pytest
 
+from tests.conftest import bundle_dirs
 from tfaction import errors
 from tfaction.evaluation import ego4d_recall as ego
+
+
+def test_matches_official_output(anchors_dir):
+    """tfaction's official variant equals the output of EGO4D's
+    `Moment_Retrieval.evaluate` on the same files (bit for bit), for every
+    case of tests/anchors/ego4d_recall."""
+    for case in bundle_dirs(anchors_dir, "ego4d_recall/", (
+            "official.json", "ground_truth.json", "predictions.json")):
+        want = json.loads((case / "official.json").read_text())
+        gt, preds = case / "ground_truth.json", case / "predictions.json"
+        if "error" in want:
+            # The official code raises KeyError(<first GT clip without an
+            # entry in the predictions>); tfaction names that clip.
+            assert want["error"]["type"] == "KeyError", case.name
+            with pytest.raises(errors.MalformedFileError) as e:
+                ego.evaluate_recall(gt, preds, subset=want["subset"])
+            assert e.value.video_id == want["error"]["args"][0], case.name
+            continue
+        r = ego.evaluate_recall(gt, preds, subset=want["subset"])
+        np.testing.assert_array_equal(r.tiou_thresholds, want["tious"])
+        assert list(r.top_k) == want["recalls"], case.name
+        # [T, K] on both sides; NaN where the subset has no GT instance.
+        np.testing.assert_array_equal(r.recall, np.array(want["eval_result"]),
+                                      err_msg=case.name)
 
 
 def _files(tmp_path):
@@ -55,3 +83,51 @@ def test_missing_clip(tmp_path):
     assert r.recall.max() == 0 and r.counts["num_missing_clips"] == 1
     with pytest.raises(errors.UnknownSubsetError):
         ego.evaluate_recall(g, tmp_path / "e.json", subset="test")
+
+
+def test_subset_rule_per_variant(tmp_path):
+    g, p = _files(tmp_path)
+    # Official: the clip's subset "val" occurs within "validation".
+    r = ego.evaluate_recall(g, p, subset="validation")
+    np.testing.assert_array_equal(
+        r.recall, ego.evaluate_recall(g, p, subset="val").recall)
+    # ActionFormer variant: equality only.
+    with pytest.raises(errors.UnknownSubsetError, match="equal to"):
+        ego.evaluate_recall(g, p, subset="validation", variant="actionformer")
+    with pytest.raises(errors.ConfigError, match="subset_match"):
+        ego.read_ego4d_ground_truth(g, "val", subset_match="prefix")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"x": {"subset": None, "clip_id": "x",
+                                     "annotations": []}}))
+    with pytest.raises(errors.MalformedFileError, match="string"):
+        ego.evaluate_recall(bad, p, subset="val")
+
+
+@pytest.mark.parametrize("grid", ["thumos", "anet", "epic_ego4d"])
+def test_actionformer_variant_matches_actionformer_metric(anchors_dir,
+                                                          tmp_path, grid):
+    """The ActionFormer variant equals the Recall@1x,5x of ActionFormer's
+    `libs/utils/metrics.py` (shared `eval/actionformer_metric` anchor),
+    its GT and column predictions rewritten in the Ego4D clip layout."""
+    folder = anchors_dir / "eval" / "actionformer_metric"
+    gt = json.loads((folder / "af_metric_gt.json").read_text())["database"]
+    cols = json.loads((folder / "af_metric_preds.json").read_text())
+    want = json.loads((folder / "af_metric_result.json").read_text())[grid]
+    clips = {vid: {"subset": v["subset"], "clip_id": vid, "annotations": [
+        {"label": str(a["label_id"]), "start_time": a["segment"][0],
+         "end_time": a["segment"][1]} for a in v["annotations"]]}
+        for vid, v in gt.items()}
+    results = {vid: [] for vid in gt}
+    for vid, s, e, label, score in zip(cols["video-id"], cols["t-start"],
+                                       cols["t-end"], cols["label"],
+                                       cols["score"]):
+        results[vid].append({"segment": [s, e], "label": str(label),
+                             "score": score})
+    g = tmp_path / "clips.json"
+    g.write_text(json.dumps(clips))
+    p = tmp_path / "preds.json"
+    p.write_text(json.dumps({"results": results}))
+    r = ego.evaluate_recall(g, p, subset="test", variant="actionformer",
+                            tiou_thresholds=want["tiou"], top_k=(1, 5))
+    np.testing.assert_allclose(r.recall, want["recall@1x,5x"], rtol=0,
+                               atol=1e-12)

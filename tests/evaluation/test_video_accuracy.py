@@ -5,8 +5,39 @@ import json
 import numpy as np
 import pytest
 
+from tests.conftest import bundle_dirs
 from tfaction import errors
 from tfaction.evaluation import video_accuracy as va
+from tfaction.models.actionvlad import fusion
+
+
+def test_matches_official_output(anchors_dir):
+    """Top-1 of each stream and of the 1-r : r fusion equal what ActionVLAD's
+    `combine_streams.py` printed (6 decimals; with at most 1,530 videos that
+    pins the count of correct videos), for every case of
+    tests/anchors/video_accuracy."""
+    for case in bundle_dirs(anchors_dir, "video_accuracy/", (
+            "official.json", "test_split.txt", "rgb.npz", "flow.npz")):
+        split = case / "test_split.txt"
+        ids, labels = va.read_split_list(split)
+        streams = {}
+        for name in ("rgb", "flow"):
+            got_ids, scores = va.read_scores(case / f"{name}.npz")
+            streams[name] = fusion.align(ids, got_ids, scores, name=name)
+        top1 = {"Spatial": va.evaluate(split, case / "rgb.npz", 1)["top1"],
+                "Temporal": va.evaluate(split, case / "flow.npz", 1)["top1"]}
+        for run in json.loads((case / "official.json").read_text())["runs"]:
+            fused = fusion.fuse_streams(streams["rgb"], streams["flow"],
+                                        flow_weight=run["temporal_ratio"])
+            got = dict(top1, **{"Final acc": va.accuracies(
+                fused, labels, 1)["top1"]})
+            want = run["accuracy"]
+            assert sorted(want) == sorted(got), case.name
+            np.testing.assert_allclose(
+                [got[k] for k in sorted(want)],
+                [want[k] for k in sorted(want)], rtol=0, atol=5e-7,
+                err_msg=f"{case.name} r={run['temporal_ratio']}")
+
 
 SPLIT = "a/1 40 0\na/2 41 0\nb/1 30 1\nc/1 20 2\n"
 IDS = ["a/1", "a/2", "b/1", "c/1", "extra/9"]

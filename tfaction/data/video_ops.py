@@ -306,8 +306,8 @@ def normalize(frames, mean=0.0, std=1.0, bgr=False):
     scale = 1.0 / tf.constant(std, tf.float32)
     if mean.shape.rank == 0 and scale.shape.rank == 0:
         return (frames - mean) * scale
-    # Broadcasting a [C] vector over [..., C] is 3-6x slower on CPU than a
-    # [W*C] row over [N*H, W*C] rows; same numbers.
+    # TF's CPU kernel broadcasts a [W*C] row over [N*H, W*C] rows much
+    # faster than a [C] vector over [..., C]; the numbers are the same.
     shape = tf.shape(frames)
     width, channels = shape[-2], shape[-1]
     rows = tf.reshape(frames, tf.stack([-1, width * channels]))

@@ -3,13 +3,17 @@
 * ``variant="official"`` (`EGO4D/episodic-memory`
   `MQ/Evaluation/ego4d/get_retrieval_performance.py`): GT
   `{video_id: {"subset", "clip_id", "annotations": [{"label", "start_time",
-  "end_time"}]}}` keyed by `clip_id`; tIoU {0.3, 0.5, 0.7}, k in 1..5. For
+  "end_time"}]}}` keyed by `clip_id`; a clip is evaluated when its `subset`
+  string occurs **within** the requested one (Python's `in` on strings, so
+  the official CLI's `validation` selects the clips of subset `val`); tIoU
+  {0.3, 0.5, 0.7}, k in 1..5. For
   each (clip, class) with n GT, the **first k n predictions of that class in
   file order** (not sorted) are used; a GT is recalled if any has tIoU
   **> θ** (strict), tIoU = intersection / hull length. Recall = mean over all
   GT instances. A GT clip missing from the predictions is an error (official
   KeyError), unless `skip_missing_clips=True` counts its GT as misses
-  (reported).
+  (reported). Checked against the official code's output on the cases of
+  `tests/anchors/ego4d_recall/`.
 * ``variant="actionformer"`` (ActionFormer `libs/utils/metrics.py`): GT
   deduplicated like ActionFormer (< 1e-3 s or same label and bounds within
   1e-3 removed), predictions **sorted by score** per (video, class)
@@ -73,23 +77,30 @@ class RecallResult:
         return out
 
 
-def read_ego4d_ground_truth(path, subset):
+def read_ego4d_ground_truth(path, subset, *, subset_match="exact"):
     """Reads the Ego4D MQ clip annotation file (one subset).
 
     Args:
         path: `clip_annotations*.json`.
-        subset: "val", "test", ... (compared exactly, as officially).
+        subset: "val", "test", ...
+        subset_match: "exact" (a clip's `subset` equals `subset`) or
+            "substring" (the official retrieval loader's `clip_subset in
+            subset`, so `subset="validation"` selects clips of "val").
 
     Returns:
         (clip_ids, clip index [M], segments [M, 2], labels [M]).
 
     Raises:
-        MalformedFileError, UnknownSubsetError, SegmentError.
+        MalformedFileError (also for a non-string `subset` field),
+        UnknownSubsetError, SegmentError, ConfigError.
 
     Example:
 
     >>> read_ego4d_ground_truth("clips.json", "val")  # doctest: +SKIP
     """
+    if subset_match not in ("exact", "substring"):
+        raise errors.ConfigError("subset_match must be 'exact' or "
+                                 f"'substring', got {subset_match!r}")
     path = str(path)
     data = common.load_json(path, what="Ego4D ground truth")
     if not isinstance(data, dict):
@@ -101,8 +112,13 @@ def read_ego4d_ground_truth(path, subset):
             raise errors.MalformedFileError("expected an object with "
                                             "'subset'", path=path,
                                             video_id=vid, key="subset")
-        subsets.add(str(v["subset"]))
-        if v["subset"] != subset:
+        if not isinstance(v["subset"], str):
+            raise errors.MalformedFileError(
+                f"expected a string, got {v['subset']!r}", path=path,
+                video_id=vid, key="subset")
+        subsets.add(v["subset"])
+        if not (v["subset"] in subset if subset_match == "substring"
+                else v["subset"] == subset):
             continue
         for key in ("clip_id", "annotations"):
             if key not in v:
@@ -130,8 +146,10 @@ def read_ego4d_ground_truth(path, subset):
             labels.append(ann["label"])
             video.append(clips[clip])
     if not clips:
+        rule = ("contained in" if subset_match == "substring"
+                else "equal to")
         raise errors.UnknownSubsetError(
-            f"no clip of subset {subset!r}; subsets in the file: "
+            f"no clip whose subset is {rule} {subset!r}; subsets in the file: "
             f"{sorted(subsets)}", path=path, key="subset")
     segs = np.asarray(segs, np.float64).reshape(-1, 2)
     common.check_segments(segs, path=path, video_ids=list(clips),
@@ -147,7 +165,9 @@ def evaluate_recall(ground_truth, predictions, *, subset="val",
     Args:
         ground_truth: Ego4D clip annotation JSON.
         predictions: `{"results": {clip_id: [{segment, label, score}]}}`.
-        subset: GT subset ("val" / "test").
+        subset: GT subset ("val" / "test"); the official variant selects
+            the clips whose subset string occurs within it ("validation"
+            selects "val"), the ActionFormer variant requires equality.
         variant: "official" or "actionformer".
         tiou_thresholds: [T] (default: the variant's).
         top_k: k values (default: the variant's).
@@ -175,7 +195,9 @@ def evaluate_recall(ground_truth, predictions, *, subset="val",
     top_k = tuple(int(k) for k in (
         (OFFICIAL_TOP_K if official else ACTIONFORMER_TOP_K)
         if top_k is None else top_k))
-    clips, g_vid, g_seg, g_lab = read_ego4d_ground_truth(ground_truth, subset)
+    clips, g_vid, g_seg, g_lab = read_ego4d_ground_truth(
+        ground_truth, subset,
+        subset_match="substring" if official else "exact")
     preds = common.read_detection_predictions(predictions)
     missing = [c for c in clips if c not in set(preds.video_ids)]
     if missing and not skip_missing_clips:
