@@ -1,0 +1,29 @@
+"""PyTorch checkpoints read without PyTorch and without executing them.
+
+* `load_torch_checkpoint(path)`: the object in a `torch.save` file (zip
+  format), tensors as NumPy arrays, through a restricted unpickler
+  (`torch_unpickler`) that refuses any callable outside a small table.
+* `state_dict(path, key)` / `select_state_dict(checkpoint, key)`: one
+  state dict of it (`state_dict_ema`, `state_dict`, `model`, ...), with the
+  `nn.DataParallel` `module.` prefix removed.
+* `tfaction.checkpoints.actionformer.load_actionformer_checkpoint`: the
+  ActionFormer authors' `.pth.tar` into a built `ActionFormer`
+  (imported on its own: it needs TensorFlow).
+
+Example:
+
+```python
+from tfaction.checkpoints import state_dict
+weights = state_dict("epoch_035.pth.tar", "state_dict_ema")
+```
+"""
+
+from tfaction.checkpoints.errors import CheckpointError
+from tfaction.checkpoints.errors import UnsafeCheckpointError
+from tfaction.checkpoints.state_dicts import select_state_dict
+from tfaction.checkpoints.state_dicts import state_dict
+from tfaction.checkpoints.state_dicts import summary
+from tfaction.checkpoints.torch_zip import load_torch_checkpoint
+
+__all__ = ["CheckpointError", "UnsafeCheckpointError", "load_torch_checkpoint",
+           "select_state_dict", "state_dict", "summary"]
