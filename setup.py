@@ -28,7 +28,8 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     # Writing TF-Serving warm-up records (PredictionLog) and gRPC examples.
     "serving": ["tensorflow-serving-api==2.17.1"],
-    "test": ["pytest>=8", "pytest-timeout>=2.3"],
+    # moto[server]: the S3 server of tests/integration/test_remote_storage.py.
+    "test": ["pytest>=8", "pytest-timeout>=2.3", "moto[server]==5.2.6"],
 }
 
 setup(

@@ -28,6 +28,8 @@ from absl import app
 from absl import flags
 
 from tfaction import errors
+from tfaction.data import filesystems
+
 
 def define_flags(flag_values=flags.FLAGS):
     """Defines the command's flags (only when run as a command, so that
@@ -50,11 +52,9 @@ def define_flags(flag_values=flags.FLAGS):
 
 def _labels(path, ids):
     """Labels stored in a predictions .npz, aligned to `ids` (or None)."""
-    import numpy as np
-
     if not path or not path.endswith(".npz"):
         return None
-    with np.load(path, allow_pickle=False) as z:
+    with filesystems.load_numpy(path) as z:
         if "labels" not in z.files:
             return None
         index = {str(v): i for i, v in enumerate(z["video_ids"].tolist())}
@@ -147,4 +147,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    filesystems.run_and_exit(app.run, main)

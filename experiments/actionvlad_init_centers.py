@@ -22,7 +22,6 @@ tfaction errors (e.g. unreadable data).
 """
 
 import json
-import os
 
 from absl import flags
 from absl import logging
@@ -30,12 +29,13 @@ from ml_collections import config_flags
 
 from experiments import command
 from tfaction import errors
+from tfaction import progress
 
 CENTERS_FILE = "centers.npz"
 
 
 def define_flags(flag_values, sys_argv=None):
-    """Defines `--config` and `--workdir` on `flag_values`."""
+    """Defines `--config`, `--workdir`, `--[no]progress` on `flag_values`."""
     config_flags.DEFINE_config_file(
         "config", None, "ActionVLAD experiment config file",
         flag_values=flag_values, lock_config=True, sys_argv=sys_argv)
@@ -43,10 +43,14 @@ def define_flags(flag_values, sys_argv=None):
                         flag_values=flag_values)
     flags.mark_flags_as_required(["config", "workdir"],
                                  flag_values=flag_values)
+    progress.define_flag(flag_values)
+    flags.declare_key_flag("progress", flag_values=flag_values)
 
 
 def parse_command_line(argv, flag_values=None):
     """Parses argv into a locked, checked config and the workdir.
+
+    Also applies `--[no]progress` (the progress line on stderr).
 
     Raises:
         ConfigError: bad flag, unknown key or unreadable config file.
@@ -57,6 +61,7 @@ def parse_command_line(argv, flag_values=None):
         raise errors.ConfigError(
             f"config.task.name is {config.task.name!r}; this command "
             "initialises ActionVLAD recipes (task 'actionvlad')")
+    progress.set_enabled(flag_values.progress)
     return config, flag_values.workdir
 
 
@@ -87,20 +92,22 @@ def sample_descriptors(task, settings, seed=0):
     files = task.data.files(task.config.train_subset)
     wanted = int(settings.num_frames)
     chunks, frames_used, epoch = [], 0, 0
-    while frames_used < wanted:
-        dataset = frames_pipeline.make_frames_dataset(
-            files, config, training=True, seed=seed, start_epoch=epoch,
-            num_epochs=1)
-        for batch in dataset:
-            frames = batch["frames"]
-            frames = tf.reshape(frames, [-1, *frames.shape[2:]])
-            frames = frames[:wanted - frames_used]
-            features = extract(frames).numpy()
-            chunks.append(features.reshape(-1, features.shape[-1]))
-            frames_used += frames.shape[0]
-            if frames_used >= wanted:
-                break
-        epoch += 1
+    with progress.Progress(wanted, label="descriptors", unit="frames") as bar:
+        while frames_used < wanted:
+            dataset = frames_pipeline.make_frames_dataset(
+                files, config, training=True, seed=seed, start_epoch=epoch,
+                num_epochs=1)
+            for batch in dataset:
+                frames = batch["frames"]
+                frames = tf.reshape(frames, [-1, *frames.shape[2:]])
+                frames = frames[:wanted - frames_used]
+                features = extract(frames).numpy()
+                chunks.append(features.reshape(-1, features.shape[-1]))
+                frames_used += frames.shape[0]
+                bar.advance(frames.shape[0])
+                if frames_used >= wanted:
+                    break
+            epoch += 1
     descriptors = np.concatenate(chunks).astype(np.float32)
     limit = int(settings.max_descriptors)
     if descriptors.shape[0] > limit:
@@ -122,6 +129,7 @@ def init_centers(config, workdir):
     """
     from tfaction import tasks
     from tfaction import training
+    from tfaction.data import filesystems
     from tfaction.models.actionvlad import kmeans
 
     training.configure_runtime(config.runtime, config.trainer.seed)
@@ -131,14 +139,15 @@ def init_centers(config, workdir):
     descriptors, frames_used = sample_descriptors(task, settings, seed)
     logging.info("clustering %d descriptors of %d frames",
                  descriptors.shape[0], frames_used)
-    centers, info = kmeans.cluster_descriptors(
-        descriptors, int(config.task.model.num_clusters), seed=seed,
-        minibatch_threshold=int(settings.minibatch_threshold),
-        seed_sample=int(settings.seed_sample))
+    with progress.Stage(f"clustering {descriptors.shape[0]} descriptors"):
+        centers, info = kmeans.cluster_descriptors(
+            descriptors, int(config.task.model.num_clusters), seed=seed,
+            minibatch_threshold=int(settings.minibatch_threshold),
+            seed_sample=int(settings.seed_sample))
     info.update(num_frames=frames_used, data_dir=config.task.data_dir,
                 modality=task.frames_config(False).modality)
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, CENTERS_FILE)
+    filesystems.makedirs(workdir)
+    path = filesystems.join(workdir, CENTERS_FILE)
     kmeans.save_centers(path, centers, info)
     logging.info("centres: %s", json.dumps(info))
     return path

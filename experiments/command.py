@@ -1,11 +1,16 @@
 """The shared command-line convention of tfaction's commands.
 
 Every command parses its flags into a checked config (a bad flag, key or
-value is a `ConfigError`) and then does its work; a `tfaction.errors` error
-is printed as `<program>: error: <message>` (the message says what to fix)
-and the process exits with status 2 for configuration errors, 1 for
-others. Flags are defined only when the module runs as a command, so
-importing it (tests, other launchers) claims no flag names.
+value is a `ConfigError`) and then does its work. A config flag
+(`define_config_flag`) takes a recipe, `file.py[:argument]` (its
+`get_config()`), or a resolved `config.json` written by a run (restored
+with its types by `tfaction.config.read_config_json`); either way the
+config is locked, `--config.x.y=...` overrides apply and unknown keys fail.
+A `tfaction.errors` error is printed as `<program>: error: <message>` (the
+message says what to fix) and the process exits with status 2 for
+configuration errors, 1 for others. Flags are defined only when the module
+runs as a command, so importing it (tests, other launchers) claims no flag
+names.
 
 Example:
 
@@ -22,10 +27,11 @@ import sys
 
 from absl import app
 from absl import flags
+from ml_collections import config_flags
 
-from experiments.configs import base
 from tfaction import config as config_lib
 from tfaction import errors
+from tfaction.data import filesystems
 
 
 def _fail(program, error, status):
@@ -59,7 +65,8 @@ def run(program, define_flags, parse_command_line, main):
         if result is not None:
             print(result)
 
-    app.run(run_main, flags_parser=parse)
+    # Via `filesystems` so that a run on s3:// paths exits with its own status.
+    filesystems.run_and_exit(app.run, run_main, flags_parser=parse)
 
 
 def parse_configs(argv, flag_values, define_flags, names=("config",),
@@ -94,17 +101,97 @@ def parse_configs(argv, flag_values, define_flags, names=("config",),
     except (flags.Error, AttributeError, KeyError, OSError) as e:
         raise (explain or explain_config_error)(e, argv) from e
     for config in configs:
-        config_lib.check_keys(config, base.get_config())
+        config_lib.check_keys(config, config_lib.base_config())
     return configs, flag_values
 
 
-def _config_file(argv):
+def validate(config):
+    """Checks the task section with its family's schema (builds nothing).
+
+    Args:
+        config: a locked experiment config from `parse_configs`.
+
+    Raises:
+        ConfigError: naming the unknown, missing or inconsistent key.
+    """
+    from tfaction import tasks  # imports TensorFlow
+
+    tasks.validate_config(config)
+
+
+class _ConfigFileParser(config_flags.config_flags.ConfigFileFlagParser):
+    """`file.py[:argument]` as ml_collections does, or a `.json` config."""
+
+    def parse(self, path):
+        if path.endswith(".json"):
+            return load_config(path)
+        return super().parse(path)
+
+
+def define_config_flag(name, help_string, flag_values, sys_argv=None):
+    """Defines the config flag `--<name>` (a `.py` recipe or `.json`).
+
+    Args:
+        name: the flag name, e.g. "config".
+        help_string: its help.
+        flag_values: an `absl.flags.FlagValues`.
+        sys_argv: the argv the overrides are read from (default `sys.argv`
+            at parse time).
+
+    Example:
+
+    ```python
+    define_config_flag("config", "experiment config", flag_values)
+    ```
+    """
+    config_flags.DEFINE_config_file(
+        name, None, help_string, flag_values=flag_values, lock_config=True,
+        sys_argv=sys_argv)
+    flag_values[name].parser = _ConfigFileParser(name)
+
+
+def _flag_value(argv, name):
     for i, arg in enumerate(argv):
-        match = re.fullmatch(r"--?config(=(.*))?", arg)
+        match = re.fullmatch(rf"--?{name}(=(.*))?", arg)
         if match:
             return match.group(2) if match.group(1) else (
                 argv[i + 1] if i + 1 < len(argv) else None)
     return None
+
+
+def with_workdir_config(argv, config_flag="config", workdir_flag="workdir"):
+    """`argv` with `--<config_flag>=<workdir>/config.json` if it has none.
+
+    Lets a command that reads a finished run (export) take the run's own
+    resolved config instead of the recipe and its overrides again.
+
+    Args:
+        argv: the command line, program name first.
+        config_flag: the config flag's name.
+        workdir_flag: the flag naming the run directory.
+
+    Returns:
+        The command line to parse.
+
+    Raises:
+        ConfigError: no config flag and no `config.json` in the workdir.
+
+    Example:
+
+    ```python
+    argv = with_workdir_config(["export", "--workdir=runs/x", ...])
+    ```
+    """
+    workdir = _flag_value(argv, workdir_flag)
+    if _flag_value(argv, config_flag) is not None or workdir is None:
+        return argv
+    path = filesystems.join(workdir, config_lib.CONFIG_JSON)
+    if not filesystems.exists(path):
+        raise errors.ConfigError(
+            f"--{config_flag} is not given and {path} does not exist (a "
+            f"training run writes it): pass --{config_flag}=<recipe>.py or "
+            f"a config.json, or point --{workdir_flag} at a trained run")
+    return [*argv[:1], f"--{config_flag}={path}", *argv[1:]]
 
 
 def _override_paths(argv):
@@ -116,8 +203,22 @@ def _override_paths(argv):
     return paths
 
 
-def _load_config_file(spec):
-    """`get_config()` of a config file ("file.py" or "file.py:argument")."""
+def load_config(spec):
+    """The config of "file.py", "file.py:argument" or "config.json".
+
+    Args:
+        spec: a recipe (its `get_config(argument)`) or a resolved
+            `config.json`.
+
+    Returns:
+        The ConfigDict (locked when read from JSON).
+
+    Raises:
+        ConfigError: unreadable JSON config, unknown keys in it.
+        OSError: unreadable Python file.
+    """
+    if spec.endswith(".json"):
+        return config_lib.read_config_json(spec)
     path, *arguments = spec.split(":", 1)
     module_spec = importlib.util.spec_from_file_location("_config", path)
     if module_spec is None:
@@ -129,10 +230,12 @@ def _load_config_file(spec):
 
 def explain_config_error(error, argv):
     """Turns a flag-parsing failure into a ConfigError naming the culprit."""
-    path = _config_file(argv)
+    path = _flag_value(argv, "config")
     if path is not None:
         try:
-            config = config_lib.lock(_load_config_file(path))
+            config = config_lib.lock(load_config(path))
+        except errors.ConfigError as e:
+            return e
         except (AttributeError, KeyError, TypeError, ValueError,
                 OSError) as e:
             return errors.ConfigError(f"config file {path}: {e}")

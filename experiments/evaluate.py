@@ -23,15 +23,17 @@ options) -> dict` and `format_table(result) -> str`):
 `options` holds every flag below by name: `tiou_thresholds` is a list of
 floats or None, `top_k` an int (one value), a list of ints (several) or
 None, booleans are booleans, unset flags None. The table is printed to
-stdout; `--output_json` writes the result dict. A `tfaction.errors`
-exception prints one line to stderr and exits with status 1.
+stdout; `--output_json` writes the result dict. On a terminal, stderr shows
+the elapsed time while the metric runs (`--noprogress`: nothing). A
+`tfaction.errors` exception prints one line to stderr and exits with status
+1.
 """
 
 import argparse
 import importlib
-import json
-import os
 import sys
+
+from tfaction import progress
 
 METRICS = {
     "activitynet_detection": "tfaction.evaluation.activitynet_detection",
@@ -93,6 +95,10 @@ def build_parser():
     p.add_argument("--skip_unknown_labels", action="store_true",
                    help="drop and count predictions whose label is not a "
                         "ground-truth class instead of failing")
+    p.add_argument("--class_agnostic", action="store_true",
+                   help="activitynet_detection: score every ground-truth "
+                        "instance and prediction as one class (a "
+                        "class-agnostic detector without class scores)")
     p.add_argument("--top_k", type=_ints, default=None,
                    help="k value(s), comma-separated (Recall@kx, top-k)")
     p.add_argument("--label_map", default=None, help="label map file")
@@ -111,6 +117,7 @@ def build_parser():
                         "as misses instead of failing")
     p.add_argument("--output_json", default=None,
                    help="write the result dict to this JSON file")
+    progress.add_argument(p)
     return p
 
 
@@ -161,19 +168,21 @@ def main(argv=None):
     ```
     """
     from tfaction import errors
+    from tfaction.data import filesystems
 
     args = build_parser().parse_args(argv)
     options = vars(args).copy()
+    progress.set_enabled(args.progress)
     try:
         module = load_metric(args.metric)
-        result = module.run_cli(args.ground_truth, args.predictions, options)
+        # The metrics are vectorised (no per-item loop to count): a line
+        # with the elapsed time shows that a large file is being scored.
+        with progress.Stage(f"{args.metric}: scoring {args.predictions}"):
+            result = module.run_cli(args.ground_truth, args.predictions,
+                                    options)
         print(module.format_table(result))
         if args.output_json:
-            tmp = args.output_json + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(result, f, indent=2)
-                f.write("\n")
-            os.replace(tmp, args.output_json)
+            filesystems.write_json(args.output_json, result)
     except errors.TfactionError as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
@@ -184,4 +193,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tfaction.data import filesystems
+    filesystems.exit_process(main())

@@ -8,9 +8,13 @@ python -m experiments.train --config=experiments/configs/<name>.py \
 ```
 
 `--config` is a Python file whose `get_config()` returns an
-`ml_collections.ConfigDict` extending `experiments/configs/base.py`. The
-config is locked: an unknown key, in the file or in a `--config.x.y=...`
-override, stops the launcher with an error naming the key. The resolved
+`ml_collections.ConfigDict` extending `tfaction.config.base_config()` (a
+task family's `experiment_config()`), or the resolved `config.json` of a
+run: `--config=runs/<name>/config.json` reruns that experiment exactly.
+The config is locked: an unknown key, in the file or in a
+`--config.x.y=...` override, stops the launcher with an error naming the
+key; the task section is then checked by its family's schema
+(`tfaction.tasks.validate_config`) before anything is built. The resolved
 config is written to `<workdir>/config.json` (`eval_config.json` in eval
 mode) by the chief, then the task named by `config.task.name` (after
 importing `config.task.module`) is trained by `tfaction.training.Trainer`.
@@ -24,7 +28,6 @@ import json
 
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 
 from experiments import command
 from tfaction import config as config_lib
@@ -52,9 +55,9 @@ def define_flags(flag_values, sys_argv=None):
     flag_values(argv)
     ```
     """
-    config_flags.DEFINE_config_file(
-        "config", None, "experiment config file (get_config())",
-        flag_values=flag_values, lock_config=True, sys_argv=sys_argv)
+    command.define_config_flag(
+        "config", "experiment config: recipe .py (get_config()) or a "
+        "run's config.json", flag_values, sys_argv=sys_argv)
     flags.DEFINE_string("workdir", None, "run directory (checkpoints, "
                         "summaries, config.json)", flag_values=flag_values)
     flags.DEFINE_enum("mode", "train", MODES, "what to run",
@@ -78,8 +81,9 @@ def parse_command_line(argv, flag_values=None):
         Tuple `(config, workdir, mode)`.
 
     Raises:
-        ConfigError: bad flag, unknown or missing config key, bad value,
-            unreadable config file; the message names the culprit.
+        ConfigError: bad flag, unknown, missing or inconsistent config key,
+            bad value, unreadable config file; the message names the
+            culprit.
 
     Example:
 
@@ -97,6 +101,7 @@ def parse_command_line(argv, flag_values=None):
         raise errors.ConfigError(
             f"unknown runtime.strategy {config.runtime.strategy!r}; expected "
             f"one of {', '.join(STRATEGY_NAMES)}")
+    command.validate(config)
     return config, flag_values.workdir, flag_values.mode
 
 
@@ -113,17 +118,16 @@ def build_trainer(config, workdir, mode="train"):
     Returns:
         A `tfaction.training.Trainer`.
     """
-    import tensorflow as tf  # after the command line is known to be valid
-
     from tfaction import tasks
     from tfaction import training
+    from tfaction.data import filesystems
 
     training.configure_runtime(config.runtime, config.trainer.seed)
     strategy = training.get_strategy(config.runtime.strategy,
                                      devices=config.runtime.devices,
                                      tpu=config.runtime.tpu)
     if training.worker_info(strategy)[2]:  # only the chief writes
-        tf.io.gfile.makedirs(workdir)
+        filesystems.makedirs(workdir)
         config_lib.write_config_json(
             config, workdir,
             filename="eval_config.json" if mode == "eval" else

@@ -17,11 +17,12 @@ equivalent REST request, to send with
     curl -d @request.json http://HOST:8501/v1/models/actionformer:predict
 """
 
-import json
 import sys
 
 from absl import app
 from absl import flags
+
+from tfaction.data import filesystems
 
 FLAGS = flags.FLAGS
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None,
@@ -99,7 +100,8 @@ def predict(saved_model, inputs):
     """Runs `serving_default` of `saved_model` on `inputs` (numpy dict)."""
     import tensorflow as tf
 
-    fn = tf.saved_model.load(saved_model).signatures["serving_default"]
+    fn = tf.saved_model.load(filesystems.ensure_filesystem(
+        saved_model)).signatures["serving_default"]
     out = fn(**{k: tf.constant(v) for k, v in inputs.items()})
     return {k: v.numpy() for k, v in out.items()}
 
@@ -136,8 +138,8 @@ def main(argv):
         video = read_video(_DATA_DIR.value, _SUBSET.value, _VIDEO_ID.value)
         inputs = request_inputs(video)
         if _REST_BODY.value:
-            with open(_REST_BODY.value, "w") as f:
-                json.dump(rest_body(inputs), f)
+            filesystems.write_json(_REST_BODY.value, rest_body(inputs),
+                                   indent=None)
         outputs = predict(_SAVED_MODEL.value, inputs)
         print(format_detections(video, outputs, _TOP.value))
     except errors.TfactionError as e:
@@ -148,4 +150,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["saved_model", "data_dir"])
-    app.run(lambda argv: sys.exit(main(argv)))
+    filesystems.run_and_exit(app.run, main)

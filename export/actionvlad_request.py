@@ -22,10 +22,12 @@ the JSON body of the same request (JPEGs base64-encoded as `{"b64": ...}`):
 
 import base64
 import json
-import os
 
 from absl import app
 from absl import flags
+
+from tfaction.data import filesystems
+
 
 def define_flags(flag_values=flags.FLAGS):
     """Defines the command's flags (only when run as a command, so that
@@ -63,11 +65,11 @@ def request_inputs(folder, input_names, num_steps, stack=None):
     from tfaction.data import samplers
 
     def read(pattern, indices):
-        return np.array([[open(os.path.join(folder, pattern % (i + 1)),
-                               "rb").read() for i in row]
-                         for row in np.atleast_2d(indices)], dtype=object)
+        return np.array([[filesystems.read_bytes(
+            filesystems.join(folder, pattern % (i + 1))) for i in row]
+            for row in np.atleast_2d(indices)], dtype=object)
 
-    num_frames = len([f for f in os.listdir(folder)
+    num_frames = len([f for f in filesystems.listdir(folder)
                       if f.startswith("image_")])
     inputs = {}
     if "frames" in input_names:
@@ -96,11 +98,10 @@ def rest_body(inputs):
 
 
 def _video_and_label(split_list, video):
-    with open(split_list) as f:
-        for line in f:
-            parts = line.split()
-            if parts and (video is None or parts[0] == video):
-                return parts[0], int(parts[2])
+    for line in filesystems.read_text(split_list).splitlines():
+        parts = line.split()
+        if parts and (video is None or parts[0] == video):
+            return parts[0], int(parts[2])
     raise SystemExit(f"video {video!r} is not in {split_list}")
 
 
@@ -109,11 +110,11 @@ def main(argv):
     import tensorflow as tf
 
     video, label = _video_and_label(flags.FLAGS.split_list, flags.FLAGS.video)
-    serve = tf.saved_model.load(flags.FLAGS.saved_model).signatures[
-        "serving_default"]
+    serve = tf.saved_model.load(filesystems.ensure_filesystem(
+        flags.FLAGS.saved_model)).signatures["serving_default"]
     specs = serve.structured_input_signature[1]
     stack = specs["flow_x"].shape[-1] if "flow_x" in specs else None
-    inputs = request_inputs(os.path.join(flags.FLAGS.frames_root, video),
+    inputs = request_inputs(filesystems.join(flags.FLAGS.frames_root, video),
                             set(specs), flags.FLAGS.num_steps, stack)
     outputs = serve(**{k: tf.constant(v) for k, v in inputs.items()})
     names = outputs.get("top_k_names")
@@ -125,12 +126,12 @@ def main(argv):
             entry["name"] = name.decode()
     print(json.dumps({"video": video, "label": label, "top_k": top}))
     if flags.FLAGS.rest_body:
-        with open(flags.FLAGS.rest_body, "w") as f:
-            json.dump(rest_body(inputs), f)
+        filesystems.write_json(flags.FLAGS.rest_body, rest_body(inputs),
+                               indent=None)
 
 
 if __name__ == "__main__":
     define_flags()
     flags.mark_flags_as_required(["saved_model", "frames_root",
                                   "split_list"])
-    app.run(main)
+    filesystems.run_and_exit(app.run, main)

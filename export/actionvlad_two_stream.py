@@ -2,10 +2,9 @@ r"""Exports a trained ActionVLAD RGB + flow pair as one two-stream SavedModel.
 
 ```
 python -m export.actionvlad_two_stream \
-    --rgb_config=experiments/configs/actionvlad_hmdb51_rgb.py \
-    --rgb_workdir=runs/actionvlad_rgb \
-    --flow_config=experiments/configs/actionvlad_hmdb51_flow.py \
-    --flow_workdir=runs/actionvlad_flow \
+    --rgb_workdir=runs/actionvlad_rgb --flow_workdir=runs/actionvlad_flow \
+    [--rgb_config=experiments/configs/actionvlad_hmdb51_rgb.py] \
+    [--flow_config=experiments/configs/actionvlad_hmdb51_flow.py] \
     --export_dir=models/actionvlad_two_stream [--version=N] \
     [--flow_weight=0.667] [--model_name=<name>] \
     [--rgb_checkpoint=...] [--flow_checkpoint=...] \
@@ -14,9 +13,12 @@ python -m export.actionvlad_two_stream \
 ```
 
 Each stream is restored exactly as `export.export_saved_model` restores a
-single model (same config checks, `Trainer(evaluation_only=True)`, newest
-checkpoint of its workdir or `--*_checkpoint`, EMA weights when the config
-evaluates with them); then `tfaction.serving.TwoStreamExportModule`
+single model (its config: `--*_config`, a recipe `.py` or a `config.json`,
+by default the run's `<*_workdir>/config.json`; same config checks,
+`Trainer(evaluation_only=True)`, newest checkpoint of its workdir or
+`--*_checkpoint`, EMA weights when the config evaluates with them); then
+`tfaction.serving.TwoStreamExportModule`, built by
+`tfaction.serving.actionvlad.two_stream_module_from_tasks`
 (`serving_default`: RGB `frames` + `flow_x`, `flow_y` JPEGs; `serve_uint8`;
 fused logits `(1 - w) * rgb + w * flow`, probabilities, top-k and class
 names) is written by `tfaction.serving.export_saved_model`. Prints the new
@@ -27,6 +29,7 @@ does)::
 
     class StreamTask(Protocol):
         class_names: list[str]          # the same for both streams
+        config: ConfigDict              # task section: top_k, multi_label
         def frames_config(self, training: bool) -> FramesConfig: ...
 
 Exit status: 0 on success, 2 for a bad command line / config / missing
@@ -38,7 +41,6 @@ import os
 
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 
 from experiments import command
 from export import export_saved_model as single
@@ -50,10 +52,10 @@ STREAMS = ("rgb", "flow")
 def define_flags(flag_values, sys_argv=None):
     """Defines the two-stream export flags on `flag_values`."""
     for stream in STREAMS:
-        config_flags.DEFINE_config_file(
-            f"{stream}_config", None, f"the {stream} stream's experiment "
-            "config file", flag_values=flag_values, lock_config=True,
-            sys_argv=sys_argv)
+        command.define_config_flag(
+            f"{stream}_config", f"the {stream} stream's experiment config: "
+            f"recipe .py or config.json (default: <{stream}_workdir>/"
+            "config.json)", flag_values, sys_argv=sys_argv)
         flags.DEFINE_string(f"{stream}_workdir", None,
                             f"the {stream} stream's training run directory",
                             flag_values=flag_values)
@@ -77,8 +79,8 @@ def define_flags(flag_values, sys_argv=None):
                         "models.config, as the server sees it (default: "
                         "--export_dir, absolute)", flag_values=flag_values)
     flags.mark_flags_as_required(
-        ["rgb_config", "rgb_workdir", "flow_config", "flow_workdir",
-         "export_dir"], flag_values=flag_values)
+        ["rgb_workdir", "flow_workdir", "export_dir"],
+        flag_values=flag_values)
 
 
 def parse_command_line(argv, flag_values=None):
@@ -91,11 +93,18 @@ def parse_command_line(argv, flag_values=None):
         `serving_base_path`.
 
     Raises:
-        ConfigError: bad flag, unknown or missing config key, bad value.
+        ConfigError: bad flag, unknown, missing or inconsistent config key,
+            bad value, a stream without config (no `--*_config` and no
+            `<*_workdir>/config.json`).
     """
+    for stream in STREAMS:
+        argv = command.with_workdir_config(argv, f"{stream}_config",
+                                           f"{stream}_workdir")
     configs, flag_values = command.parse_configs(
         argv, flag_values, define_flags,
         names=[f"{s}_config" for s in STREAMS], explain=_explain)
+    for config in configs:
+        command.validate(config)
     names = [f"{s}_{k}" for s in STREAMS for k in ("workdir", "checkpoint")]
     names += ["export_dir", "version", "flow_weight", "model_name",
               "serving_base_path"]
@@ -177,21 +186,15 @@ def export(rgb_config, flow_config, *, rgb_workdir, flow_workdir,
     ```
     """
     from tfaction import serving
+    from tfaction.serving import actionvlad as serving_actionvlad
 
     with restored_stream(rgb_config, rgb_workdir, rgb_checkpoint,
                          "rgb") as (rgb_task, rgb_model), restored_stream(
             flow_config, flow_workdir, flow_checkpoint, "flow") as (
             flow_task, flow_model):
-        if list(rgb_task.class_names) != list(flow_task.class_names):
-            raise errors.ConfigError(
-                "the RGB and flow streams were trained on different classes "
-                f"({len(rgb_task.class_names)} vs "
-                f"{len(flow_task.class_names)} names, or another order)")
-        module = serving.TwoStreamExportModule(
-            rgb_model, rgb_task.frames_config(False),
-            flow_model, flow_task.frames_config(False),
-            flow_weight=flow_weight, class_names=rgb_task.class_names,
-            top_k=int(rgb_config.task.get("top_k", 5)))
+        module = serving_actionvlad.two_stream_module_from_tasks(
+            rgb_task, rgb_model, flow_task, flow_model,
+            flow_weight=flow_weight)
         return serving.export_saved_model(
             module, export_dir, version=version, model_name=model_name,
             serving_base_path=serving_base_path)

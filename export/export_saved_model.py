@@ -1,22 +1,26 @@
 r"""Exports a trained experiment as a TF Serving SavedModel version.
 
 ```
-python -m export.export_saved_model --config=experiments/configs/<name>.py \
-    --workdir=runs/<name> --export_dir=models/<name> [--version=N] \
-    [--checkpoint=runs/<name>/checkpoints/ckpt-1000] [--model_name=<name>] \
-    [--serving_base_path=/models/<name>] [--config.x.y=...]
+python -m export.export_saved_model --workdir=runs/<name> \
+    --export_dir=models/<name> [--config=experiments/configs/<name>.py] \
+    [--version=N] [--checkpoint=runs/<name>/checkpoints/ckpt-1000] \
+    [--model_name=<name>] [--serving_base_path=/models/<name>] \
+    [--config.x.y=...]
 ```
 
-The config is read and locked exactly as `experiments.train` does (same
-file, same `--config.x.y` overrides; pass the overrides the run was trained
-with, so the model matches its checkpoint). The task is built, its model
-restored from the newest checkpoint of `--workdir/checkpoints` (or
-`--checkpoint`), the EMA weights swapped in when `ema.enabled` and
-`ema.evaluate_with_ema` (the weights the recipe evaluates), and
-`task.build_export_module(model)` is written by
-`tfaction.serving.export_saved_model` to `--export_dir/<version>/` (next
-integer by default) with `models.config` and `batching_parameters.txt`
-beside it. The workdir is only read. Prints the new version's path.
+Without `--config`, the run's resolved `<workdir>/config.json` (written by
+`experiments.train`) is the config, so the model matches its checkpoint
+with no overrides repeated. With `--config` (a recipe `.py` or a
+`config.json`), the config is read, locked and validated exactly as
+`experiments.train` does (pass the overrides the run was trained with).
+The task is built, its model restored from the newest checkpoint of
+`--workdir/checkpoints` (or `--checkpoint`), the EMA weights swapped in
+when `ema.enabled` and `ema.evaluate_with_ema` (the weights the recipe
+evaluates), and `tfaction.serving.build_export_module(task, model)` is
+written by `tfaction.serving.export_saved_model` to
+`--export_dir/<version>/` (next integer by default) with `models.config`
+and `batching_parameters.txt` beside it. The workdir is only read. Prints
+the new version's path.
 
 Exit status: 0 on success, 2 for a bad command line / config / missing
 checkpoint, 1 for other tfaction errors.
@@ -26,7 +30,6 @@ import os
 
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 
 from experiments import command
 from tfaction import errors
@@ -48,9 +51,10 @@ def define_flags(flag_values, sys_argv=None):
     flag_values(argv)
     ```
     """
-    config_flags.DEFINE_config_file(
-        "config", None, "experiment config file (get_config())",
-        flag_values=flag_values, lock_config=True, sys_argv=sys_argv)
+    command.define_config_flag(
+        "config", "experiment config: recipe .py (get_config()) or a "
+        "config.json (default: <workdir>/config.json)", flag_values,
+        sys_argv=sys_argv)
     flags.DEFINE_string("workdir", None, "the training run directory",
                         flag_values=flag_values)
     flags.DEFINE_string("export_dir", None, "the model's serving base path "
@@ -68,7 +72,7 @@ def define_flags(flag_values, sys_argv=None):
     flags.DEFINE_string("serving_base_path", None, "base path written to "
                         "models.config, as the server sees it (default: "
                         "--export_dir, absolute)", flag_values=flag_values)
-    flags.mark_flags_as_required(["config", "workdir", "export_dir"],
+    flags.mark_flags_as_required(["workdir", "export_dir"],
                                  flag_values=flag_values)
 
 
@@ -86,11 +90,13 @@ def parse_command_line(argv, flag_values=None):
         `serving_base_path`.
 
     Raises:
-        ConfigError: bad flag, unknown or missing config key, bad value,
-            unreadable config file; the message names the culprit.
+        ConfigError: bad flag, unknown, missing or inconsistent config key,
+            bad value, unreadable config file, no `--config` and no
+            `<workdir>/config.json`; the message names the culprit.
     """
-    (config,), flag_values = command.parse_configs(argv, flag_values,
-                                                   define_flags)
+    (config,), flag_values = command.parse_configs(
+        command.with_workdir_config(argv), flag_values, define_flags)
+    command.validate(config)
     options = {name: flag_values[name].value
                for name in ("workdir", "export_dir", "version", "checkpoint",
                             "model_name", "serving_base_path")}
@@ -139,7 +145,8 @@ def export(config, workdir, export_dir, version=None, checkpoint=None,
 
     Raises:
         ConfigError: no checkpoint, a mismatching checkpoint, a task
-            without an export module, an existing version.
+            without an export module (`tfaction.serving.
+            register_export_module`), an existing version.
 
     Example:
 
@@ -165,7 +172,7 @@ def export(config, workdir, export_dir, version=None, checkpoint=None,
         use_ema = trainer.ema is not None and config.ema.evaluate_with_ema
         with (trainer.ema.swapped_weights() if use_ema
               else contextlib.nullcontext()):
-            module = task.build_export_module(trainer.model)
+            module = serving.build_export_module(task, trainer.model)
             return serving.export_saved_model(
                 module, export_dir, version=version, model_name=model_name,
                 serving_base_path=serving_base_path)

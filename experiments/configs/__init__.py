@@ -1,1 +1,3 @@
-"""Experiment configs: `get_config()` modules extending `base.get_config()`."""
+"""Experiment recipes: `get_config()` modules extending a task family's
+`experiment_config()` (`tfaction.tasks.actionformer_config`,
+`tfaction.tasks.actionvlad_config`) or `tfaction.config.base_config()`."""

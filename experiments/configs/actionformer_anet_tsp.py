@@ -10,14 +10,14 @@ rules are on: duplicate annotations removed, features resampled to 192
 steps, training annotations past the features dropped or clamped.
 """
 
-from experiments.configs import actionformer_base
+from tfaction.tasks import actionformer_config
 
 ANET_TIOUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 
 
 def get_config():
-    """Returns the config (see `actionformer_base` for every key)."""
-    config = actionformer_base.get_config()
+    """Returns the config (`actionformer_config` describes every key)."""
+    config = actionformer_config.experiment_config()
     task = config.task
     task.data_dir = "data/anet_tsp"
     task.max_seq_len = 192

@@ -14,7 +14,7 @@ mAP at tIoU 0.1:0.1:0.5 (published averages 21.98 for Omnivore + EgoVLP,
 22.09 for all three).
 """
 
-from experiments.configs import actionformer_base
+from tfaction.tasks import actionformer_config
 from tfaction import errors
 
 EGO4D_REGRESSION_RANGE = ((0, 4), (2, 8), (4, 16), (8, 32), (16, 64),
@@ -52,7 +52,7 @@ def get_config(feature_set="omnivore_egovlp"):
             f"{sorted(FEATURE_SETS)}")
     arch, dim, heads, projections = FEATURE_SETS[feature_set]
     levels = 1 + arch[2]
-    config = actionformer_base.get_config()
+    config = actionformer_config.experiment_config()
     task = config.task
     task.data_dir = f"data/ego4d_{feature_set}"
     task.max_seq_len = 1024

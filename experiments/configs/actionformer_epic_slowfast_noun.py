@@ -9,7 +9,7 @@ from experiments.configs import actionformer_epic_slowfast_verb
 
 
 def get_config():
-    """Returns the config (see `actionformer_base` for every key)."""
+    """Returns the config (`actionformer_config` describes every key)."""
     config = actionformer_epic_slowfast_verb.get_config()
     config.task.data_dir = "data/epic_slowfast_noun"
     config.task.loss.label_smoothing = 0.1

@@ -9,7 +9,7 @@ the authors' training does). mAP at tIoU 0.1:0.1:0.5 (published average
 23.51).
 """
 
-from experiments.configs import actionformer_base
+from tfaction.tasks import actionformer_config
 
 EPIC_REGRESSION_RANGE = ((0, 4), (2, 8), (4, 16), (8, 32), (16, 64),
                          (32, 10000))
@@ -17,8 +17,8 @@ EPIC_TIOUS = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 def get_config():
-    """Returns the config (see `actionformer_base` for every key)."""
-    config = actionformer_base.get_config()
+    """Returns the config (`actionformer_config` describes every key)."""
+    config = actionformer_config.experiment_config()
     task = config.task
     task.data_dir = "data/epic_slowfast_verb"
     task.max_buffer_len_factor = 4.0

@@ -12,12 +12,12 @@ Train on the validation videos, evaluate on the test videos, mAP at tIoU
 0.3:0.1:0.7 (published average 66.8).
 """
 
-from experiments.configs import actionformer_base
+from tfaction.tasks import actionformer_config
 
 
 def get_config():
-    """Returns the config (see `actionformer_base` for every key)."""
-    config = actionformer_base.get_config()
+    """Returns the config (`actionformer_config` describes every key)."""
+    config = actionformer_config.experiment_config()
     config.task.data_dir = "data/thumos_i3d"
     config.task.train_subset = "validation"
     config.task.eval_subset = "test"

@@ -9,12 +9,12 @@ this config trains the VGG16 ActionVLAD of the HMDB51 recipe on Charades
 videos (each video's labels: the classes of its action instances).
 """
 
-from experiments.configs import actionvlad_base
+from tfaction.tasks import actionvlad_config
 
 
 def get_config(stage="stage1"):
     """Returns the config of `stage` ("stage1" or "stage2")."""
-    config = actionvlad_base.get_config(stage)
+    config = actionvlad_config.experiment_config(stage)
     task = config.task
     task.data_dir = "data/charades/records"
     task.train_subset = "train"

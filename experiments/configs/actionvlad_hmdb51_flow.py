@@ -8,12 +8,12 @@ vector. Published: 59.0 / 59.7 / 60.6 % video top-1 (splits 1/2/3); fused
 with RGB at 1:2 (`experiments.actionvlad_fuse`): 66.7 / 66.5 / 66.3.
 """
 
-from experiments.configs import actionvlad_base
+from tfaction.tasks import actionvlad_config
 
 
 def get_config(stage="stage1"):
     """Returns the config of `stage` ("stage1" or "stage2")."""
-    config = actionvlad_base.get_config(stage)
+    config = actionvlad_config.experiment_config(stage)
     task = config.task
     task.data_dir = "data/hmdb51/records/split1"
     task.frames.modality = "flow"

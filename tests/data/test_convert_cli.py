@@ -122,6 +122,9 @@ def runs(tmp_path_factory):
         "two_sets": two_sets,
         "missing_flag": ["--format=hmdb51_frames", "--input=x.txt",
                          f"--output_dir={root / 'x'}"],
+        "unknown_format": ["--format=hmdb51", "--input=x.txt"],
+        "foreign_flag": hmdb + ["--feature_stride=4",
+                                f"--output_dir={root / 'x'}"],
         "hmdb_error": hmdb + [f"--output_dir={out['hmdb']}"],
         "hmdb_skip": hmdb + [f"--output_dir={out['hmdb_skip']}",
                              "--skip_corrupt"],
@@ -186,6 +189,29 @@ def test_missing_flag(runs):
     result = runs["results"]["missing_flag"]
     assert result["code"] == 1
     assert "--frames_root is required" in result["stderr"]
+
+
+def test_unknown_format_and_flag_of_another_format(runs):
+    result = runs["results"]["unknown_format"]
+    assert result["code"] == 1
+    assert ("unknown --format=hmdb51; registered formats: "
+            "activitynet_features, charades_frames, hmdb51_frames, verify, "
+            "videos") in result["stderr"]
+    result = runs["results"]["foreign_flag"]
+    assert result["code"] == 1
+    assert ("--feature_stride is not a flag of --format=hmdb51_frames (it "
+            "belongs to activitynet_features)") in result["stderr"]
+    assert not (runs["root"] / "x").exists()
+
+
+def test_help_lists_each_formats_flags():
+    result = _run_module("--help")
+    assert "--feature_stride: [activitynet_features] Frames between" in (
+        result.stdout)
+    assert "--frames_root: [charades_frames, hmdb51_frames] Root" in (
+        result.stdout)
+    assert "--flow: <tvl1|farneback|none>: [videos]" in result.stdout
+    assert "--[no]progress" in result.stdout
 
 
 def test_skip_corrupt_is_printed_and_recorded(runs):

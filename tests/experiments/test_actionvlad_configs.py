@@ -13,7 +13,6 @@ import keras
 import numpy as np
 import pytest
 
-from experiments.configs import actionvlad_base
 from experiments.configs import actionvlad_charades_rgb
 from experiments.configs import actionvlad_hmdb51_flow
 from experiments.configs import actionvlad_hmdb51_rgb
@@ -25,21 +24,22 @@ from tfaction.data.formats.hmdb51 import convert_hmdb51_frames
 from tfaction.data.synthetic.video_classification import (
     generate_video_classification)
 from tfaction.models.actionvlad import kmeans
-from tfaction.models.actionvlad import model as model_lib
+from tfaction.models.actionvlad.model import ActionVLAD
+from tfaction.tasks import actionvlad_config
 
 VGG16_CONV_PARAMS = 14_714_688
 
 
 def build(config, num_classes, channels):
     m = config.task.model
-    trunk = model_lib.build_trunk(m.trunk, channels, endpoint=m.endpoint,
-                                  filters=tuple(m.filters),
-                                  weight_decay=m.trunk_weight_decay)
-    model = model_lib.build_actionvlad(
-        num_classes, trunk, num_clusters=m.num_clusters, alpha=m.alpha,
+    model = ActionVLAD(
+        num_classes, trunk=m.trunk, input_channels=channels,
+        endpoint=m.endpoint, filters=tuple(m.filters),
+        num_clusters=m.num_clusters, alpha=m.alpha,
         crop_size=tuple(config.task.frames.crop_size),
+        trunk_weight_decay=m.trunk_weight_decay,
         classifier_weight_decay=m.classifier_weight_decay)
-    model_lib.set_trainable_groups(model, tuple(config.task.trainable))
+    model.set_trainable_groups(tuple(config.task.trainable))
     return model
 
 
@@ -82,7 +82,7 @@ def test_stream_specific_settings():
     charades = actionvlad_charades_rgb.get_config()
     assert charades.task.multi_label
     with pytest.raises(errors.ConfigError, match="unknown ActionVLAD stage"):
-        actionvlad_base.get_config("stage3")
+        actionvlad_config.experiment_config("stage3")
 
 
 @pytest.mark.parametrize("module, num_classes, channels", [
@@ -120,7 +120,7 @@ def test_synthetic_configs(module):
 
 def test_hmdb51_recipe_runs_with_local_vgg16_weights(tmp_path):
     generate_video_classification(tmp_path / "raw", num_videos=4,
-                                  classes=("move_left", "expand"),
+                                  classes=("red_pan", "green_zoom"),
                                   min_frames=8, max_frames=9)
     lists = tmp_path / "raw" / "train_test_lists"
     convert_hmdb51_frames(
@@ -150,7 +150,7 @@ def test_hmdb51_recipe_runs_with_local_vgg16_weights(tmp_path):
     model = task.build_model()
     np.testing.assert_allclose(model.get_layer("netvlad").centers.numpy(),
                                centers, rtol=1e-6)
-    trunk = model_lib.trunk_model(model)
+    trunk = model.trunk_model
     np.testing.assert_array_equal(
         trunk.get_layer("block3_conv2").kernel.numpy(),
         source.get_layer("block3_conv2").kernel.numpy())

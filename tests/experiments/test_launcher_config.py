@@ -10,7 +10,6 @@ import ml_collections
 import pytest
 
 from experiments import train
-from experiments.configs import base
 from tfaction import config as config_lib
 from tfaction import errors
 
@@ -55,7 +54,7 @@ def test_unknown_override_suggests_the_close_key():
 
 def _config_file(tmp_path, body):
     path = tmp_path / "recipe.py"
-    path.write_text("from experiments.configs import base\n"
+    path.write_text("from tfaction import config as config_lib\n"
                     "import ml_collections\n\n" + textwrap.dedent(body))
     return str(path)
 
@@ -63,7 +62,7 @@ def _config_file(tmp_path, body):
 def test_unknown_key_set_in_the_config_file_is_named(tmp_path):
     path = _config_file(tmp_path, """
         def get_config():
-            config = base.get_config()
+            config = config_lib.base_config()
             config.trainer.train_step = 10
             return config
         """)
@@ -75,7 +74,7 @@ def test_unknown_key_set_in_the_config_file_is_named(tmp_path):
 def test_config_not_matching_the_base_names_each_key(tmp_path):
     path = _config_file(tmp_path, """
         def get_config():
-            config = base.get_config()
+            config = config_lib.base_config()
             config.unlock()
             config.extra = ml_collections.ConfigDict({"a": 1})
             del config.ema["decay"]
@@ -116,7 +115,7 @@ def test_command_line_exits_with_the_unknown_key():
 
 
 def test_base_config_is_locked_except_task():
-    config = base.get_config()
+    config = config_lib.base_config()
     config.task.anything = 1  # recipes add their own task keys
     with pytest.raises(AttributeError, match="stepz"):
         config.trainer.stepz = 1
@@ -126,13 +125,13 @@ def test_base_config_is_locked_except_task():
 
 def test_check_keys_accepts_recipes_that_extend_base():
     config, _, _ = parse()
-    config_lib.check_keys(config, base.get_config())  # no error
+    config_lib.check_keys(config, config_lib.base_config())  # no error
     with pytest.raises(AttributeError):
         config.task.late_key = 1  # the launcher locked every section
 
 
 def test_write_config_json_is_atomic_and_complete(tmp_path):
-    config = base.get_config()
+    config = config_lib.base_config()
     config.task.name = "x"
     path = config_lib.write_config_json(config, tmp_path)
     assert pathlib.Path(path) == tmp_path / "config.json"

@@ -1,23 +1,26 @@
-"""The ActionVLAD classifier: trunk -> NetVLAD -> linear, stages, saving."""
+"""The ActionVLAD classifier: trunk -> NetVLAD -> linear, stages, contract."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfaction import errors
 from tfaction.layers import NetVLAD
-from tfaction.models.actionvlad import model as model_lib
+from tfaction.models.actionvlad.model import ActionVLAD
+from tfaction.testing import run_model_test
 
 CROP = (32, 40)
 
 
-def small_model(channels=3, num_classes=5, clusters=4):
-    trunk = model_lib.build_trunk("small", channels, filters=(8, 16),
-                                  weight_decay=1e-4)
-    return model_lib.build_actionvlad(
-        num_classes, trunk, num_clusters=clusters, crop_size=CROP,
-        classifier_weight_decay=2e-5)
+def small_kwargs(channels=3, num_classes=5, clusters=4):
+    return dict(num_classes=num_classes, trunk="small",
+                input_channels=channels, filters=(8, 16),
+                num_clusters=clusters, crop_size=CROP,
+                trunk_weight_decay=1e-4, classifier_weight_decay=2e-5)
+
+
+def small_model(**kwargs):
+    return ActionVLAD(**small_kwargs(**kwargs))
 
 
 def frames(batch=2, steps=3, channels=3, seed=0):
@@ -31,7 +34,7 @@ def test_pools_all_frames_into_one_vector():
     logits = model(x)
     assert logits.shape == (2, 5) and logits.dtype == "float32"
     # The same computation by hand: trunk per frame, NetVLAD on [B, T, ...].
-    trunk = model_lib.trunk_model(model)
+    trunk = model.trunk_model
     feats = trunk(x.reshape(-1, *x.shape[2:]))
     feats = tf.reshape(feats, [2, 3, *feats.shape[1:]])
     want = model.get_layer("classifier")(model.get_layer("netvlad")(feats))
@@ -45,7 +48,7 @@ def test_pools_all_frames_into_one_vector():
 
 def test_pre_relu_endpoint_and_classifier_init():
     model = small_model(num_classes=64)
-    trunk = model_lib.trunk_model(model)
+    trunk = model.trunk_model
     assert trunk.layers[-1].name == "block2_conv1"
     assert trunk(frames()[0]).numpy().min() < 0  # linear last conv
     kernel = model.get_layer("classifier").kernel.numpy()
@@ -63,7 +66,7 @@ def test_pre_relu_endpoint_and_classifier_init():
 ])
 def test_trainable_groups_of_the_stages(groups, trainable):
     model = small_model()
-    model_lib.set_trainable_groups(model, groups)
+    model.set_trainable_groups(groups)
     owners = {v.path.split("/")[-2] for v in model.trainable_variables}
     assert owners == trainable
     netvlad = model.get_layer("netvlad")
@@ -72,9 +75,9 @@ def test_trainable_groups_of_the_stages(groups, trainable):
 
 def test_unknown_names_are_config_errors():
     with pytest.raises(errors.ConfigError, match="unknown trainable group"):
-        model_lib.set_trainable_groups(small_model(), ("conv9",))
+        small_model().set_trainable_groups(("conv9",))
     with pytest.raises(errors.ConfigError, match="unknown ActionVLAD trunk"):
-        model_lib.build_trunk("resnet", 3)
+        ActionVLAD(5, trunk="resnet")
 
 
 def test_flow_input_channels_and_centres():
@@ -88,22 +91,14 @@ def test_flow_input_channels_and_centres():
                                2000.0 * centers.T, rtol=1e-6)
 
 
-def test_keras_saving_round_trip(tmp_path):
-    model = small_model()
-    x = frames()
-    path = tmp_path / "actionvlad.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path, safe_mode=True)
-    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
-
-
-def test_mixed_precision_gives_float32_logits():
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16")
-    try:
-        model = small_model()
-        logits = model(frames())
-    finally:
-        keras.config.set_dtype_policy(policy)
-    assert logits.dtype == "float32"
-    assert np.isfinite(logits.numpy()).all()
+@pytest.mark.parametrize("dtype", [None, "mixed_float16"])
+def test_model_contract(dtype):
+    """Config round trip, registration, shapes, XLA and `.keras` reload; the
+    logits stay float32 under a mixed policy."""
+    kwargs = small_kwargs()
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    logits = run_model_test(
+        ActionVLAD, kwargs, frames(steps=3), expected_output_shape=(2, 5),
+        expected_output_dtype="float32")
+    assert np.isfinite(logits).all()

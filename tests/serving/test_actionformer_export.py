@@ -48,7 +48,7 @@ SEG_SPAN_TOL = 1e-6
 
 def _seg_atol(length, settings, fps):
     span = ((length - 1) * settings["feature_stride"]
-            + settings["num_frames"]) / fps
+            + settings["feature_window"]) / fps
     return max(TOL, SEG_SPAN_TOL * span)
 EXTRA_LENGTH = 219  # the second video of batch 2 is this much longer
 
@@ -113,9 +113,8 @@ def _settings(config, inference):
     model_cfg = config["model"]
     return dict(
         feature_stride=float(inference["feat_stride"]),
-        num_frames=float(inference["feat_num_frames"]),
-        max_length=int(model_cfg["max_seq_len"] *
-                       model_cfg["max_buffer_len_factor"]),
+        feature_window=float(inference["feat_num_frames"]),
+        max_buffer_len_factor=model_cfg["max_buffer_len_factor"],
         pre_nms_thresh=test["pre_nms_thresh"],
         pre_nms_topk=test["pre_nms_topk"],
         duration_thresh=test["duration_thresh"],
@@ -123,7 +122,7 @@ def _settings(config, inference):
         max_seg_num=test["max_seg_num"],
         nms_method={"soft": "gaussian", "nms": "hard"}.get(
             test["nms_method"], test["nms_method"]),
-        multiclass=test["multiclass_nms"], sigma=test["nms_sigma"],
+        multiclass_nms=test["multiclass_nms"], nms_sigma=test["nms_sigma"],
         voting_thresh=test["voting_thresh"])
 
 
@@ -160,9 +159,9 @@ def served(anchor, tmp_path_factory):
     settings = _settings(config, inference)
     root = tmp_path_factory.mktemp("actionformer_export")
     export_dir = root / "models" / "actionformer"
-    path = export_saved_model(ActionFormerExportModule(model, **settings),
-                              export_dir)
-    inputs = _inputs(inference, model.input_dim, settings["max_length"])
+    module = ActionFormerExportModule(model, **settings)
+    path = export_saved_model(module, export_dir)
+    inputs = _inputs(inference, model.input_dim, module.max_length)
     np.savez(root / "inputs.npz", **inputs)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -185,6 +184,7 @@ def served(anchor, tmp_path_factory):
     with open(root / "outputs.npz.json") as f:
         info = json.load(f)
     return dict(model=model, settings=settings, inputs=inputs,
+                max_length=module.max_length,
                 outputs=dict(np.load(root / "outputs.npz")), info=info,
                 path=pathlib.Path(path), export_dir=export_dir,
                 inference=inference,
@@ -210,12 +210,12 @@ def _keras_numpy(model, settings, features, length, fps):
         iou_threshold=settings["iou_threshold"],
         min_score=settings["min_score"],
         max_seg_num=settings["max_seg_num"], method=settings["nms_method"],
-        multiclass=settings["multiclass"], sigma=settings["sigma"],
+        multiclass=settings["multiclass_nms"], sigma=settings["nms_sigma"],
         voting_thresh=settings["voting_thresh"])
     duration = ((length - 1) * settings["feature_stride"] +
-                settings["num_frames"]) / fps
+                settings["feature_window"]) / fps
     seconds = grid_to_seconds(segs, fps, settings["feature_stride"],
-                              settings["num_frames"], duration)
+                              settings["feature_window"], duration)
     return np.asarray(seconds), scores, labels
 
 
@@ -284,7 +284,7 @@ def test_batch_of_one_matches_authors_final_output(served):
     length = int(served["inputs"]["batch1_lengths"][0])
     fps = float(ref["fps"])
     span = ((length - 1) * settings["feature_stride"]
-            + settings["num_frames"]) / fps
+            + settings["feature_window"]) / fps
     limit = min(float(ref["duration"]), span)
     parity.assert_same_ranking(
         (np.minimum(out["batch1_segments"][0, :n], limit),
@@ -298,7 +298,7 @@ def test_batch_of_one_matches_authors_final_output(served):
 def test_too_long_input_fails_with_clear_error(served):
     error = served["info"]["error"]
     assert "max_length" in error, error
-    assert str(served["settings"]["max_length"]) in error
+    assert str(served["max_length"]) in error
 
 
 def test_saved_model_cli_lists_signature(served):

@@ -8,13 +8,17 @@ it) must restore that checkpoint, export the EMA weights (the config has
 SavedModel must give the Keras model's outputs with those weights. The
 remaining cases call the same functions in-process (no TensorFlow start-up
 per case): a missing checkpoint, an explicit checkpoint, EMA off, an
-existing version, a bad command line.
+existing version, a bad command line, and the default config: the run's
+own `config.json` when `--config` is omitted.
 """
 
 import os
+import shutil
 import subprocess
 import sys
+import types
 
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -22,7 +26,9 @@ import tensorflow as tf
 from export import export_saved_model as cli
 from tests.training import classifier_config
 from tests.training import launcher_helpers
+from tfaction import config as config_lib
 from tfaction import errors
+from tfaction import serving
 from tfaction import tasks
 from tfaction import training
 
@@ -158,3 +164,35 @@ def test_command_line_parsing():
     with pytest.raises(errors.ConfigError, match="export_dir"):
         cli.parse_command_line(
             ["export", f"--config={CONFIG_FILE}", "--workdir=runs/x"])
+
+
+def test_without_config_the_runs_config_json_is_used(run_dir, tmp_path):
+    workdir, _, shadows = run_dir
+    run = tmp_path / "run"
+    shutil.copytree(workdir, run)
+    config = _config()
+    config.task.hidden = 8
+    config_lib.write_config_json(config, run)
+    argv = ["export", f"--workdir={run}", f"--export_dir={tmp_path / 'm'}"]
+    parsed, options = cli.parse_command_line(argv)
+    assert config_lib.to_json(parsed) == config_lib.to_json(config)
+    overridden, _ = cli.parse_command_line(
+        argv + ["--config.ema.evaluate_with_ema=false"])
+    assert not overridden.ema.evaluate_with_ema
+    path = cli.export(parsed, **options)
+    features = _features()
+    np.testing.assert_allclose(_serve(path, features)["logits"],
+                               _expected(shadows, features), rtol=1e-5,
+                               atol=1e-5)
+    empty = tmp_path / "empty_run"
+    with pytest.raises(errors.ConfigError, match="empty_run.*config.json"):
+        cli.parse_command_line(["export", f"--workdir={empty}",
+                                "--export_dir=models/x"])
+
+
+def test_task_without_export_module_is_a_config_error():
+    task = types.SimpleNamespace(
+        config=ml_collections.ConfigDict({"name": "no_export"}))
+    with pytest.raises(errors.ConfigError,
+                       match="'no_export'.*has no export module"):
+        serving.build_export_module(task, None)

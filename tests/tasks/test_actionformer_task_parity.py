@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from experiments.configs import actionformer_base
 from tfaction.data.formats.activitynet_features import (
     convert_activitynet_features)
 from tfaction.models.actionformer.reference import load_reference_weights
@@ -31,6 +30,7 @@ from tfaction.models.actionformer.reference import (
     model_kwargs_from_reference_config)
 from tfaction.models.actionformer.reference import reference_weight_entries
 from tfaction.tasks import actionformer as af_task
+from tfaction.tasks import actionformer_config
 from tests.models import parity
 
 LOSS_RTOL = 1e-5
@@ -47,7 +47,7 @@ def task_config(ref, data_dir, train_subset, eval_subset):
     """Our task section from the authors' merged config (`ref`)."""
     dataset, train_cfg, test_cfg = (ref["dataset"], ref["train_cfg"],
                                     ref["test_cfg"])
-    config = actionformer_base.get_config().task
+    config = actionformer_config.task_config()
     config.data_dir = str(data_dir)
     config.train_subset, config.eval_subset = train_subset, eval_subset
     config.max_seq_len = int(dataset["max_seq_len"])
@@ -263,8 +263,9 @@ def test_evaluation_reproduces_reference_detections(cases, tmp_path):
         written = json.loads(open(path).read())
         assert written["step"] == 7
         assert len(written["results"][vid]) == len(scores)
-        assert written["results"][vid][0]["label"] == \
-            task.class_names[int(labels[0])]
+        assert written["results"][vid][0]["label"] == (
+            "action" if task.one_class_evaluation
+            else task.class_names[int(labels[0])])
 
 
 def test_weight_decay_only_on_kernels(cases):
@@ -324,7 +325,7 @@ def test_unannotated_class_ids_get_the_empty_class_prior(tmp_path):
     convert_activitynet_features(tmp_path / "gt.json", tmp_path / "features",
                                  tmp_path / "records", feature_stride=16,
                                  feature_window=32)
-    config = actionformer_base.get_config().task
+    config = actionformer_config.task_config()
     config.data_dir = str(tmp_path / "records")
     config.eval_subset = "training"
     config.model.empty_classes = (2,)

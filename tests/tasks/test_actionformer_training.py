@@ -135,12 +135,13 @@ def test_export_serves_the_evaluated_detections(one_device, records,
     """Task export -> SavedModel -> `export.actionformer_request` client:
     the detections of the task's own evaluation (EMA weights)."""
     from export import actionformer_request
+    from tfaction.serving import build_export_module
     from tfaction.serving import export_saved_model
 
     trainer, _, _ = one_device
     task = trainer.task
     with trainer.ema.swapped_weights():
-        version = export_saved_model(task.build_export_module(trainer.model),
+        version = export_saved_model(build_export_module(task, trainer.model),
                                      str(tmp_path / "models"))
         video = actionformer_request.read_video(str(records), "validation")
         inputs = actionformer_request.request_inputs(video)
@@ -189,3 +190,38 @@ def test_evaluation_split_is_padded_to_whole_steps(one_device):
     logs = [tf.nest.map_structure(np.asarray, task.validation_step(
         b, trainer.model, [])) for b in batches]
     assert sorted(task.aggregate_logs(None, logs)) == sorted(ids[:2])
+
+
+
+def test_class_agnostic_without_scores_is_scored_as_one_class(records,
+                                                             tmp_path):
+    config = make_config(records)
+    config.task.class_agnostic = True
+    task = tasks.build_task(config)
+    assert task.one_class_evaluation
+    detections = {"v": (np.array([[1.0, 2.0]]), np.array([0.9]),
+                        np.array([0]))}
+    written = task.predictions(detections)
+    assert written["results"]["v"][0]["label"] == "action"
+    # Every GT class counts as "action": a perfect one-class detector of
+    # the evaluation split scores 1 however its GT is labelled.
+    gt = json.loads(open(records / "ground_truth.json").read())["database"]
+    results = {vid: [{"segment": a["segment"], "score": 1.0,
+                      "label": "action"} for a in v["annotations"]]
+               for vid, v in gt.items()
+               if v["subset"] == config.task.eval_subset}
+    preds = tmp_path / "preds.json"
+    preds.write_text(json.dumps({"results": results}))
+    out = tmp_path / "out.json"
+    assert evaluate_cli.main([
+        "--metric=activitynet_detection", f"--predictions={preds}",
+        f"--ground_truth={records / 'ground_truth.json'}",
+        f"--subset={config.task.eval_subset}", "--class_agnostic",
+        "--tiou_thresholds=0.5", f"--output_json={out}",
+        "--noprogress"]) == 0
+    assert json.loads(out.read_text())["average_mAP"] == 1.0
+    # Without --class_agnostic the same file matches no GT class.
+    assert evaluate_cli.main([
+        "--metric=activitynet_detection", f"--predictions={preds}",
+        f"--ground_truth={records / 'ground_truth.json'}",
+        f"--subset={config.task.eval_subset}", "--noprogress"]) == 1

@@ -35,9 +35,8 @@ from tfaction.data.formats.hmdb51 import convert_hmdb51_frames
 from tfaction.data.synthetic.video_classification import (
     generate_video_classification)
 from tfaction.models.actionvlad import kmeans
-from tfaction.models.actionvlad import model as model_lib
 
-CLASSES = ("move_left", "move_right", "rotate_cw", "expand")
+CLASSES = ("red_pan", "red_tilt", "yellow_spin", "green_zoom")
 
 
 @pytest.fixture(scope="module")
@@ -324,7 +323,7 @@ def test_two_stream_export_serves_the_fused_logits(one_device, dataset,
 def test_group_names_match_the_trunk(dataset):
     model = tasks.build_task(make_config(dataset)).build_model()
     names = [layer.name for layer in
-             model_lib.group_layers(model, "last_block")]
+             model.group_layers("last_block")]
     assert names == ["block2_conv1"]
 
 

@@ -4,12 +4,12 @@ Data paths are set with `--config.task.train_files=...` /
 `--config.task.eval_files=...`.
 """
 
-from experiments.configs import base
+from tfaction import config as config_lib
 
 
 def get_config():
     """Returns a small, deterministic classifier experiment."""
-    config = base.get_config()
+    config = config_lib.base_config()
     config.task.name = "test_feature_classifier"
     config.task.module = "tests.training.classifier_task"
     config.task.train_files = ""

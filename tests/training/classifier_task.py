@@ -56,6 +56,13 @@ class FeatureClassifierExportModule(serving.ExportModule):
                                      np.float32)}
 
 
+@serving.register_export_module(TASK_NAME)
+def export_module_from_task(task, model):
+    """The classifier's `FeatureClassifierExportModule`."""
+    return FeatureClassifierExportModule(
+        model, task.config.num_steps, task.config.feature_dim)
+
+
 @tasks.register_task(TASK_NAME)
 class FeatureClassifierTask(tasks.Task):
     """Conv1D + average pooling + dense over [T, C] features.
@@ -81,10 +88,6 @@ class FeatureClassifierTask(tasks.Task):
         outputs = keras.layers.Dense(c.num_classes, dtype="float32",
                                      name="logits")(x)
         return keras.Model(inputs, outputs, name="feature_classifier")
-
-    def build_export_module(self, model):
-        return FeatureClassifierExportModule(
-            model, self.config.num_steps, self.config.feature_dim)
 
     def build_losses(self, labels, outputs):
         valid = labels >= 0

@@ -1,5 +1,7 @@
 """The task registry: register, look up, build, and its errors."""
 
+import os
+import subprocess
 import sys
 
 import ml_collections
@@ -7,9 +9,12 @@ import pytest
 
 # Registered before each test copies the registry, so the re-import below
 # leaves the module and its registration as every other test sees them.
+from tests.conftest import REPO_ROOT
 from tests.training import classifier_task  # noqa: F401
 from tfaction import errors
 from tfaction import tasks
+from tfaction.tasks import actionformer  # noqa: F401 (registered first)
+from tfaction.tasks import actionformer_config
 from tfaction.tasks import registry
 
 
@@ -77,3 +82,27 @@ def test_abstract_methods_are_required():
     incomplete = type("Incomplete", (tasks.Task,), {})
     with pytest.raises(TypeError, match="build_model"):
         incomplete(ml_collections.ConfigDict())
+
+
+def test_config_schema_of_a_task():
+    schema = tasks.config_schema(
+        {"name": "actionformer", "module": "tfaction.tasks.actionformer"})
+    assert schema is actionformer_config
+    assert tasks.config_schema(
+        _config("test_feature_classifier").task) is None  # free-form
+    tasks.validate_config(_config("test_feature_classifier"))
+    with pytest.raises(errors.ConfigError, match="config.task.name is not"):
+        tasks.config_schema({"name": ""})
+
+
+def test_tasks_do_not_import_serving():
+    program = ("import sys\n"
+               "import tfaction.tasks.actionformer\n"
+               "import tfaction.tasks.actionvlad\n"
+               "print(sorted(m for m in sys.modules\n"
+               "             if m.startswith('tfaction.serving')))\n")
+    done = subprocess.run([sys.executable, "-c", program], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

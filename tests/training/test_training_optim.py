@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from experiments.configs import base
+from tfaction import config as config_lib
 from tfaction import errors
 from tfaction import training
 
 
 def optimizer_config(**values):
-    config = base.get_config().optimizer
+    config = config_lib.base_config().optimizer
     for key, value in values.items():
         config[key] = value
     return config
@@ -265,7 +265,7 @@ def test_ema_decay_must_be_below_one():
 
 
 def test_base_optimizer_section_is_locked():
-    config = base.get_config()
+    config = config_lib.base_config()
     assert isinstance(config.optimizer, ml_collections.ConfigDict)
     with pytest.raises(AttributeError, match="lrr"):
         config.optimizer.lrr = 1.0

@@ -55,6 +55,8 @@ from tfaction.ops import segment_iou as siou
 ANET_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 THUMOS_THRESHOLDS = np.array([0.3, 0.4, 0.5, 0.6, 0.7])
 VARIANTS = ("activitynet", "actionformer")
+# The one class of class-agnostic evaluation (`class_agnostic=True`).
+AGNOSTIC_LABEL = "action"
 
 
 @dataclasses.dataclass
@@ -386,6 +388,15 @@ def _load(ground_truth, predictions, subset, video_info, variant):
     return gt, preds
 
 
+def _one_class(instances):
+    """GT or predictions with every label replaced by `AGNOSTIC_LABEL`."""
+    count = len(instances.labels)
+    changes = {"labels": [AGNOSTIC_LABEL] * count}
+    if getattr(instances, "label_ids", None) is not None:
+        changes["label_ids"] = [0] * count
+    return dataclasses.replace(instances, **changes)
+
+
 def _has_key(data, key):
     for entries in (data.get("results") or {}).values():
         for e in entries or []:
@@ -443,7 +454,7 @@ def read_column_predictions(path, data):
 def evaluate_detection(ground_truth, predictions, *, subset="validation",
                        tiou_thresholds=ANET_THRESHOLDS, variant="activitynet",
                        skip_unknown_labels=False, top_k=(1, 5),
-                       video_info=None):
+                       video_info=None, class_agnostic=False):
     """Temporal detection mAP (official ActivityNet or ActionFormer).
 
     Args:
@@ -458,6 +469,9 @@ def evaluate_detection(ground_truth, predictions, *, subset="validation",
             a GT class instead of raising.
         top_k: k values of Recall@kx (ActionFormer variant only).
         video_info: BSN video info CSV for BSN-layout GT.
+        class_agnostic: score every GT instance and prediction as one
+            class (`AGNOSTIC_LABEL`), whatever its label: the mAP of a
+            class-agnostic detector that has no class scores.
 
     Returns:
         `DetectionResult`.
@@ -477,6 +491,8 @@ def evaluate_detection(ground_truth, predictions, *, subset="validation",
             f"variant must be one of {VARIANTS}, got {variant!r}")
     thresholds = np.asarray(tiou_thresholds, np.float64).reshape(-1)
     gt, preds = _load(ground_truth, predictions, subset, video_info, variant)
+    if class_agnostic:
+        gt, preds = _one_class(gt), _one_class(preds)
     name_to_id = None
     if variant == "actionformer":
         if gt.label_ids is None:
@@ -584,7 +600,8 @@ def run_cli(ground_truth, predictions, options):
         tiou_thresholds=thresholds, variant=variant,
         skip_unknown_labels=bool(options.get("skip_unknown_labels")),
         top_k=tuple(int(k) for k in top_k),
-        video_info=options.get("video_info"))
+        video_info=options.get("video_info"),
+        class_agnostic=bool(options.get("class_agnostic")))
     return result.to_dict()
 
 

@@ -29,13 +29,15 @@ Example:
 import csv
 import dataclasses
 import decimal
+import io
 import json
-import pathlib
+import os
 import re
 
 import numpy as np
 
 from tfaction import errors
+from tfaction.data import filesystems
 
 VARIANTS = ("official", "slowfast")
 
@@ -106,10 +108,10 @@ def _check_variant(variant):
 
 
 def _read_rows(path):
-    path = pathlib.Path(path)
+    path = os.fspath(path)
     try:
-        with open(path, newline="") as f:
-            return list(csv.reader(f))
+        return list(csv.reader(io.StringIO(filesystems.read_text(path),
+                                           newline="")))
     except OSError as e:
         raise errors.MalformedFileError(f"cannot read file: {e}",
                                         path=path) from None
@@ -286,14 +288,14 @@ def read_label_map(path):
     >>> read_label_map(p)
     [(12, 'stand')]
     """
-    path = pathlib.Path(path)
+    path = os.fspath(path)
     try:
-        text = path.read_text()
+        text = filesystems.read_text(path)
     except (OSError, UnicodeDecodeError) as e:
         raise errors.MalformedFileError(f"cannot read label map: {e}",
                                         path=path) from None
     items = []
-    if path.suffix == ".json":
+    if path.endswith(".json"):
         try:
             data = json.loads(text)
             items = [(int(d["id"]), str(d["name"])) for d in data]

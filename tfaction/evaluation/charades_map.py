@@ -24,12 +24,13 @@ Example:
 """
 
 import csv
+import io
 import math
-import pathlib
 
 import numpy as np
 
 from tfaction import errors
+from tfaction.data import filesystems
 from tfaction.data.formats import charades_csv
 
 METRIC = "charades_map"
@@ -62,13 +63,12 @@ def read_charades_csv(path, num_classes=NUM_CLASSES):
     """
     ids, rows, cols = [], [], []
     try:
-        with open(path, newline="") as f:
-            for _, vid, actions, _ in iter_charades_rows(f, path,
-                                                         num_classes):
-                for cls, _, _ in actions:
-                    rows.append(len(ids))
-                    cols.append(cls)
-                ids.append(vid)
+        f = io.StringIO(filesystems.read_text(path), newline="")
+        for _, vid, actions, _ in iter_charades_rows(f, path, num_classes):
+            for cls, _, _ in actions:
+                rows.append(len(ids))
+                cols.append(cls)
+            ids.append(vid)
     except (OSError, csv.Error, UnicodeDecodeError) as e:
         raise errors.MalformedFileError(f"cannot read CSV: {e}",
                                         path=path) from None
@@ -97,7 +97,7 @@ def read_submission(path, num_classes=NUM_CLASSES):
     {'YSKX3': array([...]), ...}
     """
     try:
-        text = pathlib.Path(path).read_text()
+        text = filesystems.read_text(path)
     except (OSError, UnicodeDecodeError) as e:
         raise errors.MalformedFileError(f"cannot read submission: {e}",
                                         path=path) from None

@@ -25,13 +25,12 @@ Example:
 (['default'], 1)
 """
 
-import json
-import pathlib
 import re
 import zipfile
 
 import numpy as np
 
+from tfaction.data import filesystems
 from tfaction.errors import (FeatureShapeError, FrameCountMismatchError,
                              MalformedFileError, NonFiniteFeatureError)
 
@@ -43,7 +42,7 @@ _KEY = re.compile(r"^(?:(?P<ds>.+)/)?(?P<split>train|val)_(?P<kind>embs|labels)"
 def _read_npz(path, kind):
     """{dataset: {split: [arrays]}} of `kind` ("embs"/"labels") from an npz."""
     try:
-        npz = np.load(path, allow_pickle=False)
+        npz = filesystems.load_numpy(path)
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise MalformedFileError(f"cannot read npz: {e}", path=path) from e
     found = {}
@@ -79,8 +78,7 @@ def _read_npz(path, kind):
 
 def _read_json(path, kind):
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = filesystems.read_json(path)
     except (OSError, ValueError) as e:
         raise MalformedFileError(f"cannot read JSON: {e}", path=path) from e
     if not isinstance(data, dict):
@@ -116,7 +114,7 @@ def _read_json(path, kind):
 
 def _read(path, kind):
     path = str(path)
-    if not pathlib.Path(path).is_file():
+    if not filesystems.isfile(path):
         raise MalformedFileError("file not found", path=path)
     if path.endswith(".npz"):
         return _read_npz(path, kind)

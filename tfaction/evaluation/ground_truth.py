@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from tfaction import errors
+from tfaction.data import filesystems
 
 
 @dataclasses.dataclass
@@ -81,9 +82,9 @@ def _read_videos(path, video_info, layout):
         raise errors.ConfigError(
             f"layout must be one of {anet.LAYOUTS}, got {layout!r}")
     if video_info is None:
-        video_info = os.path.join(os.path.dirname(str(path)),
-                                  "video_info_new.csv")
-        if not os.path.exists(video_info):
+        video_info = filesystems.join(os.path.dirname(str(path)),
+                                      "video_info_new.csv")
+        if not filesystems.exists(video_info):
             raise errors.MalformedFileError(
                 "BSN-layout ground truth needs its video info CSV (subset per "
                 f"video); pass --video_info (looked for {video_info})",

@@ -22,11 +22,13 @@ array([ True, False])
 """
 
 import csv
-import pathlib
+import io
+import os
 
 import numpy as np
 
 from tfaction import errors
+from tfaction.data import filesystems
 
 METRIC = "video_accuracy"
 
@@ -51,7 +53,7 @@ def read_split_list(path):
     ids, labels = [], []
     seen = {}
     try:
-        text = pathlib.Path(path).read_text()
+        text = filesystems.read_text(path)
     except (OSError, UnicodeDecodeError) as e:
         raise errors.MalformedFileError(f"cannot read split list: {e}",
                                         path=path) from None
@@ -103,10 +105,10 @@ def read_scores(path):
     >>> read_scores("scores.npz")  # doctest: +SKIP
     (['brush_hair/1', ...], array([[...]]))
     """
-    path = pathlib.Path(path)
-    if path.suffix == ".npz":
+    path = os.fspath(path)
+    if path.endswith(".npz"):
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with filesystems.load_numpy(path) as z:
                 missing = {"video_ids", "scores"} - set(z.files)
                 if missing:
                     raise errors.MalformedFileError(
@@ -124,9 +126,9 @@ def read_scores(path):
         lines = None
     else:
         try:
-            with open(path, newline="") as f:
-                rows = [(n, r) for n, r in enumerate(csv.reader(f), start=1)
-                        if r and any(c.strip() for c in r)]
+            f = io.StringIO(filesystems.read_text(path), newline="")
+            rows = [(n, r) for n, r in enumerate(csv.reader(f), start=1)
+                    if r and any(c.strip() for c in r)]
         except (OSError, csv.Error, UnicodeDecodeError) as e:
             raise errors.MalformedFileError(f"cannot read CSV: {e}",
                                             path=path) from None

@@ -2,6 +2,8 @@
 
 - `export_module`: `ExportModule`, the base of every model's serving module
   (signatures with a `None` batch dimension, warm-up inputs);
+- `factory`: `build_export_module(task, model)`, the module of a task's
+  model by task name (`register_export_module` adds one);
 - `saved_model_export`: `export_saved_model` (integer versions, staged and
   read back before they appear), `list_versions`, `next_version`;
 - `model_server_config`: the `models.config` model_config_list;
@@ -16,7 +18,7 @@
 Example:
 
 ```python
-module = task.build_export_module(model)
+module = build_export_module(task, model)
 path = export_saved_model(module, "models/actionformer")
 ```
 """
@@ -26,6 +28,8 @@ from tfaction.serving.actionvlad import ActionVLADExportModule
 from tfaction.serving.actionvlad import TwoStreamExportModule
 from tfaction.serving.export_module import SERVING_DEFAULT
 from tfaction.serving.export_module import ExportModule
+from tfaction.serving.factory import build_export_module
+from tfaction.serving.factory import register_export_module
 from tfaction.serving.saved_model_export import export_saved_model
 from tfaction.serving.saved_model_export import list_versions
 from tfaction.serving.saved_model_export import next_version
@@ -36,7 +40,9 @@ __all__ = [
     "ActionVLADExportModule",
     "ExportModule",
     "TwoStreamExportModule",
+    "build_export_module",
     "export_saved_model",
     "list_versions",
     "next_version",
+    "register_export_module",
 ]

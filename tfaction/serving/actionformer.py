@@ -9,7 +9,8 @@ The `serving_default` signature runs the whole of ActionFormer's inference
 | `lengths` | int32 | `[B]` | valid steps, `1 <= lengths[i] <= T` |
 | `fps` | float32 | `[B]` | frame rate the features come from |
 
-Any `T <= max_length` is accepted (a `None` dimension).
+Any `T <= max_length = max_seq_len * max_buffer_len_factor` is accepted (a
+`None` dimension).
 
 | output | dtype | shape | meaning |
 |---|---|---|---|
@@ -31,21 +32,27 @@ as the reference) and `grid_to_seconds`.
 Duration (decision). The reference clamps the seconds to the annotation's
 video duration, which a serving client does not send. The signature clamps
 to the span the features cover, `((length - 1) * feature_stride +
-num_frames) / fps` seconds: the end of the last feature's frame window.
+feature_window) / fps` seconds: the end of the last feature's frame window.
 For features extracted over the whole video this is the video's duration up
 to less than one stride; a detection never extends past the data it was
 computed from.
 
+The constructor takes the task config's own key names (`inference.*`,
+`max_buffer_len_factor`, the dataset's `feature_stride` /
+`feature_window`); `export_module_from_task` builds it from a task, as
+`tfaction.serving.build_export_module` does.
+
 Example:
 
 ```python
-module = ActionFormerExportModule(
-    model, feature_stride=4, num_frames=16, max_length=13824)
+module = tfaction.serving.build_export_module(task, model)
 export_saved_model(module, "models/actionformer")
 # client: {"features": [1, 2000, 2048] float32, "lengths": [2000],
 #          "fps": [30.0]} -> segments [1, 200, 2] seconds, scores, labels
 ```
 """
+
+import inspect
 
 import numpy as np
 import tensorflow as tf
@@ -54,61 +61,74 @@ from tfaction import errors
 from tfaction.models.actionformer import decoding
 from tfaction.ops import soft_nms as soft_nms_lib
 from tfaction.serving import export_module
+from tfaction.serving import factory
+from tfaction.tasks import actionformer_config
 
 
 class ActionFormerExportModule(export_module.ExportModule):
     """Serving module of `tfaction.models.actionformer.ActionFormer`.
 
     Args:
-        model: a built `ActionFormer`.
+        model: a built `ActionFormer` with a `max_seq_len`.
         feature_stride: frames between consecutive feature steps.
-        num_frames: frames per feature clip (the feature window).
-        max_length: the longest `T` the signature accepts (the reference's
-            point buffer, `max_seq_len * max_buffer_len_factor`); longer
-            inputs fail with an `InvalidArgumentError` saying so.
+        feature_window: frames per feature clip.
+        max_buffer_len_factor: the signature accepts `T` up to
+            `max_length = model.max_seq_len * max_buffer_len_factor` (the
+            reference's point buffer); longer inputs fail with an
+            `InvalidArgumentError` saying so.
         pre_nms_thresh, pre_nms_topk, duration_thresh: candidate decoding
             (`decode_candidates`; `duration_thresh` in grid units).
-        iou_threshold, min_score, max_seg_num, nms_method, multiclass, sigma,
-        voting_thresh: Soft-NMS (`soft_nms_tf`); `max_seg_num` is `N`.
+        iou_threshold, min_score, max_seg_num, nms_method, multiclass_nms,
+        nms_sigma, voting_thresh: Soft-NMS (`soft_nms_tf`); `max_seg_num`
+            is `N`.
         name: module name.
 
     Example:
 
     ```python
-    module = ActionFormerExportModule(model, feature_stride=4,
-                                      num_frames=16, max_length=2304)
+    module = ActionFormerExportModule(
+        model, feature_stride=4, feature_window=16, max_buffer_len_factor=6.0,
+        pre_nms_thresh=0.001, pre_nms_topk=2000, duration_thresh=0.05,
+        iou_threshold=0.1, min_score=0.001, max_seg_num=200,
+        nms_method="gaussian", multiclass_nms=True, nms_sigma=0.5,
+        voting_thresh=0.7)
     out = module.signatures()["serving_default"](
         features=feats, lengths=tf.constant([2000]), fps=tf.constant([30.]))
     ```
     """
 
-    def __init__(self, model, *, feature_stride, num_frames, max_length,
-                 pre_nms_thresh=0.001, pre_nms_topk=2000,
-                 duration_thresh=0.05, iou_threshold=0.1, min_score=0.001,
-                 max_seg_num=200, nms_method="gaussian", multiclass=True,
-                 sigma=0.5, voting_thresh=0.0, name=None):
+    def __init__(self, model, *, feature_stride, feature_window,
+                 max_buffer_len_factor, pre_nms_thresh, pre_nms_topk,
+                 duration_thresh, iou_threshold, min_score, max_seg_num,
+                 nms_method, multiclass_nms, nms_sigma, voting_thresh,
+                 name=None):
         super().__init__(model, name=name)
         if nms_method not in soft_nms_lib.METHODS:
             raise errors.ConfigError(
                 f"nms_method must be one of {soft_nms_lib.METHODS}, got "
                 f"{nms_method!r}")
+        if model.max_seq_len is None:
+            raise errors.ConfigError(
+                "ActionFormerExportModule needs a model with max_seq_len "
+                "(the signature accepts max_seq_len * max_buffer_len_factor "
+                "steps)")
         for key, value in (("feature_stride", feature_stride),
-                           ("num_frames", num_frames),
-                           ("max_length", max_length),
+                           ("feature_window", feature_window),
+                           ("max_buffer_len_factor", max_buffer_len_factor),
                            ("max_seg_num", max_seg_num),
                            ("pre_nms_topk", pre_nms_topk)):
             if not value > 0:
                 raise errors.ConfigError(f"{key} must be > 0, got {value}")
         self.feature_stride = float(feature_stride)
-        self.num_frames = float(num_frames)
-        self.max_length = int(max_length)
+        self.feature_window = float(feature_window)
+        self.max_length = int(model.max_seq_len * max_buffer_len_factor)
         self.pre_nms_thresh = float(pre_nms_thresh)
         self.pre_nms_topk = int(pre_nms_topk)
         self.duration_thresh = float(duration_thresh)
         self.nms_kwargs = dict(
             iou_threshold=float(iou_threshold), min_score=float(min_score),
             max_seg_num=int(max_seg_num), method=nms_method,
-            multiclass=bool(multiclass), sigma=float(sigma),
+            multiclass=bool(multiclass_nms), sigma=float(nms_sigma),
             voting_thresh=float(voting_thresh))
         self.max_seg_num = int(max_seg_num)
 
@@ -122,12 +142,8 @@ class ActionFormerExportModule(export_module.ExportModule):
         }
 
     def warmup_inputs(self):
-        """One video of `min(max_length, max_seq_len)` random steps, 30 fps.
-
-        (`max_div_factor` steps when the model has no `max_seq_len`.)
-        """
-        length = min(self.max_length,
-                     self.model.max_seq_len or self.model.max_div_factor)
+        """One video of `min(max_length, max_seq_len)` random steps, 30 fps."""
+        length = min(self.max_length, self.model.max_seq_len)
         rng = np.random.RandomState(0)
         return {
             "features": rng.standard_normal(
@@ -156,7 +172,7 @@ class ActionFormerExportModule(export_module.ExportModule):
                 message=f"features has more steps than max_length "
                 f"{self.max_length} of this export (T must be <= "
                 f"{self.max_length}; split longer videos or export with a "
-                "larger max_length)"),
+                "larger max_buffer_len_factor)"),
             tf.debugging.assert_equal(
                 tf.shape(lengths)[0], batch,
                 message="lengths needs one entry per video of features"),
@@ -202,9 +218,10 @@ class ActionFormerExportModule(export_module.ExportModule):
                 **self.nms_kwargs)
             # The span the features cover (module docstring, "Duration").
             duration = (tf.cast(length - 1, tf.float32) * self.feature_stride
-                        + self.num_frames) / rate
+                        + self.feature_window) / rate
             seconds = decoding.grid_to_seconds(
-                segs, rate, self.feature_stride, self.num_frames, duration)
+                segs, rate, self.feature_stride, self.feature_window,
+                duration)
             found = tf.range(n) < count
             seconds = tf.where(found[:, None], seconds, 0.0)
             return (tf.ensure_shape(seconds, [n, 2]),
@@ -221,3 +238,39 @@ class ActionFormerExportModule(export_module.ExportModule):
                                  tf.TensorSpec([], tf.int32)))
         return {"segments": segments, "scores": scores, "labels": labels,
                 "num_detections": count}
+
+
+@factory.register_export_module(actionformer_config.TASK_NAME)
+def export_module_from_task(task, model):
+    """The `ActionFormerExportModule` of an `ActionFormerTask`'s model.
+
+    Args:
+        task: the task (its `config` and dataset `info`).
+        model: its restored model.
+
+    Returns:
+        An `ActionFormerExportModule` with the config's `inference` values.
+
+    Raises:
+        ConfigError: the config resamples the features or fuses external
+            scores (ActivityNet), which the signature does not do.
+
+    Example:
+
+    ```python
+    module = export_module_from_task(task, trainer.model)
+    ```
+    """
+    c = task.config
+    if c.resample_length or c.inference.ext_score_file:
+        raise errors.ConfigError(
+            "the ActionFormer serving signature takes features at the "
+            "dataset's fixed stride and returns the model's own labels; "
+            "task.resample_length and task.inference.ext_score_file "
+            "(ActivityNet recipe) are not part of it")
+    arguments = inspect.signature(ActionFormerExportModule).parameters
+    return ActionFormerExportModule(
+        model, feature_stride=float(task.info["feature_stride"]),
+        feature_window=float(task.info["feature_window"]),
+        max_buffer_len_factor=float(c.max_buffer_len_factor),
+        **{k: v for k, v in c.inference.items() if k in arguments})

@@ -59,11 +59,15 @@ frames (`T = 0`), `flow_x` / `flow_y` of different shapes, a wrong number
 of flow frames per stack, streams with different batch sizes, a frame that
 is not a JPEG (naming the batch row and frame), frames smaller than a crop.
 
+The modules take the task config's own key names (`top_k`,
+`multi_label`, and the `frames` section as a `FramesConfig`);
+`export_module_from_task` and `two_stream_module_from_tasks` build them
+from tasks.
+
 Example:
 
 ```python
-module = ActionVLADExportModule(model, task.frames_config(False),
-                                class_names=task.class_names)
+module = tfaction.serving.build_export_module(task, model)
 export_saved_model(module, "models/actionvlad_rgb")
 # client: {"frames": [[jpeg_0, ..., jpeg_24]]} -> probabilities [1, 51]
 ```
@@ -78,6 +82,8 @@ from tfaction.data import schemas
 from tfaction.data import video_ops
 from tfaction.models.actionvlad import fusion
 from tfaction.serving import export_module
+from tfaction.serving import factory
+from tfaction.tasks import actionvlad_config
 
 UINT8_SIGNATURE = "serve_uint8"
 WARMUP_STEPS = 2  # frames (stacks) per warm-up video
@@ -310,7 +316,7 @@ class ActionVLADExportModule(export_module.ExportModule):
 
     Args:
         model: Keras model, float32 frames `[B, T, H, W, C]` -> logits
-            `[B, K]` (`tfaction.models.actionvlad.build_actionvlad`).
+            `[B, K]` (`tfaction.models.actionvlad.model.ActionVLAD`).
         frames_config: the stream's evaluation `FramesConfig`
             (`task.frames_config(training=False)`); its modality picks the
             inputs (module docstring).
@@ -506,3 +512,58 @@ class TwoStreamExportModule(export_module.ExportModule):
     def batching_parameters(self):
         """Small batches of whole videos; JPEG strings are not padded."""
         return {"max_batch_size": 4, "pad_variable_length_inputs": False}
+
+
+@factory.register_export_module(actionvlad_config.TASK_NAME)
+def export_module_from_task(task, model):
+    """The `ActionVLADExportModule` of an `ActionVLADTask`'s model.
+
+    Args:
+        task: the task (config, classes, evaluation `frames_config`).
+        model: its restored model.
+
+    Returns:
+        An `ActionVLADExportModule`.
+
+    Example:
+
+    ```python
+    module = export_module_from_task(task, trainer.model)
+    ```
+    """
+    return ActionVLADExportModule(
+        model, task.frames_config(False), class_names=task.class_names,
+        top_k=task.config.top_k, multi_label=task.config.multi_label)
+
+
+def two_stream_module_from_tasks(rgb_task, rgb_model, flow_task, flow_model,
+                                 flow_weight=fusion.FLOW_WEIGHT):
+    """The `TwoStreamExportModule` of an RGB and a flow `ActionVLADTask`.
+
+    Args:
+        rgb_task, rgb_model: the RGB stream's task and restored model.
+        flow_task, flow_model: the flow stream's.
+        flow_weight: `w` of the logit fusion.
+
+    Returns:
+        A `TwoStreamExportModule` (`top_k`, `multi_label` of the RGB task).
+
+    Raises:
+        ConfigError: the streams were trained on different classes.
+
+    Example:
+
+    ```python
+    module = two_stream_module_from_tasks(rgb_task, rgb, flow_task, flow)
+    ```
+    """
+    if list(rgb_task.class_names) != list(flow_task.class_names):
+        raise errors.ConfigError(
+            "the RGB and flow streams were trained on different classes "
+            f"({len(rgb_task.class_names)} vs "
+            f"{len(flow_task.class_names)} names, or another order)")
+    return TwoStreamExportModule(
+        rgb_model, rgb_task.frames_config(False), flow_model,
+        flow_task.frames_config(False), flow_weight=flow_weight,
+        class_names=rgb_task.class_names, top_k=rgb_task.config.top_k,
+        multi_label=rgb_task.config.multi_label)

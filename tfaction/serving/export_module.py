@@ -1,6 +1,7 @@
 """`ExportModule`: the serving signatures of one model, as a `tf.Module`.
 
-A task's `build_export_module(model)` returns a subclass; `export_saved_model`
+`tfaction.serving.build_export_module(task, model)` returns a subclass
+(the builder registered for the task's name); `export_saved_model`
 writes it as a SavedModel that TensorFlow Serving (or `tf.saved_model.load`
 in a process that has only TensorFlow) runs with no tfaction code. All pre-
 and post-processing lives inside the signature functions, so a client sends
@@ -57,7 +58,7 @@ class ExportModule(tf.Module, metaclass=abc.ABCMeta):
     Example:
 
     ```python
-    module = task.build_export_module(model)
+    module = build_export_module(task, model)
     functions = module.signatures()   # {"serving_default": ConcreteFunction}
     outputs = functions["serving_default"](**module.warmup_inputs())
     ```

@@ -23,13 +23,11 @@ Wires the pieces of the recipe (happyharrycn/actionformer_release,
   and conversion to seconds on the host, optional ActivityNet score fusion,
   official-style detection mAP; the detections are written to
   `<workdir>/predictions.json` (the `experiments.evaluate` format);
-* export: `tfaction.serving.actionformer.ActionFormerExportModule`.
+* export: `tfaction.serving.build_export_module(task, model)` (an
+  `ActionFormerExportModule`).
 
-Config (`config.task`, see `experiments/configs/actionformer_*.py`):
-`data_dir`, `train_subset`, `eval_subset`, `max_seq_len`, `trunc_thresh`,
-`crop_ratio`, `resample_length`, `remove_duplicate_segments`,
-`clip_segments_to_features`, `class_agnostic`, `model` (ActionFormer
-arguments), `loss`, `inference`, `evaluation`.
+Config (`config.task`): the keys, defaults and rules of
+`tfaction.tasks.actionformer_config` (validated when the task is built).
 """
 
 import json
@@ -54,12 +52,12 @@ from tfaction.models.actionformer import score_fusion
 from tfaction.models.actionformer.model import ActionFormer
 from tfaction.ops.label_assignment import assign_point_labels
 from tfaction.ops.soft_nms import soft_nms
-from tfaction.serving import actionformer as serving_actionformer
+from tfaction.tasks import actionformer_config
 from tfaction.tasks import converted_dataset
 from tfaction.tasks import base_task
 from tfaction.tasks.base_task import LOSS_METRIC
 
-TASK_NAME = "actionformer"
+TASK_NAME = actionformer_config.TASK_NAME
 PREDICTIONS_FILE = "predictions.json"
 # Only convolution / dense kernels are decayed; biases, norms, Scale and
 # LayerScale are not (the reference's optimizer parameter groups).
@@ -81,13 +79,16 @@ class ActionFormerTask(tasks.Task):
     """Temporal action localisation with ActionFormer.
 
     Args:
-        config: the `config.task` section (see the module docstring and
-            `experiments/configs/actionformer_thumos_i3d.py`).
+        config: the `config.task` section (`actionformer_config`).
+
+    Raises:
+        ConfigError: `actionformer_config.validate` fails, or `data_dir`
+            is empty.
 
     Example:
 
     ```python
-    config = experiments.configs.actionformer_synthetic.get_config()
+    config = actionformer_config.experiment_config()
     config.task.data_dir = "/data/synthetic_records"
     task = tasks.build_task(config)
     trainer = Trainer(task, config, "runs/af")
@@ -95,8 +96,11 @@ class ActionFormerTask(tasks.Task):
     ```
     """
 
+    config_schema = actionformer_config
+
     def __init__(self, config):
         super().__init__(config)
+        actionformer_config.validate(config)
         if not config.data_dir:
             raise errors.ConfigError(
                 "task.data_dir is empty: set it to a folder written by "
@@ -107,6 +111,11 @@ class ActionFormerTask(tasks.Task):
         self.class_names = self.data.class_names
         self.num_classes = (1 if config.class_agnostic
                             else len(self.class_names))
+        # Class-agnostic detections take their classes from external
+        # video-level scores; without them they have none, and are
+        # labelled and scored as one class (class-agnostic mAP).
+        self.one_class_evaluation = bool(
+            config.class_agnostic and not config.inference.ext_score_file)
         self.data.require_subsets(config.train_subset, config.eval_subset)
         self.max_segments = int(config.max_segments) or \
             self._max_segments_per_video(config.train_subset)
@@ -121,8 +130,7 @@ class ActionFormerTask(tasks.Task):
         (one trace instead of one per batch maximum).
         """
         path = self.data.path("ground_truth", "ground_truth.json")
-        with filesystems.gfile().GFile(path, "r") as f:
-            database = json.loads(f.read())["database"]
+        database = filesystems.read_json(path)["database"]
         counts = [len(v.get("annotations", ())) for v in database.values()
                   if str(v.get("subset", "")).lower() == subset.lower()]
         return max(counts + [1])
@@ -435,7 +443,10 @@ class ActionFormerTask(tasks.Task):
 
         With `inference.ext_score_file`, ActivityNet score fusion replaces
         the (class-agnostic) labels by the external classifier's top
-        classes.
+        classes; class-agnostic detections without it are labelled
+        `activitynet_detection.AGNOSTIC_LABEL` and scored as one class
+        (`python -m experiments.evaluate --class_agnostic` scores the
+        written file alike).
         """
         inf = self.config.inference
         names = self.class_names
@@ -456,6 +467,8 @@ class ActionFormerTask(tasks.Task):
                     f"{external.num_classes} scores per video but "
                     f"{len(names)} class names", path=inf.ext_score_file,
                     key="class")
+        if self.one_class_evaluation:
+            names = [activitynet_detection.AGNOSTIC_LABEL]
         results = {}
         for video_id, (segs, scores, labels) in detections.items():
             results[video_id] = [
@@ -482,7 +495,8 @@ class ActionFormerTask(tasks.Task):
         result = activitynet_detection.evaluate_detection(
             gt_path, columns, subset=self.config.eval_subset,
             tiou_thresholds=np.asarray(ev.tiou_thresholds, np.float64),
-            skip_unknown_labels=bool(ev.skip_unknown_labels))
+            skip_unknown_labels=bool(ev.skip_unknown_labels),
+            class_agnostic=self.one_class_evaluation)
         metrics = {"average_mAP": result.average_mAP,
                    "num_videos": float(len(detections))}
         for t, value in zip(result.tiou_thresholds, result.mAP_per_tiou):
@@ -498,26 +512,3 @@ class ActionFormerTask(tasks.Task):
                        subset=self.config.eval_subset)
         filesystems.atomic_write_text(path, json.dumps(payload) + "\n")
         return path
-
-    # ------------------------------------------------------------ export
-    def build_export_module(self, model):
-        inf = self.config.inference
-        if self.config.resample_length or inf.ext_score_file:
-            raise errors.ConfigError(
-                "the ActionFormer serving signature takes features at the "
-                "dataset's fixed stride and returns the model's own labels; "
-                "task.resample_length and inference.ext_score_file "
-                "(ActivityNet recipe) are not part of it")
-        return serving_actionformer.ActionFormerExportModule(
-            model, feature_stride=float(self.info["feature_stride"]),
-            num_frames=float(self.info["feature_window"]),
-            max_length=int(self.config.max_seq_len *
-                           self.config.max_buffer_len_factor),
-            pre_nms_thresh=float(inf.pre_nms_thresh),
-            pre_nms_topk=int(inf.pre_nms_topk),
-            duration_thresh=float(inf.duration_thresh),
-            iou_threshold=float(inf.iou_threshold),
-            min_score=float(inf.min_score), max_seg_num=int(inf.max_seg_num),
-            nms_method=inf.nms_method, multiclass=bool(inf.multiclass_nms),
-            sigma=float(inf.nms_sigma),
-            voting_thresh=float(inf.voting_thresh))

@@ -9,7 +9,7 @@ Wires the recipe of rohitgirdhar/ActionVLAD (`train_image_classifier.py`,
   256x340 resize, one multi-scale crop + flip per video in training, the
   centre crop (or 5 crops pooled into ONE vector) at test time, BGR mean
   subtraction (flow: -128);
-* model: `tfaction.models.actionvlad.build_actionvlad` (trunk -> NetVLAD ->
+* model: `tfaction.models.actionvlad.model.ActionVLAD` (trunk -> NetVLAD ->
   linear); trunk weights from a local Keras `.h5` or TF-slim checkpoint
   (`trunk_weights`), NetVLAD from k-means centres (`centers_file`, written by
   `python -m experiments.actionvlad_init_centers`), or everything from an
@@ -25,19 +25,16 @@ Wires the recipe of rohitgirdhar/ActionVLAD (`train_image_classifier.py`,
   the input of `experiments.evaluate --metric=video_accuracy` and of the
   late fusion `experiments.actionvlad_fuse` (plus `charades_submission.txt`
   with `multi_label`);
-* export: `tfaction.serving.ActionVLADExportModule` (JPEGs or uint8 frames
-  in, probabilities and top-k out).
+* export: `tfaction.serving.build_export_module(task, model)` (an
+  `ActionVLADExportModule`: JPEGs or uint8 frames in, probabilities and
+  top-k out).
 
-Config (`config.task`, see `experiments/configs/actionvlad_*.py`):
-`data_dir`, `train_subset`, `eval_subset`, `frames` (`FramesConfig` fields),
-`model`, `trunk_weights`, `centers_file`, `init_checkpoint`, `trainable`,
-`train_from_scratch` (a stage that freezes the trunk or NetVLAD refuses to
-start when nothing gives them weights, unless this is True), `multi_label`,
-`top_k`, `centers` (settings of the k-means command).
+Config (`config.task`): the keys, defaults and rules of
+`tfaction.tasks.actionvlad_config` (validated when the task is built; a
+stage that freezes the trunk or NetVLAD refuses to build them when nothing
+gives them weights, unless `train_from_scratch`).
 """
 
-import dataclasses
-import io
 import os
 
 import keras
@@ -54,16 +51,14 @@ from tfaction.evaluation import video_accuracy
 from tfaction.models.actionvlad import kmeans
 from tfaction.models.actionvlad import model as model_lib
 from tfaction.models.backbones import vgg16
+from tfaction.tasks import actionvlad_config
 from tfaction.tasks import converted_dataset
 from tfaction.tasks import base_task
 from tfaction.tasks.base_task import LOSS_METRIC
 
-TASK_NAME = "actionvlad"
+TASK_NAME = actionvlad_config.TASK_NAME
 PREDICTIONS_FILE = "predictions.npz"
 CHARADES_SUBMISSION_FILE = "charades_submission.txt"
-# FramesConfig fields the config's `frames` section may set.
-_FRAMES_KEYS = tuple(f.name for f in dataclasses.fields(
-    frames_pipeline.FramesConfig))
 
 
 def open_dataset(data_dir):
@@ -112,7 +107,7 @@ def restore_model_weights(model, path):
         ConfigError: no checkpoint there, or one whose model differs.
     """
     prefix = path
-    if filesystems.gfile().isdir(path):
+    if filesystems.isdir(path):
         directory = os.path.join(path, "checkpoints")
         prefix = tf.train.latest_checkpoint(directory) or \
             tf.train.latest_checkpoint(path)
@@ -136,19 +131,30 @@ class ActionVLADTask(tasks.Task):
     """One stream of ActionVLAD (see the module docstring).
 
     Args:
-        config: the `config.task` section.
+        config: the `config.task` section (`actionvlad_config`).
+
+    Raises:
+        ConfigError: `actionvlad_config.validate` fails (weights are
+            required when the model is built), or the data does not fit.
 
     Example:
 
     ```python
-    config = experiments.configs.actionvlad_synthetic_rgb.get_config()
+    config = actionvlad_config.experiment_config()
+    config.task.data_dir = "data/hmdb51/records/split1"
+    config.task.train_from_scratch = True
     task = tasks.build_task(config)
     model = task.build_model()
     ```
     """
 
+    config_schema = actionvlad_config
+
     def __init__(self, config):
         super().__init__(config)
+        # Frozen parts need weights only when built (build_trunk,
+        # build_model): the k-means command reads data before any exist.
+        actionvlad_config.validate(config, weights_for=())
         if not config.data_dir:
             raise errors.ConfigError(
                 "task.data_dir is empty: set it to a folder written by "
@@ -163,11 +169,6 @@ class ActionVLADTask(tasks.Task):
             raise errors.ConfigError(
                 f"task.frames.modality={modality!r} but {config.data_dir} "
                 f"holds only {have}: convert with --modalities=rgb,flow")
-        unknown = sorted(set(config.frames) - set(_FRAMES_KEYS))
-        if unknown:
-            raise errors.ConfigError(
-                f"unknown task.frames keys {unknown}; FramesConfig has "
-                f"{sorted(_FRAMES_KEYS)}")
         self.multi_label = bool(config.multi_label)
         if bool(self.data.info.get("multi_label", False)) != self.multi_label:
             raise errors.ConfigError(
@@ -182,20 +183,13 @@ class ActionVLADTask(tasks.Task):
         """The `FramesConfig` of the pipelines (`training` is unused: one
         config serves both; the pipeline's `training` flag decides)."""
         del training
-        values = dict(self.config.frames)
+        values = actionvlad_config.frames_values(self.config.frames)
         # Deterministic order in training too: an epoch is a function of
         # (seed, epoch), for exact resume and 1-vs-N-replica equality.
         values.update(
             sampler=values.get("sampler", "actionvlad"),
             num_classes=self.num_classes, multi_label=self.multi_label,
             batch_size=batch_size, fold_views="time", deterministic=True)
-        for key in ("crop_size", "crop_scales", "resize",
-                    "test_crop_offsets", "mean", "std"):
-            if isinstance(values.get(key), list):
-                values[key] = tuple(values[key])
-        if values.get("test_crop_offsets") is not None:
-            values["test_crop_offsets"] = tuple(
-                tuple(o) for o in values["test_crop_offsets"])
         values.update(overrides)
         return frames_pipeline.FramesConfig(**values)
 
@@ -241,41 +235,6 @@ class ActionVLADTask(tasks.Task):
             pipeline=pipeline)
 
     # ------------------------------------------------------------- model
-    def _frozen_groups(self):
-        """(trunk frozen at least in part, NetVLAD frozen) for `trainable`."""
-        groups = tuple(self.config.trainable)
-        if groups == ("all",):
-            return False, False
-        return "trunk" not in groups, "netvlad" not in groups
-
-    def _require_weights(self, parts):
-        """Frozen `parts` ("trunk", "netvlad") must start from weights.
-
-        Raises:
-            ConfigError: naming every empty key whose part the stage
-                freezes, unless `init_checkpoint` restores the whole model
-                or `train_from_scratch` accepts random frozen layers.
-        """
-        c = self.config
-        if c.init_checkpoint or c.train_from_scratch:
-            return
-        frozen_trunk, frozen_netvlad = self._frozen_groups()
-        missing = []
-        if "trunk" in parts and frozen_trunk and not c.trunk_weights:
-            missing.append(("trunk", "task.trunk_weights"))
-        if "netvlad" in parts and frozen_netvlad and not c.centers_file:
-            missing.append(("NetVLAD layer", "task.centers_file"))
-        if not missing:
-            return
-        keys = " and ".join(key for _, key in missing)
-        raise errors.ConfigError(
-            f"{keys} {'is' if len(missing) == 1 else 'are'} empty, but "
-            f"task.trainable={tuple(c.trainable)} freezes the "
-            f"{' and the '.join(part for part, _ in missing)}: it would keep "
-            f"its random initialisation. Set {keys}, or task.init_checkpoint "
-            f"(an earlier stage), or task.train_from_scratch=True to train "
-            f"from random weights on purpose")
-
     def build_trunk(self):
         """The per-frame trunk, with `trunk_weights` loaded if given.
 
@@ -284,26 +243,30 @@ class ActionVLADTask(tasks.Task):
                 gives it weights (`trunk_weights`, `init_checkpoint`), unless
                 `train_from_scratch`.
         """
-        self._require_weights(("trunk",))
+        actionvlad_config.require_weights(self.config, ("trunk",))
+        return self._build_actionvlad().trunk_model
+
+    def _build_actionvlad(self):
+        """The configured `ActionVLAD`, with `trunk_weights` loaded if
+        given (no weight requirement checked)."""
         m = self.config.model
-        trunk = model_lib.build_trunk(
-            m.trunk, self.input_channels, endpoint=m.endpoint,
-            filters=tuple(m.filters),
-            weight_decay=float(m.trunk_weight_decay))
+        model = model_lib.ActionVLAD(
+            self.num_classes, trunk=m.trunk,
+            input_channels=self.input_channels, endpoint=m.endpoint,
+            filters=tuple(m.filters), num_clusters=int(m.num_clusters),
+            alpha=float(m.alpha),
+            crop_size=tuple(self.frames_config(False).crop_size),
+            trunk_weight_decay=float(m.trunk_weight_decay),
+            classifier_weight_decay=float(m.classifier_weight_decay))
         if self.config.trunk_weights:
-            load_trunk_weights(trunk, self.config.trunk_weights,
+            load_trunk_weights(model.trunk_model, self.config.trunk_weights,
                                self.config.trunk_weights_format)
-        return trunk
+        return model
 
     def build_model(self):
-        self._require_weights(("trunk", "netvlad"))
+        actionvlad_config.require_weights(self.config)
         m = self.config.model
-        crop = tuple(self.frames_config(False).crop_size)
-        model = model_lib.build_actionvlad(
-            self.num_classes, self.build_trunk(),
-            num_clusters=int(m.num_clusters), alpha=float(m.alpha),
-            crop_size=crop,
-            classifier_weight_decay=float(m.classifier_weight_decay))
+        model = self._build_actionvlad()
         if self.config.centers_file:
             netvlad = model.get_layer("netvlad")
             netvlad.set_centers(kmeans.load_centers(
@@ -312,7 +275,7 @@ class ActionVLADTask(tasks.Task):
         if self.config.init_checkpoint:
             path = restore_model_weights(model, self.config.init_checkpoint)
             logging.info("initialised the model from %s", path)
-        model_lib.set_trainable_groups(model, tuple(self.config.trainable))
+        model.set_trainable_groups(tuple(self.config.trainable))
         self.model = model
         return model
 
@@ -404,14 +367,6 @@ class ActionVLADTask(tasks.Task):
                 "\n".join(lines) + "\n")
         return path
 
-    # ------------------------------------------------------------ export
-    def build_export_module(self, model):
-        from tfaction import serving  # serving imports tasks lazily
-
-        return serving.ActionVLADExportModule(
-            model, self.frames_config(False), class_names=self.class_names,
-            top_k=int(self.config.top_k), multi_label=self.multi_label)
-
 
 def write_predictions(path, *, video_ids, scores, labels=None, step=None):
     """Writes per-video scores as `.npz` (atomically).
@@ -429,6 +384,4 @@ def write_predictions(path, *, video_ids, scores, labels=None, step=None):
         arrays["labels"] = np.asarray(labels)
     if step is not None:
         arrays["step"] = np.asarray(int(step))
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    filesystems.atomic_write_bytes(path, buffer.getvalue())
+    filesystems.save_npz(path, **arrays)

@@ -33,7 +33,6 @@ import abc
 import keras
 import tensorflow as tf
 
-from tfaction import errors
 
 LOSS_METRIC = "loss"
 
@@ -45,6 +44,14 @@ class Task(abc.ABC):
     and may override `build_metrics`, `train_step`, `validation_step`,
     `aggregate_logs` and `reduce_aggregated_logs`. Register a subclass with
     `tfaction.tasks.register_task(name)` so configs can name it.
+
+    Class attributes:
+        config_schema: the module describing the `task` section
+            (`task_config()`: defaults and types; `validate(config)`:
+            unknown keys and cross-field rules, as `ConfigError`s naming the
+            key), or None when the section is free-form. The launchers
+            validate with it before building anything, and
+            `tfaction.config.read_config_json` restores types with it.
 
     Args:
         config: the `config.task` section of an experiment config.
@@ -68,6 +75,8 @@ class Task(abc.ABC):
                 labels, outputs, from_logits=True)
     ```
     """
+
+    config_schema = None
 
     def __init__(self, config):
         self.config = config
@@ -218,23 +227,6 @@ class Task(abc.ABC):
         """
         del model
         return []
-
-    def build_export_module(self, model):
-        """Returns the `tfaction.serving.ExportModule` serving `model`.
-
-        `python -m export.export_saved_model` calls it with the restored
-        model (holding the EMA weights when the recipe evaluates with them).
-
-        Args:
-            model: the task's built model.
-
-        Raises:
-            ConfigError: the task has no serving signature.
-        """
-        del model
-        raise errors.ConfigError(
-            f"task {type(self).__name__} defines no export module "
-            "(Task.build_export_module)")
 
     def aggregate_logs(self, state, step_logs):
         """Accumulates validation outputs not expressible as Keras metrics.

@@ -15,7 +15,6 @@ names = data.class_names
 ```
 """
 
-import json
 import os
 
 from tfaction import errors
@@ -42,14 +41,13 @@ class ConvertedDataset:
         self.data_dir = os.fspath(data_dir)
         self.converter = converter
         path = os.path.join(self.data_dir, DATASET_INFO)
-        if not filesystems.gfile().exists(path):
+        if not filesystems.exists(path):
             raise errors.MalformedFileError(
                 f"no {DATASET_INFO} in task.data_dir {self.data_dir!r}: "
                 "convert the data with `python -m tfaction.data.convert "
                 f"--format={converter}` first", path=path)
         try:
-            with filesystems.gfile().GFile(path, "r") as f:
-                self.info = json.loads(f.read())
+            self.info = filesystems.read_json(path)
         except ValueError as e:
             raise errors.MalformedFileError(f"not valid JSON ({e})",
                                             path=path) from None
@@ -66,9 +64,8 @@ class ConvertedDataset:
         if self._class_names is None:
             path = os.path.join(self.data_dir,
                                 self.info.get("class_list", "classes.txt"))
-            with filesystems.gfile().GFile(path, "r") as f:
-                names = [line.strip() for line in f.read().splitlines()
-                         if line.strip()]
+            names = [line.strip() for line in
+                     filesystems.read_text(path).splitlines() if line.strip()]
             if len(names) != int(self.info["num_classes"]):
                 raise errors.MalformedFileError(
                     f"{len(names)} class names but num_classes="

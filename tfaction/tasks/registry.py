@@ -132,6 +132,59 @@ def import_task_modules(modules):
                 f"{e}") from e
 
 
+def config_schema(task_config):
+    """The config schema of the task a `task` section names.
+
+    Imports `task_config["module"]` first, as `build_task` does.
+
+    Args:
+        task_config: the `task` section (a ConfigDict or a dict) with
+            `name` and optionally `module`.
+
+    Returns:
+        The Task class's `config_schema` (a module with `task_config()` and
+        `validate(config)`), or None for a task with a free-form section.
+
+    Raises:
+        ConfigError: no task name, a module that cannot be imported, an
+            unknown task name.
+
+    Example:
+
+    ```python
+    schema = config_schema(config.task)
+    defaults = schema.task_config() if schema else None
+    ```
+    """
+    name = task_config.get("name") if hasattr(task_config, "get") else None
+    if not name:
+        raise errors.ConfigError("config.task.name is not set; known tasks: "
+                                 f"{', '.join(registered_tasks()) or 'none'}")
+    import_task_modules(task_config.get("module", ""))
+    return get_task(name).config_schema
+
+
+def validate_config(config):
+    """Checks the task section with its family's schema, building nothing.
+
+    Args:
+        config: an experiment `ConfigDict`.
+
+    Raises:
+        ConfigError: as `config_schema`, or the schema's `validate` (an
+            unknown, missing or inconsistent `task.*` key, named).
+
+    Example:
+
+    ```python
+    validate_config(config)  # before the strategy, data or model
+    ```
+    """
+    schema = config_schema(config.get("task"))
+    if schema is not None:
+        schema.validate(config.task)
+
+
 def build_task(config):
     """Imports `config.task.module`, then builds `config.task.name`'s Task.
 
@@ -154,8 +207,5 @@ def build_task(config):
     ```
     """
     task_config = config.get("task") if hasattr(config, "get") else None
-    if task_config is None or not task_config.get("name"):
-        raise errors.ConfigError("config.task.name is not set; known tasks: "
-                                 f"{', '.join(registered_tasks()) or 'none'}")
-    import_task_modules(task_config.get("module", ""))
+    config_schema(task_config)  # imports the module, checks the name
     return get_task(task_config.name)(task_config)

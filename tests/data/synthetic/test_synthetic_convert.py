@@ -70,7 +70,7 @@ def test_temporal_localization_converts(tmp_path):
 def test_video_classification_converts(tmp_path):
     data, out = tmp_path / "vc", tmp_path / "vc_tfrecords"
     summary = generate_video_classification(
-        data, num_videos=8, classes=("move_up", "rotate_ccw"), height=48,
+        data, num_videos=8, classes=("yellow_tilt", "green_spin"), height=48,
         width=56, min_frames=8, max_frames=12, seed=2)
     lists = data / "train_test_lists"
     _convert("--format=hmdb51_frames",

@@ -13,49 +13,21 @@ import collections
 import concurrent.futures
 import json
 import math
-import os
 
 from absl import logging
 
 from tfaction import errors
+from tfaction import progress
 from tfaction.data import filesystems
-from tfaction.data.formats import progress
 
 
-def is_local(path):
-    """True for plain local paths (read with `open`, which is faster)."""
-    return filesystems.scheme_of(path) == ""
-
-
-def join(*parts):
-    """`os.path.join` that also works for URLs (always '/')."""
-    return os.path.join(*[os.fspath(p) for p in parts])
-
-
-def read_bytes(path):
-    """Reads a whole file (local or remote). Raises OSError/NotFoundError."""
-    if is_local(path):
-        with open(path, "rb") as f:
-            return f.read()
-    with filesystems.gfile().GFile(path, "rb") as f:
-        return f.read()
-
-
-def exists(path):
-    return (os.path.exists(path) if is_local(path)
-            else filesystems.gfile().exists(path))
-
-
-def is_dir(path):
-    return (os.path.isdir(path) if is_local(path)
-            else filesystems.gfile().isdir(path))
-
-
-def listdir(path):
-    """File names in directory `path` (not recursive)."""
-    if is_local(path):
-        return os.listdir(path)
-    return [n.rstrip("/") for n in filesystems.gfile().listdir(path)]
+# Local or remote file access (see `tfaction.data.filesystems`).
+is_local = filesystems.is_local
+join = filesystems.join
+read_bytes = filesystems.read_bytes
+exists = filesystems.exists
+is_dir = filesystems.isdir
+listdir = filesystems.listdir
 
 
 def read_text(path, *, what="file"):

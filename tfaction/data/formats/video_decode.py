@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from tfaction import errors
+from tfaction.data import filesystems
 
 # A file that decodes to less than half of its declared duration (and more
 # than a second short) is reported as truncated. Generous on purpose: the
@@ -80,8 +81,12 @@ class DecodedVideo:
 
     def _decoded(self):
         """Yields (time relative to the first frame, RGB frame); sets rate."""
+        source = self.path
         try:
-            container = av.open(self.path)
+            if not filesystems.is_local(self.path):
+                # Streamed; the file object is freed with the generator.
+                source = filesystems.open_file(self.path)
+            container = av.open(source)
         except Exception as e:  # FileNotFoundError, av.error.*Error
             raise self._error("cannot open video", e) from e
         with container:

@@ -28,12 +28,12 @@ convert_videos("/data/videos/*/*.mp4", "tfrecords/videos", fps=10,
 """
 
 import dataclasses
-import glob
 import os
 
 import cv2
 
 from tfaction import errors
+from tfaction.data import filesystems
 from tfaction.data import schemas
 from tfaction.data.formats import class_list as class_list_lib
 from tfaction.data.formats import common
@@ -81,7 +81,8 @@ def read_video_list(path, videos_root=None):
             lines may have spaces in the path).
     """
     path = str(path)
-    root = videos_root or os.path.dirname(os.path.abspath(path))
+    root = videos_root or os.path.dirname(
+        os.path.abspath(path) if common.is_local(path) else path)
     items = []
     for number, line in enumerate(
             common.read_text(path, what="video list").splitlines(), 1):
@@ -119,14 +120,15 @@ def list_videos(input, videos_root=None, labels=True):
     input = str(input)
     if any(ch in input for ch in _GLOB_CHARS):
         root = _glob_root(input)
-        paths = [p for p in glob.glob(input, recursive=True)
-                 if os.path.isfile(p)]
-    elif os.path.isdir(input):
+        paths = [p for p in filesystems.glob(input)
+                 if filesystems.isfile(p)]
+    elif filesystems.isdir(input):
         root = input
-        paths = [os.path.join(folder, name)
-                 for folder, _, files in os.walk(input) for name in files
+        paths = [common.join(folder, name)
+                 for folder, _, files in filesystems.walk(input)
+                 for name in files
                  if name.lower().endswith(VIDEO_EXTENSIONS)]
-    elif os.path.isfile(input):
+    elif filesystems.isfile(input):
         root, paths = None, None
     else:
         raise errors.MalformedFileError(
@@ -179,7 +181,7 @@ def _convert_one(item, classes, settings):
         label_index = [classes.index(item.label, path=item.list_path,
                                      line=item.line, video_id=item.video_id)]
         label_text = [item.label]
-    if not os.path.isfile(item.path):
+    if not filesystems.isfile(item.path):
         raise errors.VideoDecodeError("video file not found", path=item.path,
                                       video_id=item.video_id)
     video = video_decode.DecodedVideo(item.path, settings.fps,

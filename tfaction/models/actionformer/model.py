@@ -61,9 +61,114 @@ DEFAULT_REGRESSION_RANGE = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64),
                             (64, 10000))
 
 
+def level_windows(window_size, num_levels):
+    """Attention window per pyramid level (-1 = global).
+
+    Args:
+        window_size: one window for every level, or a list of them.
+        num_levels: pyramid levels (`1 + arch[2]`).
+
+    Returns:
+        List of `num_levels` ints.
+
+    Example:
+
+    >>> level_windows(9, 3)
+    [9, 9, 9]
+    """
+    if isinstance(window_size, (list, tuple)):
+        return [int(w) for w in window_size]
+    return [int(window_size)] * num_levels
+
+
+def max_div_factor_of(windows):
+    """The padding unit of a pyramid: sequence lengths are multiples of it.
+
+    `max_l(stride_l * 2 * (w_l // 2))` over local windows `w_l > 1`,
+    `stride_l` for global levels (as `PtTransformer`); `stride_l = 2^l`.
+
+    Args:
+        windows: attention window per level (`level_windows`).
+
+    Returns:
+        int.
+
+    Example:
+
+    >>> max_div_factor_of([19] * 6)
+    576
+    """
+    factor = 1
+    for level, window in enumerate(windows):
+        stride = 2 ** level
+        factor = max(factor, stride * (window // 2) * 2 if window > 1
+                     else stride)
+    return factor
+
+
+@keras.saving.register_keras_serializable(package="tfaction")
+class PointGrid(keras.layers.Layer):
+    """The level-concatenated point grid of a sequence, for every batch row.
+
+    A weightless layer, so that the functional `ActionFormer` graph can
+    derive the points from the (dynamic) sequence length of its input.
+
+    Args:
+        fpn_strides: stride of each pyramid level, e.g. `[1, 2, 4]`.
+        regression_range: `[lo, hi]` per level, in level-0 grid units.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: any `[B, T, ...]` tensor (e.g. the input mask); only its
+            shape is read.
+
+    Returns:
+        `[B, P, 4]` float32 rows `[t, lo, hi, stride]` of `generate_points`
+        concatenated over the levels, `P = sum_l ceil(T / stride_l)`.
+
+    Example:
+
+    >>> grid = PointGrid([1, 2], [[0, 4], [4, 10000]])
+    >>> tuple(grid(np.ones((3, 8), bool)).shape)
+    (3, 12, 4)
+    """
+
+    def __init__(self, fpn_strides, regression_range, **kwargs):
+        super().__init__(**kwargs)
+        self.fpn_strides = [int(s) for s in fpn_strides]
+        self.regression_range = [[float(lo), float(hi)]
+                                 for lo, hi in regression_range]
+
+    def call(self, inputs):
+        shape = ops.shape(inputs)
+        points = ops.concatenate(generate_points(
+            shape[1], self.fpn_strides, self.regression_range), axis=0)
+        return ops.broadcast_to(points[None],
+                                (shape[0], ops.shape(points)[0], 4))
+
+    def compute_output_spec(self, inputs):
+        length = inputs.shape[1]
+        count = (None if length is None else
+                 sum(math.ceil(length / s) for s in self.fpn_strides))
+        # float32 under any dtype policy: positions, not activations.
+        return keras.KerasTensor((inputs.shape[0], count, 4), "float32")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(fpn_strides=list(self.fpn_strides),
+                      regression_range=[list(r)
+                                        for r in self.regression_range])
+        return config
+
+
 @keras.saving.register_keras_serializable(package="tfaction")
 class ActionFormer(keras.Model):
     """ActionFormer network: features + mask -> per-point logits and offsets.
+
+    A functional model: `{"features": [B, T, C], "mask": [B, T] bool}` ->
+    the level-concatenated outputs (module docstring), with `T` dynamic.
+    The sublayers stay reachable as `backbone`, `neck`, `cls_head` and
+    `reg_head` (weight loaders, `forward_levels`).
 
     Args:
         input_dim: feature channels `C` of the input.
@@ -100,7 +205,8 @@ class ActionFormer(keras.Model):
             `input_dim`. Default: no projection.
         projection_dims: output channels of each set's 1x1 projection (the
             authors' list `embd_dim`); they add up to `embed_dim`.
-        **kwargs: base `keras.Model` arguments (`name`, `dtype`).
+        **kwargs: base `keras.Model` arguments (`name`, `dtype`; the dtype
+            policy is passed on to every sublayer).
 
     Call arguments:
         inputs: dict `{"features": [B, T, C], "mask": [B, T] bool}` or a
@@ -110,6 +216,21 @@ class ActionFormer(keras.Model):
     Returns:
         dict (see module docstring): `cls_logits [B, P, K]`,
         `offsets [B, P, 2]`, `mask [B, P]`, `points [B, P, 4]`.
+
+    Raises:
+        ValueError: inconsistent arguments (the message names them); at
+            call time, a static `T` that is not a multiple of
+            `max_div_factor`.
+
+    Example:
+
+    >>> model = ActionFormer(input_dim=8, num_classes=3, embed_dim=16,
+    ...                      head_dim=16, arch=(2, 1, 2), window_size=5,
+    ...                      regression_range=((0, 4), (4, 8), (8, 1e4)))
+    >>> out = model({"features": np.zeros((1, 16, 8), "float32"),
+    ...              "mask": np.ones((1, 16), bool)})
+    >>> tuple(out["cls_logits"].shape)  # 16 + 8 + 4 points
+    (1, 28, 3)
     """
 
     def __init__(self, input_dim, num_classes, embed_dim=512, num_heads=4,
@@ -120,24 +241,90 @@ class ActionFormer(keras.Model):
                  empty_classes=(), dropout=0.0, drop_path_rate=0.1,
                  max_seq_len=None, use_abs_pe=False, input_splits=None,
                  projection_dims=None, **kwargs):
-        super().__init__(**kwargs)
-        self.input_dim = int(input_dim)
-        self.input_splits = (None if input_splits is None
-                             else [int(c) for c in input_splits])
-        self.projection_dims = (None if projection_dims is None
-                                else [int(c) for c in projection_dims])
-        if (self.input_splits is not None
-                and sum(self.input_splits) != self.input_dim):
+        # Normalised arguments, checked before any layer is made.
+        input_dim = int(input_dim)
+        arch = [int(a) for a in arch]
+        if len(arch) != 3:
+            raise ValueError(f"ActionFormer: arch needs 3 counts, got {arch}")
+        num_levels = 1 + arch[2]
+        window_size = ([int(w) for w in window_size]
+                       if isinstance(window_size, (list, tuple))
+                       else int(window_size))
+        input_splits = (None if input_splits is None
+                        else [int(c) for c in input_splits])
+        projection_dims = (None if projection_dims is None
+                           else [int(c) for c in projection_dims])
+        if input_splits is not None and sum(input_splits) != input_dim:
             raise ValueError(
-                f"ActionFormer: input_splits {self.input_splits} add up to "
-                f"{sum(self.input_splits)}, not input_dim {self.input_dim}")
+                f"ActionFormer: input_splits {input_splits} add up to "
+                f"{sum(input_splits)}, not input_dim {input_dim}")
+        regression_range = [[float(lo), float(hi)]
+                            for lo, hi in regression_range]
+        if len(regression_range) != num_levels:
+            raise ValueError(
+                f"ActionFormer: regression_range needs {num_levels} "
+                f"[lo, hi] pairs (one per level), got "
+                f"{len(regression_range)}")
+        max_seq_len = None if max_seq_len is None else int(max_seq_len)
+        if use_abs_pe and max_seq_len is None:
+            raise ValueError("ActionFormer: use_abs_pe needs max_seq_len "
+                             "(the rows of the position table)")
+        div = max_div_factor_of(level_windows(window_size, num_levels))
+        if max_seq_len is not None and max_seq_len % div:
+            raise ValueError(
+                f"ActionFormer: max_seq_len {max_seq_len} is not a "
+                f"multiple of max_div_factor {div}")
+        # A functional model ignores `dtype`: the policy is set below and
+        # passed to every sublayer.
+        dtype = kwargs.pop("dtype", None)
+
+        # === Layers ===
+        self.backbone = ConvTransformerBackbone(
+            embed_dim=int(embed_dim), num_heads=int(num_heads),
+            embed_kernel_size=int(embed_kernel_size), arch=arch,
+            window_size=window_size, embed_with_ln=bool(embed_with_ln),
+            dropout=float(dropout), drop_path_rate=float(drop_path_rate),
+            use_abs_pe=bool(use_abs_pe), max_seq_len=max_seq_len,
+            input_splits=input_splits, projection_dims=projection_dims,
+            dtype=dtype, name="backbone")
+        self.neck = IdentityNeck(num_levels, with_ln=bool(fpn_with_ln),
+                                 dtype=dtype, name="neck")
+        head_kwargs = dict(head_dim=int(head_dim),
+                           kernel_size=int(head_kernel_size),
+                           num_layers=int(head_num_layers),
+                           with_ln=bool(head_with_ln), dtype=dtype)
+        self.cls_head = ClassificationHead(
+            int(num_classes), prior_prob=float(prior_prob),
+            empty_classes=[int(c) for c in empty_classes], name="cls_head",
+            **head_kwargs)
+        self.reg_head = RegressionHead(num_levels, name="reg_head",
+                                       **head_kwargs)
+        self.point_grid = PointGrid([2 ** level for level in
+                                     range(num_levels)], regression_range,
+                                    dtype=dtype, name="point_grid")
+
+        # === Functional Model ===
+        inputs = {"features": keras.Input((None, input_dim),
+                                          name="features"),
+                  "mask": keras.Input((None,), dtype="bool", name="mask")}
+        levels = self._pyramid(inputs["features"], inputs["mask"])
+        outputs = {
+            "cls_logits": ops.concatenate(levels["cls_logits"], axis=1),
+            "offsets": ops.concatenate(levels["offsets"], axis=1),
+            "mask": ops.concatenate(levels["masks"], axis=1),
+            "points": self.point_grid(inputs["mask"]),
+        }
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        if dtype is not None:
+            self.dtype_policy = dtype
+
+        # === Config ===
+        self.input_dim = input_dim
         self.num_classes = int(num_classes)
         self.embed_dim = int(embed_dim)
         self.num_heads = int(num_heads)
-        self.arch = [int(a) for a in arch]
-        self.window_size = ([int(w) for w in window_size]
-                            if isinstance(window_size, (list, tuple))
-                            else int(window_size))
+        self.arch = arch
+        self.window_size = window_size
         self.embed_kernel_size = int(embed_kernel_size)
         self.embed_with_ln = bool(embed_with_ln)
         self.fpn_with_ln = bool(fpn_with_ln)
@@ -145,54 +332,15 @@ class ActionFormer(keras.Model):
         self.head_kernel_size = int(head_kernel_size)
         self.head_num_layers = int(head_num_layers)
         self.head_with_ln = bool(head_with_ln)
-        self.regression_range = [[float(lo), float(hi)]
-                                 for lo, hi in regression_range]
+        self.regression_range = regression_range
         self.prior_prob = float(prior_prob)
         self.empty_classes = [int(c) for c in empty_classes]
         self.dropout = float(dropout)
         self.drop_path_rate = float(drop_path_rate)
-        self.max_seq_len = None if max_seq_len is None else int(max_seq_len)
+        self.max_seq_len = max_seq_len
         self.use_abs_pe = bool(use_abs_pe)
-        if self.use_abs_pe and self.max_seq_len is None:
-            raise ValueError("ActionFormer: use_abs_pe needs max_seq_len "
-                             "(the rows of the position table)")
-        if len(self.arch) != 3:
-            raise ValueError(f"ActionFormer: arch needs 3 counts, got {arch}")
-        if len(self.regression_range) != self.num_levels:
-            raise ValueError(
-                f"ActionFormer: regression_range needs {self.num_levels} "
-                f"[lo, hi] pairs (one per level), got "
-                f"{len(self.regression_range)}")
-
-        policy = self.dtype_policy
-        self.backbone = ConvTransformerBackbone(
-            embed_dim=self.embed_dim, num_heads=self.num_heads,
-            embed_kernel_size=self.embed_kernel_size, arch=self.arch,
-            window_size=self.window_size, embed_with_ln=self.embed_with_ln,
-            dropout=self.dropout, drop_path_rate=self.drop_path_rate,
-            use_abs_pe=self.use_abs_pe, max_seq_len=self.max_seq_len,
-            input_splits=self.input_splits,
-            projection_dims=self.projection_dims,
-            dtype=policy, name="backbone")
-        self.neck = IdentityNeck(self.num_levels, with_ln=self.fpn_with_ln,
-                                 dtype=policy, name="neck")
-        head_kwargs = dict(head_dim=self.head_dim,
-                           kernel_size=self.head_kernel_size,
-                           num_layers=self.head_num_layers,
-                           with_ln=self.head_with_ln, dtype=policy)
-        self.cls_head = ClassificationHead(
-            self.num_classes, prior_prob=self.prior_prob,
-            empty_classes=self.empty_classes, name="cls_head", **head_kwargs)
-        self.reg_head = RegressionHead(self.num_levels, name="reg_head",
-                                       **head_kwargs)
-        if self.max_seq_len is not None and (
-                self.max_seq_len % self.max_div_factor):
-            raise ValueError(
-                f"ActionFormer: max_seq_len {self.max_seq_len} is not a "
-                f"multiple of max_div_factor {self.max_div_factor}")
-        # Every shape is known from the config: build now, so that weights
-        # can be loaded (and `.keras` files restored) before any call.
-        self.build()
+        self.input_splits = input_splits
+        self.projection_dims = projection_dims
 
     # ------------------------------------------------------------ geometry
     @property
@@ -208,9 +356,7 @@ class ActionFormer(keras.Model):
     @property
     def windows(self):
         """Attention window per level (-1 = global)."""
-        if isinstance(self.window_size, list):
-            return list(self.window_size)
-        return [self.window_size] * self.num_levels
+        return level_windows(self.window_size, self.num_levels)
 
     @property
     def max_div_factor(self):
@@ -219,11 +365,7 @@ class ActionFormer(keras.Model):
         `max_l(stride_l * 2 * (w_l // 2))` over levels with a local window
         `w_l > 1`, `stride_l` for global levels (as `PtTransformer`).
         """
-        factor = 1
-        for stride, window in zip(self.fpn_strides, self.windows):
-            factor = max(factor, stride * (window // 2) * 2 if window > 1
-                         else stride)
-        return factor
+        return max_div_factor_of(self.windows)
 
     def padded_length(self, length, training=False):
         """Length to zero-pad a video of `length` steps to (reference rule).
@@ -273,34 +415,42 @@ class ActionFormer(keras.Model):
                                   for i in range(len(sizes) - 1)], axis=axis)
 
     # ---------------------------------------------------------------- model
-    def build(self, input_shape=None):
-        if getattr(self, "_sublayers_built", False):
-            self.built = True
-            return
-        shape = (None, None, self.input_dim)
-        self.backbone.build(shape)
-        levels = [(None, None, self.embed_dim)] * self.num_levels
-        self.neck.build(levels)
-        self.cls_head.build(levels)
-        self.reg_head.build(levels)
-        self._sublayers_built = True
-        self.built = True
+    def _pyramid(self, features, mask, training=None):
+        """Backbone -> neck -> heads on level lists (symbolic or eager)."""
+        feats, masks = self.backbone(features, mask=mask, training=training)
+        fpn = self.neck(feats)
+        return {"backbone_features": feats, "fpn_features": fpn,
+                "masks": masks,
+                "cls_logits": self.cls_head(fpn, mask=masks),
+                "offsets": self.reg_head(fpn, mask=masks)}
 
-    @staticmethod
-    def _unpack(inputs):
+    def _checked_inputs(self, inputs):
+        """`(features, bool mask)` of a dict or pair; checks a static `T`."""
         if isinstance(inputs, dict):
             missing = {"features", "mask"} - set(inputs)
             if missing:
                 raise ValueError(f"ActionFormer inputs lack {sorted(missing)}"
                                  f"; expected keys 'features' and 'mask'")
-            return inputs["features"], inputs["mask"]
-        if isinstance(inputs, (list, tuple)) and len(inputs) == 2:
-            return inputs[0], inputs[1]
-        raise ValueError("ActionFormer expects {'features': [B, T, C], "
-                         "'mask': [B, T]} or (features, mask)")
+            features, mask = inputs["features"], inputs["mask"]
+        elif isinstance(inputs, (list, tuple)) and len(inputs) == 2:
+            features, mask = inputs
+        else:
+            raise ValueError("ActionFormer expects {'features': [B, T, C], "
+                             "'mask': [B, T]} or (features, mask)")
+        length = features.shape[1]
+        if length is not None and length % self.max_div_factor:
+            raise ValueError(
+                f"ActionFormer: sequence length {length} must be a multiple "
+                f"of max_div_factor {self.max_div_factor}; zero-pad to "
+                f"model.padded_length(T)")
+        return features, ops.cast(mask, "bool")
 
     def forward_levels(self, inputs, training=None):
         """Per-level outputs and intermediate pyramids.
+
+        Args:
+            inputs: as for calling the model.
+            training: enables dropout / drop path.
 
         Returns:
             dict of per-level lists: `backbone_features` and
@@ -308,37 +458,19 @@ class ActionFormer(keras.Model):
             `cls_logits` `[B, T_l, K]`, `offsets` `[B, T_l, 2]`,
             `points` `[T_l, 4]`.
         """
-        features, mask = self._unpack(inputs)
+        features, mask = self._checked_inputs(inputs)
+        out = self._pyramid(features, mask, training=training)
         length = features.shape[1]
-        if length is not None and length % self.max_div_factor:
-            raise ValueError(
-                f"ActionFormer: sequence length {length} must be a multiple "
-                f"of max_div_factor {self.max_div_factor}; zero-pad to "
-                f"model.padded_length(T)")
-        if length is None:
-            length = ops.shape(features)[1]
-        mask = ops.cast(mask, "bool")
-        feats, masks = self.backbone(features, mask=mask, training=training)
-        fpn = self.neck(feats)
-        logits = self.cls_head(fpn, mask=masks)
-        offsets = self.reg_head(fpn, mask=masks)
-        points = generate_points(length, self.fpn_strides,
-                                 self.regression_range)
-        return {"backbone_features": feats, "fpn_features": fpn,
-                "masks": masks, "cls_logits": logits, "offsets": offsets,
-                "points": points}
+        out["points"] = generate_points(
+            ops.shape(features)[1] if length is None else length,
+            self.fpn_strides, self.regression_range)
+        return out
 
-    def call(self, inputs, training=None):
-        out = self.forward_levels(inputs, training=training)
-        logits = ops.concatenate(out["cls_logits"], axis=1)
-        offsets = ops.concatenate(out["offsets"], axis=1)
-        mask = ops.concatenate(out["masks"], axis=1)
-        points = ops.concatenate(out["points"], axis=0)
-        batch = ops.shape(logits)[0]
-        points = ops.broadcast_to(points[None],
-                                  (batch, ops.shape(points)[0], 4))
-        return {"cls_logits": logits, "offsets": offsets, "mask": mask,
-                "points": points}
+    def call(self, inputs, training=None, mask=None):
+        # The functional graph has T = None: check the real length here.
+        features, bool_mask = self._checked_inputs(inputs)
+        return super().call({"features": features, "mask": bool_mask},
+                            training=training, mask=mask)
 
     # --------------------------------------------------------------- config
     def get_config(self):
@@ -374,6 +506,9 @@ class ActionFormer(keras.Model):
             train_cfg: their `train_cfg` section, if `model_cfg` does not
                 hold it under `"train_cfg"`.
             **kwargs: base `keras.Model` arguments (`name`, `dtype`).
+
+        Returns:
+            An `ActionFormer`.
 
         Raises:
             tfaction.errors.ConfigError: a key the port cannot honour; the

@@ -17,11 +17,11 @@ never pickled.
 """
 
 import json
-import os
 
 import numpy as np
 
 from tfaction import errors
+from tfaction.data import filesystems
 
 CENTERS_KEY = "centers"
 
@@ -106,20 +106,30 @@ def save_centers(path, centers, info=None):
     """Writes centres (and settings, as JSON) to an `.npz` file.
 
     The file appears complete or not at all (written aside, then renamed).
+
+    Args:
+        path: the `.npz` file, local or remote (`s3://`, `gs://`, ...).
+        centers: `[K, D]` array.
+        info: JSON-serialisable settings stored beside (optional).
+
+    Example:
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "centers.npz")
+    >>> save_centers(path, np.eye(2), {"seed": 0})
+    >>> load_centers(path, num_clusters=2).shape
+    (2, 2)
     """
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, **{CENTERS_KEY: np.asarray(centers, np.float32),
-                       "info": np.array(json.dumps(info or {}))})
-    os.replace(tmp, path)
+    filesystems.save_npz(path, **{
+        CENTERS_KEY: np.asarray(centers, np.float32),
+        "info": np.array(json.dumps(info or {}))})
 
 
 def load_centers(path, num_clusters=None, dim=None):
     """Reads centres written by `save_centers`.
 
     Args:
-        path: the `.npz` file.
+        path: the `.npz` file, local or remote.
         num_clusters, dim: expected shape (checked when given).
 
     Returns:
@@ -127,8 +137,9 @@ def load_centers(path, num_clusters=None, dim=None):
 
     Raises:
         MalformedFileError: missing key, wrong shape or non-finite values.
+        OSError: the file cannot be read (`FileNotFoundError`: missing).
     """
-    with np.load(path, allow_pickle=False) as data:
+    with filesystems.load_numpy(path) as data:
         if CENTERS_KEY not in data:
             raise errors.MalformedFileError(
                 f"no {CENTERS_KEY!r} array (keys: {sorted(data.files)})",

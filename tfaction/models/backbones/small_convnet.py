@@ -5,7 +5,7 @@ import keras
 
 def build_small_convnet(input_channels=3, filters=(32, 64, 64),
                         pre_relu=True, weight_decay=0.0,
-                        name="small_convnet"):
+                        name="small_convnet", *, dtype=None):
     """Builds a VGG-shaped trunk: one 3x3 conv per block, 2x2 pools between.
 
     The same anatomy as the VGG16 trunk the ActionVLAD recipes use (layer
@@ -22,6 +22,7 @@ def build_small_convnet(input_channels=3, filters=(32, 64, 64),
             features before their ReLU).
         weight_decay: Keras `L2` factor on conv kernels (0 = none).
         name: model name.
+        dtype: dtype policy of every layer; None uses the global policy.
 
     Returns:
         A functional `keras.Model` mapping `[N, H, W, input_channels]` to
@@ -39,10 +40,12 @@ def build_small_convnet(input_channels=3, filters=(32, 64, 64),
     x = inputs
     for i, width in enumerate(filters, start=1):
         if i > 1:
-            x = keras.layers.MaxPooling2D(2, name=f"block{i - 1}_pool")(x)
+            x = keras.layers.MaxPooling2D(2, name=f"block{i - 1}_pool",
+                                          dtype=dtype)(x)
         last = i == len(filters)
         x = keras.layers.Conv2D(
             width, 3, padding="same",
             activation=None if (last and pre_relu) else "relu",
-            kernel_regularizer=regularizer, name=f"block{i}_conv1")(x)
+            kernel_regularizer=regularizer, name=f"block{i}_conv1",
+            dtype=dtype)(x)
     return keras.Model(inputs, x, name=name)

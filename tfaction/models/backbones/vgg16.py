@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaction import errors
+from tfaction.data import filesystems
 
 ENDPOINTS = ("conv4_3", "conv5_3")
 
@@ -192,7 +193,8 @@ def load_keras_vgg16_weights(trunk, path):
         trunk: a `build_vgg16_trunk` model (any `input_channels`; if not
             3, an RGB `block1_conv1` kernel is adapted with
             `adapt_first_conv_kernel`).
-        path: local weights file. Nothing is downloaded.
+        path: weights file, local or remote (`s3://`, `gs://`, ...; read
+            through a temporary local copy).
 
     Returns:
         The names of the layers that were loaded.
@@ -212,17 +214,18 @@ def load_keras_vgg16_weights(trunk, path):
     """
     path = os.fspath(path)
     _check_exists(path)
-    if not h5py.is_hdf5(path) and not zipfile.is_zipfile(path):
-        raise errors.MalformedFileError(
-            "not an HDF5 weights file or a .keras archive", path=path)
-    try:
-        legacy, weights = ((False, {}) if zipfile.is_zipfile(path)
-                           else _read_h5_by_name(path))
-    except (OSError, KeyError) as e:
-        raise errors.MalformedFileError(
-            f"corrupt weights file: {_first_line(e)}", path=path) from e
-    if not weights and not legacy:
-        weights = _read_via_keras_application(path)
+    with filesystems.local_copy(path) as local:
+        if not h5py.is_hdf5(local) and not zipfile.is_zipfile(local):
+            raise errors.MalformedFileError(
+                "not an HDF5 weights file or a .keras archive", path=path)
+        try:
+            legacy, weights = ((False, {}) if zipfile.is_zipfile(local)
+                               else _read_h5_by_name(local))
+        except (OSError, KeyError) as e:
+            raise errors.MalformedFileError(
+                f"corrupt weights file: {_first_line(e)}", path=path) from e
+        if not weights and not legacy:
+            weights = _read_via_keras_application(path, local)
     return _assign(trunk, path, weights,
                    lambda name, what: f"{name}/{what}")
 
@@ -258,7 +261,7 @@ def load_slim_vgg16_checkpoint(trunk, path, *, scope="vgg_16"):
     load_slim_vgg16_checkpoint(trunk, "vgg_16_action_rgb_pretrain.ckpt")
     ```
     """
-    path = os.fspath(path)
+    path = filesystems.ensure_filesystem(path)
     try:
         reader = tf.train.load_checkpoint(path)
         available = reader.get_variable_to_shape_map()
@@ -299,7 +302,7 @@ def load_slim_vgg16_checkpoint(trunk, path, *, scope="vgg_16"):
 
 
 def _check_exists(path):
-    if not os.path.isfile(path):
+    if not filesystems.isfile(path):
         raise errors.MalformedFileError("weights file not found", path=path)
 
 
@@ -350,11 +353,12 @@ def _read_h5_by_name(path):
     return False, found
 
 
-def _read_via_keras_application(path):
+def _read_via_keras_application(path, local=None):
     """Loads `path` into `keras.applications.VGG16` and reads it by name.
 
     Uses Keras' own loaders for layouts `_read_h5_by_name` does not know;
     tries the headless model first, then the one with the 224x224 top.
+    `local` is the local file holding `path` (default: `path` itself).
     """
     failures = []
     for include_top, shape in ((False, (None, None, 3)), (True, (224, 224, 3))):
@@ -362,7 +366,7 @@ def _read_via_keras_application(path):
                                          include_top=include_top,
                                          input_shape=shape)
         try:
-            model.load_weights(path)
+            model.load_weights(local or path)
         except Exception as e:  # noqa: BLE001 - reported below
             failures.append(f"include_top={include_top}: {_first_line(e)}")
             continue

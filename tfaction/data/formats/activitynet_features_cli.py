@@ -1,0 +1,93 @@
+"""`--format=activitynet_features`: annotation JSON + feature files.
+
+ActivityNet/THUMOS annotation JSON (or ActivityNet 1.3 in the BSN layout +
+`--video_info`) and one `<prefix><video_id>.npy|.npz` feature file per
+video become feature-sequence records, one shard set per subset
+(`activitynet_features.convert_activitynet_features`).
+
+Example:
+
+    python -m tfaction.data.convert --format=activitynet_features \
+        --input=thumos_gt.json --features_dir=i3d_features \
+        --feature_stride=4 --feature_window=16 --fps=30 --output_dir=out
+"""
+
+from tfaction.data.formats import registry
+
+_FLAGS = (
+    registry.flag("string", "input", None, "Annotation JSON.",
+                  required=True),
+    registry.flag(
+        "list", "features_dir", None,
+        "Folder of per-video feature files; several folders "
+        "(comma-separated, one feature set each) are concatenated along "
+        "channels in that order.", required=True),
+    registry.flag("float", "feature_stride", None,
+                  "Frames between feature steps.", required=True),
+    registry.flag("float", "feature_window", None,
+                  "Frames per feature step.", required=True),
+    registry.flag("float", "fps", None,
+                  "fps of videos whose annotations have none."),
+    registry.flag("bool", "force_fps", False,
+                  "Use --fps for every video, also where the annotations "
+                  "give one (ActionFormer's default_fps)."),
+    registry.flag("enum", "layout", "auto",
+                  "Annotation layout (auto: 'database' key -> activitynet, "
+                  "else bsn).", enum_values=["auto", "activitynet", "bsn"]),
+    registry.flag("string", "video_info", None,
+                  "Video info CSV (BSN video_info_new.csv): subset for the "
+                  "bsn layout; fills missing duration/fps otherwise."),
+    registry.flag("list", "subsets", None,
+                  "Subsets to convert (default all)."),
+    registry.flag("string", "class_list", None,
+                  "Class list file (one name per line) imposing the label "
+                  "order; default: the JSON's label_id order if complete, "
+                  "else sorted names."),
+    registry.flag("string", "feature_prefix", None,
+                  "Feature file prefix before the video id (e.g. v_); "
+                  "default '' (activitynet) or the original v_ key (bsn)."),
+    registry.flag("enum", "feature_ext", "auto", "Feature file extension.",
+                  enum_values=["auto", ".npy", ".npz"]),
+    registry.flag("string", "npz_key", "feats", "Array name in .npz files."),
+    registry.flag("integer", "feature_dim", None,
+                  "Required feature dimension C (default: the most "
+                  "common)."),
+    registry.flag("enum", "feature_encoding", "floats",
+                  "How features are stored.",
+                  enum_values=["tensor", "floats"]),
+    registry.flag("enum", "feature_dtype", "float32",
+                  "Storage dtype (tensor encoding).",
+                  enum_values=["float32", "float16"]),
+    registry.flag("float", "segment_tolerance", 1.0,
+                  "Seconds a segment may end after the duration (kept, "
+                  "reported)."),
+    registry.flag("bool", "require_features", False,
+                  "Fail on an annotated video without a feature file "
+                  "(default: report)."),
+)
+
+
+def _convert(options):
+    from tfaction.data.formats import activitynet_features
+
+    return activitynet_features.convert_activitynet_features(
+        options["input"], options["features_dir"], options["output_dir"],
+        feature_stride=options["feature_stride"],
+        feature_window=options["feature_window"], layout=options["layout"],
+        video_info=options["video_info"], fps=options["fps"],
+        force_fps=options["force_fps"],
+        feature_prefix=options["feature_prefix"],
+        feature_ext=options["feature_ext"], npz_key=options["npz_key"],
+        feature_dim=options["feature_dim"], subsets=options["subsets"],
+        encoding=options["feature_encoding"], dtype=options["feature_dtype"],
+        segment_tolerance=options["segment_tolerance"],
+        require_features=options["require_features"],
+        class_list=options["class_list"],
+        **registry.writer_options(options))
+
+
+registry.register_format(
+    "activitynet_features",
+    summary="ActivityNet/THUMOS annotation JSON (or BSN layout + "
+    "--video_info) + one feature file per video -> feature-sequence records",
+    flags=_FLAGS, convert=_convert)
