@@ -1,6 +1,7 @@
 # `make test`: create .venv, install tfaction with its test and serving extras,
 # run the whole suite. The install is redone whenever setup.py changes.
 # `make demo`: ActionFormer end to end on synthetic data (see README).
+# `make test-demo`: both demos, checked against README's figures (slow).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ PYTEST_ARGS ?=
 # Hide TensorFlow's C++ start-up log in the demos (override: =0 shows all).
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: test install demo demo-actionvlad clean
+.PHONY: test test-demo install demo demo-actionvlad clean
 
 install: $(STAMP)
 
@@ -21,6 +22,11 @@ $(STAMP): setup.py
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The `demo` tests (deselected by `make test`) run `make demo` and
+# `make demo-actionvlad` in temporary folders and assert README's figures.
+test-demo: $(STAMP)
+	$(PY) -m pytest -m demo tests/learning $(PYTEST_ARGS)
 
 DEMO := runs/demo
 DEMO_CONFIG := experiments/configs/actionformer_synthetic.py
@@ -46,9 +52,8 @@ demo: $(STAMP)
 	    --predictions=$(DEMO)/train/predictions.json --subset=validation \
 	    --tiou_thresholds=$(TIOUS) --skip_unknown_labels
 	@echo "== 5/6 export the SavedModel for TensorFlow Serving"
-	$(PY) -m export.export_saved_model --config=$(DEMO_CONFIG) \
-	    --workdir=$(DEMO)/train --export_dir=$(DEMO)/models/actionformer \
-	    --config.task.data_dir=$(DEMO)/records
+	$(PY) -m export.export_saved_model --workdir=$(DEMO)/train \
+	    --export_dir=$(DEMO)/models/actionformer  # the run's config.json
 	@echo "== 6/6 one request through serving_default"
 	$(PY) -m export.actionformer_request \
 	    --saved_model=$(DEMO)/models/actionformer/1 \
@@ -58,10 +63,11 @@ demo: $(STAMP)
 AV_DEMO := runs/actionvlad_demo
 AV_CONFIG := experiments/configs/actionvlad_synthetic
 
-# `make demo-actionvlad`: two-stream ActionVLAD on synthetic motion classes.
+# `make demo-actionvlad`: two-stream ActionVLAD on synthetic colour x motion
+# classes.
 demo-actionvlad: $(STAMP)
 	rm -rf $(AV_DEMO)
-	@echo "== 1/7 synthetic motion-classification videos (HMDB51 layout)"
+	@echo "== 1/7 synthetic colour x motion videos (HMDB51 layout)"
 	$(PY) -m tfaction.data.synthetic --kind=video_classification \
 	    --num_videos=240 --out_dir=$(AV_DEMO)/raw
 	@echo "== 2/7 convert frames and optical flow to TFRecords"
@@ -88,11 +94,8 @@ demo-actionvlad: $(STAMP)
 	    --split_list=$(AV_DEMO)/raw/train_test_lists/test_split1.txt
 	@echo "== 6/7 export the two-stream SavedModel for TensorFlow Serving"
 	$(PY) -m export.actionvlad_two_stream \
-	    --rgb_config=$(AV_CONFIG)_rgb.py --rgb_workdir=$(AV_DEMO)/rgb/train \
-	    --flow_config=$(AV_CONFIG)_flow.py --flow_workdir=$(AV_DEMO)/flow/train \
-	    --export_dir=$(AV_DEMO)/models/actionvlad \
-	    --rgb_config.task.data_dir=$(AV_DEMO)/records \
-	    --flow_config.task.data_dir=$(AV_DEMO)/records
+	    --rgb_workdir=$(AV_DEMO)/rgb/train --flow_workdir=$(AV_DEMO)/flow/train \
+	    --export_dir=$(AV_DEMO)/models/actionvlad  # the runs' config.json
 	@echo "== 7/7 one request through serving_default"
 	$(PY) -m export.actionvlad_request \
 	    --saved_model=$(AV_DEMO)/models/actionvlad/1 \

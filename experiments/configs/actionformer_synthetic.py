@@ -6,12 +6,12 @@ with `--feature_stride=4 --feature_window=16`; evaluated on the 12 held-out
 videos at tIoU 0.3:0.1:0.7. Minutes on two CPU cores.
 """
 
-from experiments.configs import actionformer_base
+from tfaction.tasks import actionformer_config
 
 
 def get_config():
-    """Returns the config (see `actionformer_base` for every key)."""
-    config = actionformer_base.get_config()
+    """Returns the config (`actionformer_config` describes every key)."""
+    config = actionformer_config.experiment_config()
     task = config.task
     task.data_dir = "runs/demo/records"
     task.max_seq_len = 256

@@ -1,4 +1,4 @@
-"""ActionVLAD on the synthetic motion-classification data, flow stream.
+"""ActionVLAD on the synthetic colour x motion data, flow stream.
 
 As `actionvlad_synthetic_rgb`, on stacks of 5 consecutive x/y flow images
 (10 channels, mean 128) at each of the 8 sampled positions.

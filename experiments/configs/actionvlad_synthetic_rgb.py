@@ -1,10 +1,11 @@
-"""ActionVLAD on the synthetic motion-classification data, RGB stream.
+"""ActionVLAD on the synthetic colour x motion data, RGB stream.
 
 `python -m tfaction.data.synthetic --kind=video_classification` writes an
-HMDB51-layout dataset whose 8 classes are motions of a textured blob
-(translations, rotations, expansion, contraction): a single frame carries no
-class information, so the flow stream and the fusion must beat RGB. Frames
-are 64x80; a small VGG-shaped trunk (`model.trunk = "small"`) makes CPU
+HMDB51-layout dataset whose 8 classes are (blob colour, motion group) pairs,
+each colour and each motion group shared by two classes: frames tell the
+colour, flow the motion, so each stream alone is right about half of the
+time (chance 1/8) and only their fusion tells every class. Frames are
+64x80; a small VGG-shaped trunk (`model.trunk = "small"`) makes CPU
 training take minutes.
 
 Stages: `full` (default; there is no pre-trained trunk for this data, so
@@ -12,7 +13,7 @@ everything trains from the k-means initialisation), or the recipe's
 `stage1` / `stage2` on top of it.
 """
 
-from experiments.configs import actionvlad_base
+from tfaction.tasks import actionvlad_config
 from tfaction import errors
 
 STAGES = ("full", "stage1", "stage2")
@@ -24,7 +25,7 @@ def get_config(stage="full"):
     if stage not in STAGES:
         raise errors.ConfigError(f"unknown stage {stage!r}; expected one of "
                                  f"{STAGES}")
-    config = actionvlad_base.get_config(
+    config = actionvlad_config.experiment_config(
         "stage1" if stage == "full" else stage)
     task = config.task
     task.data_dir = "runs/actionvlad_demo/records"

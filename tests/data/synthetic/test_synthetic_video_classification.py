@@ -1,4 +1,4 @@
-"""Tests for the synthetic HMDB51-style motion classification dataset."""
+"""Tests for the synthetic HMDB51-style colour x motion dataset."""
 
 import cv2
 import numpy as np
@@ -41,16 +41,20 @@ def _read_flow(folder, k):
     return axes
 
 
-def _leave_one_out_accuracy(features, labels):
+def _leave_one_out_predictions(features, labels):
     """Nearest class centroid on z-scored features, leaving each video out."""
     f = (features - features.mean(0)) / (features.std(0) + 1e-9)
-    hits = 0
+    predictions = []
     for i in range(len(labels)):
         rest = np.arange(len(labels)) != i
         centroids = np.stack([f[rest & (labels == k)].mean(0)
                               for k in range(labels.max() + 1)])
-        hits += ((f[i] - centroids) ** 2).sum(1).argmin() == labels[i]
-    return hits / len(labels)
+        predictions.append(((f[i] - centroids) ** 2).sum(1).argmin())
+    return np.array(predictions)
+
+
+def _leave_one_out_accuracy(features, labels):
+    return (_leave_one_out_predictions(features, labels) == labels).mean()
 
 
 def test_quantisation_matches_dense_flow_convention():
@@ -62,7 +66,7 @@ def test_quantisation_matches_dense_flow_convention():
 
 
 def test_same_seed_gives_identical_bytes(tmp_path):
-    kwargs = dict(num_videos=8, classes=("move_left", "expand"), height=48,
+    kwargs = dict(num_videos=8, classes=("red_pan", "green_zoom"), height=48,
                   width=48, min_frames=8, max_frames=10)
     trees = []
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
@@ -131,25 +135,31 @@ def test_flow_is_the_motion_of_the_rendering(dataset):
     assert err_flow < 0.6 * err_still, (err_flow, err_still)
 
 
-def test_mean_flow_points_in_the_class_direction(dataset):
-    out, _, classes, videos = dataset
+def test_mean_flow_points_in_the_drawn_direction(dataset):
+    out, summary, classes, _ = dataset
     zero = dequantize_flow(np.uint8(128))
-    for path, (num_frames, class_id, _) in videos.items():
-        if not classes[class_id].startswith("move_"):
-            continue
-        fx, fy = _read_flow(out / "frames" / path, num_frames // 2)
+    translations = [v for v in summary["videos"]
+                    if v["motion"] in vc._DIRECTIONS]
+    assert {v["motion"] for v in translations} == set(vc._DIRECTIONS)
+    for v in summary["videos"]:  # the drawn motion belongs to the class
+        group = classes[v["class_id"]].split("_")[1]
+        assert v["motion"] in vc.MOTION_GROUPS[group], v
+    for v in translations:
+        fx, fy = _read_flow(out / "frames" / v["path"], v["num_frames"] // 2)
         moving = np.hypot(fx - zero, fy - zero) > 0.3
         mean = np.array([fx[moving].mean(), fy[moving].mean()]) - zero
-        expected = np.array(vc._DIRECTIONS[classes[class_id]])
-        assert mean @ expected > 0.5, (path, mean)
-        assert abs(mean @ expected[::-1]) < 0.2, (path, mean)
+        expected = np.array(vc._DIRECTIONS[v["motion"]])
+        assert mean @ expected > 0.5, (v["path"], mean)
+        assert abs(mean @ expected[::-1]) < 0.2, (v["path"], mean)
 
 
 def _frame_statistics(folder, num_frames):
+    """Hue histogram of the saturated pixels of the middle frame."""
     image = _read_rgb(folder / f"image_{num_frames // 2:05d}.jpg")
-    grey = image.mean(-1)
-    hist = np.histogram(grey, bins=8, range=(0, 256))[0] / grey.size
-    return np.concatenate([image.mean((0, 1)), image.std((0, 1)), hist])
+    hsv = cv2.cvtColor(image / 255, cv2.COLOR_RGB2HSV)  # hue in degrees
+    saturated = hsv[..., 1] > 0.4
+    hist = np.histogram(hsv[..., 0][saturated], bins=12, range=(0, 360))[0]
+    return hist / max(1, saturated.sum())
 
 
 def _flow_statistics(folder, num_frames):
@@ -165,19 +175,42 @@ def _flow_statistics(folder, num_frames):
         ax = np.linalg.lstsq(design, fx[moving], rcond=None)[0]
         ay = np.linalg.lstsq(design, fy[moving], rcond=None)[0]
         stats.append([ax[2], ay[2], ax[0] + ay[1], ay[0] - ax[1]])
-    return np.mean(stats, 0)
+    return np.abs(np.mean(stats, 0))  # the direction is random per video
 
 
-def test_motion_not_appearance_defines_the_class(dataset):
-    out, _, _, videos = dataset
+def test_colour_and_motion_each_explain_half_of_the_label(dataset):
+    """A frame tells the colour, the flow the motion group; each is shared
+    by two classes, so only both together tell the class."""
+    out, _, classes, videos = dataset
     labels = np.array([v[1] for v in videos.values()])
+    families = np.array([list(vc.FAMILIES).index(classes[k].split("_")[0])
+                         for k in labels])
+    groups = np.array([list(vc.MOTION_GROUPS).index(classes[k].split("_")[1])
+                       for k in labels])
     frame = np.stack([_frame_statistics(out / "frames" / p, v[0])
                       for p, v in videos.items()])
     flow = np.stack([_flow_statistics(out / "frames" / p, v[0])
                      for p, v in videos.items()])
-    chance = 1 / len(vc.CLASSES)
-    assert _leave_one_out_accuracy(frame, labels) < chance + 0.15
-    assert _leave_one_out_accuracy(flow, labels) > 0.9
+    assert np.bincount(families).tolist() == [8] * 4
+    assert np.bincount(groups).tolist() == [8] * 4
+    # Each colour and each motion group belongs to exactly two classes.
+    for cue in (families, groups):
+        assert [len(set(labels[cue == c])) for c in range(4)] == [2] * 4
+    # Frames tell the colour, flow the motion group ...
+    family_hat = _leave_one_out_predictions(frame, families)
+    group_hat = _leave_one_out_predictions(flow, groups)
+    assert (family_hat == families).mean() > 0.9
+    assert (group_hat == groups).mean() > 0.9
+    # ... so either alone is right about the class about half of the time
+    # (chance 1/8), ...
+    assert _leave_one_out_accuracy(frame, labels) < 0.5 + 0.2
+    assert _leave_one_out_accuracy(flow, labels) < 0.5 + 0.2
+    # ... and both together name it.
+    pair_to_class = {(f, g): k for k, f, g in zip(labels, families, groups)}
+    assert len(pair_to_class) == len(classes)
+    combined = [pair_to_class.get(pair, -1)
+                for pair in zip(family_hat, group_hat)]
+    assert (np.array(combined) == labels).mean() > 0.9
 
 
 def test_arguments_are_checked(tmp_path):

@@ -3,13 +3,13 @@
 Each generator writes exactly the files a real dataset download has, so the
 real-data path (`python -m tfaction.data.convert` → TFRecords →
 `tf.data`) is the same code for synthetic and real data. The data carry
-structure a model must actually learn; appearance and noise carry no label
-information.
+structure a model must actually learn; noise carries no label information.
 
 - `temporal_localization` (`generate_temporal_localization`):
   ActivityNet/THUMOS JSON + per-video `.npy` features.
 - `video_classification` (`generate_video_classification`): HMDB51 frame
-  folders with flow JPEGs + split lists.
+  folders with flow JPEGs + split lists (class = blob colour x motion, each
+  cue ambiguous alone).
 - `charades` (`generate_charades`): Charades v1 CSVs + classes file + RGB
   frame folders, multi-label (class k = a square of colour k is visible).
 

@@ -1,4 +1,4 @@
-"""Synthetic motion-defined video classification data in the HMDB51 layout.
+"""Synthetic two-cue video classification data in the HMDB51 layout.
 
 Writes what the HMDB51 frame + flow bundles used by ActionVLAD/TSN contain:
 
@@ -16,14 +16,32 @@ Flow is quantised as by the dense_flow tool: `q = round((f + 20) / 40 * 255)`
 clipped to [0, 255] (pixels per frame; 128 = no motion), one greyscale JPEG
 per axis (x right, y down).
 
-The class is the *motion* of one textured elliptical blob: translation
-left/right/up/down, clockwise/anticlockwise rotation, expansion, contraction.
-Blob colours, texture, shape, size, speed and the textured static background
-are drawn from the same distributions for every class, so a single frame
-carries no class information; the flow images are the exact motion field of
-the rendering (zero on the static background).
+Every video shows one textured elliptical blob moving over a static,
+textured, nearly grey background. A class is a pair (colour family, motion
+group), so that appearance and motion each explain half of the label:
+
+- colour family (the blob's hue; saturation, brightness and texture vary):
+  red, yellow, green, blue;
+- motion group (direction drawn at random per video): `pan` (move left or
+  right), `tilt` (up or down), `spin` (clockwise or anticlockwise rotation),
+  `zoom` (expansion or contraction).
+
+The 8 classes form a cycle: family i with motion groups i and i + 1
+(`red_pan`, `red_tilt`, `yellow_tilt`, `yellow_spin`, `green_spin`,
+`green_zoom`, `blue_zoom`, `blue_pan`). Each colour is shared by two classes
+that only motion separates, and each motion group by two classes that only
+colour separates. Hence the colour of a frame narrows the label down to two
+classes (chance is 1/8), the flow images, the exact motion field of the
+rendering (zero on the static background, blind to colour), narrow it down
+to two other classes, and only both cues together identify the class: the
+ActionVLAD pattern of RGB and flow both above chance and their late fusion
+above both. Blob shape, texture pattern and background are drawn from the
+same distributions for every class. Blob sizes depend on the motion (a zoom
+changes it; ranges overlap across motion groups), so frames carry a weak
+motion cue as well and an RGB model may score somewhat above 1/2.
 """
 
+import colorsys
 import pathlib
 
 import numpy as np
@@ -32,16 +50,25 @@ from tfaction.data.formats import jpeg
 from tfaction.data.formats import optical_flow
 from tfaction.data.synthetic import staged_output_dir
 
-CLASSES = ("move_left", "move_right", "move_up", "move_down", "rotate_cw",
-           "rotate_ccw", "expand", "contract")
+# Colour family -> hue (degrees); motion group -> its two motions.
+FAMILIES = {"red": 0.0, "yellow": 55.0, "green": 125.0, "blue": 230.0}
+MOTION_GROUPS = {"pan": ("move_left", "move_right"),
+                 "tilt": ("move_up", "move_down"),
+                 "spin": ("rotate_cw", "rotate_ccw"),
+                 "zoom": ("expand", "contract")}
+# Family i pairs with motion groups i and i + 1 (mod 4).
+CLASSES = tuple(f"{family}_{group}"
+                for i, family in enumerate(FAMILIES)
+                for group in (list(MOTION_GROUPS) * 2)[i:i + 2])
 # Quantised as by the converters (`formats.optical_flow`, dense_flow style).
 FLOW_BOUND = optical_flow.FLOW_BOUND
 _DIRECTIONS = {"move_left": (-1, 0), "move_right": (1, 0),
                "move_up": (0, -1), "move_down": (0, 1)}
+_HUE_JITTER = 8.0  # degrees around the family's hue
 _MARGIN = 2.0
 
 
-def _motion(rng, cls, n, height, width):
+def _motion(rng, motion, n, height, width):
     """Per-frame centres [n, 2] (x, y), angles [n] (rad), radii [n] (px)."""
     t = np.arange(n, dtype=np.float64)
     angle0 = rng.uniform(0, 2 * np.pi)
@@ -52,9 +79,9 @@ def _motion(rng, cls, n, height, width):
         return np.array([rng.uniform(lo, width - lo),
                          rng.uniform(lo, height - lo)])
 
-    if cls in _DIRECTIONS:
+    if motion in _DIRECTIONS:
         radius = rng.uniform(7, 12)
-        d = np.array(_DIRECTIONS[cls], np.float64)
+        d = np.array(_DIRECTIONS[motion], np.float64)
         axis = 0 if d[0] else 1
         extent = (width, height)[axis]
         speed = min(rng.uniform(0.8, 1.6),
@@ -65,38 +92,43 @@ def _motion(rng, cls, n, height, width):
         c0[axis] = rng.uniform(lo, hi) + (travel if d[axis] < 0 else 0.0)
         centres = c0[None] + speed * t[:, None] * d[None]
         return centres, np.full(n, angle0), np.full(n, radius)
-    if cls in ("rotate_cw", "rotate_ccw"):
+    if motion in MOTION_GROUPS["spin"]:
         radius = rng.uniform(9, 14)
         # Image y points down, so a growing angle turns clockwise on screen.
-        omega = np.deg2rad(rng.uniform(3, 6)) * (1 if cls == "rotate_cw"
-                                                 else -1)
+        omega = np.deg2rad(rng.uniform(3, 6)) * (
+            1 if motion == "rotate_cw" else -1)
         centres = np.repeat(centre(radius)[None], n, 0)
         return centres, angle0 + omega * t, np.full(n, radius)
-    if cls in ("expand", "contract"):
+    if motion in MOTION_GROUPS["zoom"]:
         small = rng.uniform(6, 9)
         big = min(rng.uniform(15, 22), limit)
         radii = small * (big / small) ** (t / (n - 1))
-        if cls == "contract":
+        if motion == "contract":
             radii = radii[::-1]
         centres = np.repeat(centre(big)[None], n, 0)
         return centres, np.full(n, angle0), radii
-    raise ValueError(f"unknown motion class {cls!r}; known: {CLASSES}")
+    raise ValueError(f"unknown motion {motion!r}; known: "
+                     f"{sum(MOTION_GROUPS.values(), ())}")
 
 
-def _appearance(rng, height, width):
-    """Class-independent background image and blob texture parameters."""
+def _appearance(rng, family, height, width):
+    """Background image and blob texture parameters; the blob's two texture
+    colours have the hue of `family`, all else is class-independent."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-    bg_colour = rng.uniform(40, 215, 3)
+    # A nearly grey background: the blob's saturation makes it stand out.
+    bg_colour = rng.uniform(50, 200) + rng.uniform(-12, 12, 3)
     background = np.broadcast_to(bg_colour, (height, width, 3)).copy()
     for _ in range(2):  # static low-frequency texture
         period, theta = rng.uniform(8, 30), rng.uniform(0, np.pi)
         wave = np.sin(2 * np.pi * (xx * np.cos(theta) + yy * np.sin(theta))
                       / period + rng.uniform(0, 2 * np.pi))
-        background += wave[..., None] * rng.uniform(-30, 30, 3)
-    while True:  # blob colours that stand out from the background
-        colours = rng.uniform(0, 255, (2, 3))
-        if np.linalg.norm(colours - bg_colour, axis=1).min() > 70:
-            break
+        background += wave[..., None] * (rng.uniform(-30, 30)
+                                         + rng.uniform(-5, 5, 3))
+    hue = (FAMILIES[family] + rng.uniform(-_HUE_JITTER, _HUE_JITTER, 2)) / 360
+    # A bright and a dark shade of the hue, so the texture shows.
+    value = np.array([rng.uniform(0.8, 1.0), rng.uniform(0.4, 0.6)])
+    colours = 255 * np.array([colorsys.hsv_to_rgb(h % 1, s, v) for h, s, v
+                              in zip(hue, rng.uniform(0.7, 1.0, 2), value)])
     return {
         "grid": (xx, yy),
         "background": background,
@@ -144,10 +176,11 @@ def _flow(look, alpha, c0, c1, a0, a1, r0, r1):
     return np.where(on_blob, fx, 0.0), np.where(on_blob, fy, 0.0)
 
 
-def _write_video(folder, rng, cls, num_frames, height, width, quality):
+def _write_video(folder, rng, family, motion, num_frames, height, width,
+                 quality):
     folder.mkdir(parents=True)
-    look = _appearance(rng, height, width)
-    centres, angles, radii = _motion(rng, cls, num_frames, height, width)
+    look = _appearance(rng, family, height, width)
+    centres, angles, radii = _motion(rng, motion, num_frames, height, width)
     noise = rng.normal(0, 2.0, (num_frames, height, width, 3))
     prev = None
     for i in range(num_frames):
@@ -165,7 +198,7 @@ def _write_video(folder, rng, cls, num_frames, height, width, quality):
 
 
 def _readme(classes, height, width):
-    return f"""# Synthetic motion-classification dataset (HMDB51 layout)
+    return f"""# Synthetic colour x motion dataset (HMDB51 layout)
 
 Generated by `python -m tfaction.data.synthetic --kind=video_classification`.
 
@@ -177,7 +210,11 @@ Generated by `python -m tfaction.data.synthetic --kind=video_classification`.
   to k+1, quantised q = round((f + {FLOW_BOUND:g}) / {2 * FLOW_BOUND:g} * 255),
   128 = no motion).
 
-Classes are defined by motion only: {", ".join(classes)}.
+Classes: {", ".join(classes)}. A class is `<colour>_<motion>`: the blob's
+colour family (red, yellow, green, blue) and its motion group (pan = move
+left or right, tilt = up or down, spin = rotate either way, zoom = expand or
+contract). Each colour and each motion group belongs to two classes, so
+frames alone or flow alone tell at most half of them apart.
 
 Convert to TFRecords:
 
@@ -194,7 +231,7 @@ def generate_video_classification(out_dir, num_videos=32, seed=0, *,
                                   min_frames=24, max_frames=40,
                                   test_fraction=0.3, jpeg_quality=90,
                                   overwrite=False):
-    """Writes a synthetic HMDB51-style dataset whose classes are motions.
+    """Writes a synthetic HMDB51-style dataset of colour x motion classes.
 
     Args:
         out_dir: dataset folder to create (missing or empty unless
@@ -202,7 +239,8 @@ def generate_video_classification(out_dir, num_videos=32, seed=0, *,
         num_videos: total number of videos, dealt round-robin over the
             classes (>= 2 per class so both splits hold every class).
         seed: random seed; the same arguments give byte-identical files.
-        classes: motion classes, a subset of `CLASSES` (order = class_id).
+        classes: a subset of `CLASSES` (order = class_id); see the module
+            docstring for what each name means.
         height, width: frame size in pixels (>= 48 each).
         min_frames, max_frames: range of frames per video (>= 8).
         test_fraction: share of each class's videos in `test_split1.txt`.
@@ -212,7 +250,8 @@ def generate_video_classification(out_dir, num_videos=32, seed=0, *,
     Returns:
         A dict summary: `out_dir`, `num_videos`, `num_train`, `num_test`,
         `classes`, `frame_size` [height, width], and `videos`, a list of
-        `{"path", "num_frames", "class_id", "split"}`.
+        `{"path", "num_frames", "class_id", "split", "family", "motion"}`
+        (`motion`: the drawn direction, e.g. "move_left" for a `pan`).
 
     Raises:
         ValueError: inconsistent arguments.
@@ -244,16 +283,19 @@ def generate_video_classification(out_dir, num_videos=32, seed=0, *,
     with staged_output_dir(out_dir, overwrite) as staging:
         for class_id, members in enumerate(per_class):
             cls = classes[class_id]
+            family, group = cls.split("_")
             num_test = min(len(members) - 1,
                            max(1, int(round(len(members) * test_fraction))))
             for j, _ in enumerate(members):
                 num_frames = int(rng.integers(min_frames, max_frames + 1))
+                motion = MOTION_GROUPS[group][rng.integers(2)]
                 path = f"{cls}/{cls}_{j + 1:03d}"
-                _write_video(staging / "frames" / path, rng, cls, num_frames,
-                             height, width, jpeg_quality)
+                _write_video(staging / "frames" / path, rng, family, motion,
+                             num_frames, height, width, jpeg_quality)
                 split = "test" if j >= len(members) - num_test else "train"
                 videos.append({"path": path, "num_frames": num_frames,
-                               "class_id": class_id, "split": split})
+                               "class_id": class_id, "split": split,
+                               "family": family, "motion": motion})
         lists = staging / "train_test_lists"
         lists.mkdir()
         for split in ("train", "test"):
