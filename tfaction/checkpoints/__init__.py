@@ -7,8 +7,14 @@
   state dict of it (`state_dict_ema`, `state_dict`, `model`, ...), with the
   `nn.DataParallel` `module.` prefix removed.
 * `tfaction.checkpoints.actionformer.load_actionformer_checkpoint`: the
-  ActionFormer authors' `.pth.tar` into a built `ActionFormer`
-  (imported on its own: it needs TensorFlow).
+  ActionFormer authors' `.pth.tar` into a built `ActionFormer`;
+  `tfaction.checkpoints.actionvlad.load_actionvlad_checkpoint`: the
+  ActionVLAD authors' TF-slim checkpoint into a built `ActionVLAD`
+  (each imported on its own: they need TensorFlow).
+* `python -m tfaction.checkpoints.import --family=... --checkpoint=...
+  --config=... --workdir=...` (`tfaction.checkpoints.import_cli`): a
+  released checkpoint written as a run directory that
+  `experiments.train --mode=eval` and `export.export_saved_model` restore.
 
 Example:
 

@@ -79,6 +79,22 @@ class ModelEMA(tf.Module):
         else:
             context.merge_call(apply)
 
+    def reset(self):
+        """Sets every shadow to its weight's current value.
+
+        For weights assigned from outside training (an imported
+        checkpoint), so that evaluating with the EMA uses them too.
+
+        Example:
+
+        ```python
+        model.set_weights(pretrained)
+        ema.reset()
+        ```
+        """
+        for shadow, weight in zip(self.shadows, self._weights):
+            shadow.assign(tf.cast(_value(weight).read_value(), shadow.dtype))
+
     def _swap(self):
         for shadow, weight in zip(self.shadows, self._weights):
             current = tf.identity(_value(weight).read_value())
