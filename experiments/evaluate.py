@@ -3,7 +3,7 @@ r"""Scores a prediction file against a ground-truth file.
 ```
 python -m experiments.evaluate --metric=<name> --ground_truth=PATH \
     --predictions=PATH [--subset=validation] \
-    [--tiou_thresholds=0.3,0.4,0.5,0.6,0.7] [--variant=...] \
+    [--tiou_thresholds=0.3:0.7:5] [--variant=...] \
     [--skip_unknown_labels] [--output_json=PATH] [...]
 ```
 
@@ -21,12 +21,12 @@ options) -> dict` and `format_table(result) -> str`):
 | framewise | tfaction.evaluation.framewise |
 
 `options` holds every flag below by name: `tiou_thresholds` is a list of
-floats or None, `top_k` an int (one value), a list of ints (several) or
-None, booleans are booleans, unset flags None. The table is printed to
-stdout; `--output_json` writes the result dict. On a terminal, stderr shows
-the elapsed time while the metric runs (`--noprogress`: nothing). A
-`tfaction.errors` exception prints one line to stderr and exits with status
-1.
+floats (`np.linspace` values for `start:stop:num`) or None, `top_k` an int
+(one value), a list of ints (several) or None, booleans are booleans, unset
+flags None. The table is printed to stdout; `--output_json` writes the
+result dict. On a terminal, stderr shows the elapsed time while the metric
+runs (`--noprogress`: nothing). A `tfaction.errors` exception prints one
+line to stderr and exits with status 1.
 """
 
 import argparse
@@ -46,12 +46,19 @@ METRICS = {
 }
 
 
-def _floats(value):
+def _thresholds(value):
+    """tIoU thresholds: "a,b,c" or "start:stop:num" (np.linspace); typed
+    values near a benchmark's linspace float become it (a note says so)."""
+    from tfaction import errors
+    from tfaction.evaluation import common
+
+    def note(text):
+        print(f"note: {text}", file=sys.stderr)
+
     try:
-        return [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {value!r}") from None
+        return common.parse_thresholds(value, None, report=note).tolist()
+    except errors.ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _ints(value):
@@ -85,13 +92,25 @@ def build_parser():
     p.add_argument("--subset", default=None,
                    help="evaluated subset (default: the metric's, e.g. "
                         "'validation'; Ego4D: 'val')")
-    p.add_argument("--tiou_thresholds", type=_floats, default=None,
-                   help="comma-separated tIoU thresholds (default: the "
-                        "metric's, e.g. linspace(0.5, 0.95, 10))")
+    p.add_argument("--tiou_thresholds", type=_thresholds, default=None,
+                   help="tIoU thresholds: comma-separated (0.3,0.5,0.7) or "
+                        "start:stop:num for np.linspace(start, stop, num) "
+                        "(0.5:0.95:10). Typed values within 1e-9 of a "
+                        "benchmark's linspace float (ActivityNet "
+                        "0.5:0.95:10, THUMOS14 0.3:0.7:5, EPIC/Ego4D "
+                        "0.1:0.5:5) are replaced by it, with a note on "
+                        "stderr (default: the metric's, e.g. "
+                        "linspace(0.5, 0.95, 10))")
     p.add_argument("--variant", default=None,
                    help="official-code variant (detection: activitynet | "
-                        "actionformer; ego4d_recall: official | "
+                        "actionformer | epic; ego4d_recall: official | "
                         "actionformer; others: see the metric)")
+    p.add_argument("--epic_task", default=None,
+                   choices=["verb", "noun", "action"],
+                   help="activitynet_detection --variant=epic: the "
+                        "EPIC-Kitchens 100 task scored (default action = "
+                        "verb * 300 + noun); the ground truth may be "
+                        "EPIC_100_validation.csv")
     p.add_argument("--skip_unknown_labels", action="store_true",
                    help="drop and count predictions whose label is not a "
                         "ground-truth class instead of failing")

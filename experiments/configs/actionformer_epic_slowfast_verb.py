@@ -5,15 +5,23 @@ the release, `.npz` key `feats`): convert with `--feature_stride=16
 --feature_window=32 --fps=30 --force_fps` (the release's `default_fps`). The
 annotations' `label_id` is the class index, also where some ids have no
 annotation (they become placeholder classes with the empty-class prior, as
-the authors' training does). mAP at tIoU 0.1:0.1:0.5 (published average
-23.51).
+the authors' training does). mAP at tIoU np.linspace(0.1, 0.5, 5)
+(published average 23.51), scored as the authors' `libs/utils/metrics.py`
+(`evaluation.variant="actionformer"`). The written `predictions.json` can
+also be scored with the EPIC-Kitchens evaluator's rules:
+`python -m experiments.evaluate --metric=activitynet_detection
+--variant=epic --epic_task=verb` (ground truth: the converted
+`ground_truth.json`, or `EPIC_100_validation.csv` for submission-layout
+predictions).
 """
+
+import numpy as np
 
 from tfaction.tasks import actionformer_config
 
 EPIC_REGRESSION_RANGE = ((0, 4), (2, 8), (4, 16), (8, 32), (16, 64),
                          (32, 10000))
-EPIC_TIOUS = (0.1, 0.2, 0.3, 0.4, 0.5)
+EPIC_TIOUS = tuple(np.linspace(0.1, 0.5, 5).tolist())
 
 
 def get_config():
@@ -30,5 +38,6 @@ def get_config():
     task.inference.nms_sigma = 0.4
     task.inference.max_seg_num = 2000
     task.evaluation.tiou_thresholds = EPIC_TIOUS
+    task.evaluation.variant = "actionformer"
     config.trainer.epochs = 21  # 16 + 5 warm-up (released: epoch_020)
     return config

@@ -195,19 +195,19 @@ def test_unknown_format_and_flag_of_another_format(runs):
     result = runs["results"]["unknown_format"]
     assert result["code"] == 1
     assert ("unknown --format=hmdb51; registered formats: "
-            "activitynet_features, charades_frames, hmdb51_frames, verify, "
-            "videos") in result["stderr"]
+            "activitynet_features, charades_frames, ego4d_mq, hmdb51_frames, "
+            "verify, videos") in result["stderr"]
     result = runs["results"]["foreign_flag"]
     assert result["code"] == 1
     assert ("--feature_stride is not a flag of --format=hmdb51_frames (it "
-            "belongs to activitynet_features)") in result["stderr"]
+            "belongs to activitynet_features, ego4d_mq)") in result["stderr"]
     assert not (runs["root"] / "x").exists()
 
 
 def test_help_lists_each_formats_flags():
     result = _run_module("--help")
-    assert "--feature_stride: [activitynet_features] Frames between" in (
-        result.stdout)
+    assert ("--feature_stride: [activitynet_features, ego4d_mq] Frames "
+            "between") in result.stdout
     assert "--frames_root: [charades_frames, hmdb51_frames] Root" in (
         result.stdout)
     assert "--flow: <tvl1|farneback|none>: [videos]" in result.stdout

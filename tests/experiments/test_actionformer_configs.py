@@ -8,6 +8,7 @@ give the parameter count measured on the authors' code (their
 import importlib
 
 import keras
+import numpy as np
 import pytest
 
 from experiments.configs import actionformer_ego4d
@@ -17,6 +18,9 @@ from tfaction.models.actionformer.model import ActionFormer
 CASES = {
     "actionformer_thumos_i3d": (2048, 20, 29_251_612, 0),
     "actionformer_anet_tsp": (512, 1, 6.94e6, 0.005e6),
+    # not measured: the TSP count plus the wider first embedding
+    # convolution, 3 x (2048 - 512) x 256 = 1,179,648 more weights
+    "actionformer_anet_i3d": (2048, 1, 8.12e6, 0.005e6),
     "actionformer_epic_slowfast_verb": (2304, 97, 29.76e6, 0.005e6),
     "actionformer_epic_slowfast_noun": (2304, 300, 30.08e6, 0.005e6),
     "actionformer_ego4d:omnivore_egovlp": (1792, 110, 77.16e6, 0.005e6),
@@ -76,3 +80,45 @@ def test_recipe_hyperparameters():
             anet.task.clip_segments_to_features) == (192, True, True, True)
     assert not thumos.task.remove_duplicate_segments
     assert not thumos.task.clip_segments_to_features
+
+
+def test_anet_i3d_is_the_tsp_recipe_on_i3d_data():
+    tsp = _config("actionformer_anet_tsp").to_dict()
+    i3d = _config("actionformer_anet_i3d").to_dict()
+    assert i3d["task"].pop("data_dir") == "data/anet_i3d"
+    assert i3d["task"]["inference"].pop("ext_score_file") == \
+        "data/anet_i3d/cuhk_val_simp_share.json"
+    del tsp["task"]["data_dir"], tsp["task"]["inference"]["ext_score_file"]
+    assert i3d == tsp
+
+
+# recipe -> the authors' tIoU grid (np.linspace arguments)
+GRIDS = {
+    "actionformer_thumos_i3d": (0.3, 0.7, 5),
+    "actionformer_anet_tsp": (0.5, 0.95, 10),
+    "actionformer_anet_i3d": (0.5, 0.95, 10),
+    "actionformer_epic_slowfast_verb": (0.1, 0.5, 5),
+    "actionformer_epic_slowfast_noun": (0.1, 0.5, 5),
+    "actionformer_ego4d:omnivore_egovlp": (0.1, 0.5, 5),
+    "actionformer_ego4d:slowfast": (0.1, 0.5, 5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_recipes_evaluate_as_the_authors(name):
+    evaluation = _config(name).task.evaluation
+    # The very floats of np.linspace (e.g. 0.8999999999999999, not 0.9).
+    assert list(evaluation.tiou_thresholds) == \
+        np.linspace(*GRIDS[name]).tolist()
+    assert evaluation.variant == "actionformer"
+    ego4d = name.startswith("actionformer_ego4d")
+    assert tuple(evaluation.recall_top_k) == ((1, 5) if ego4d else ())
+
+
+def test_epic_noun_empty_classes_come_from_the_data():
+    """The authors' `head_empty_cls` are the noun ids without annotation
+    (their dataset's `find_empty_cls`); the task adds the converter's
+    placeholder ids, so the recipe names none."""
+    noun = _config("actionformer_epic_slowfast_noun").task
+    assert noun.model.empty_classes in ((), None)
+    assert noun.loss.label_smoothing == 0.1

@@ -21,7 +21,8 @@ from tfaction.tasks import actionformer_config
 from tfaction.tasks import actionvlad_config
 
 RECIPES = [
-    "actionformer_anet_tsp", "actionformer_epic_slowfast_noun",
+    "actionformer_anet_i3d", "actionformer_anet_tsp",
+    "actionformer_epic_slowfast_noun",
     "actionformer_epic_slowfast_verb", "actionformer_synthetic",
     "actionformer_thumos_i3d",
     *[f"actionformer_ego4d:{s}" for s in (
@@ -112,6 +113,15 @@ def _thumos_task():
     (lambda t: setattr(t, "crop_ratio", (0.5, 1.5)), "task.crop_ratio"),
     (lambda t: setattr(t.inference, "nms_method", "soft"),
      "task.inference.nms_method"),
+    (lambda t: setattr(t.evaluation, "variant", "epic"),
+     "task.evaluation.variant"),
+    (lambda t: setattr(t.evaluation, "recall_top_k", (1, 5)),
+     "needs task.evaluation.variant='actionformer'"),
+    (lambda t: (setattr(t.evaluation, "variant", "actionformer"),
+                setattr(t.evaluation, "recall_top_k", (0,))),
+     "task.evaluation.recall_top_k"),
+    (lambda t: setattr(t.evaluation, "tiou_thresholds", (0.5, 1.5)),
+     "task.evaluation.tiou_thresholds"),
 ])
 def test_actionformer_rules_name_the_key(change, named):
     task = _thumos_task()

@@ -20,10 +20,19 @@ Variants (`variant=`):
 
 * "activitynet" (default): class set = labels of the subset's GT, in order
   of first appearance; labels are names.
-* "actionformer" (`libs/utils/metrics.py`): integer `label_id`s, classes =
-  sorted GT ids; GT shorter than 1e-3 s or duplicated (same id, |ds|, |de| <=
-  1e-3) removed; also Recall@kx (top k x n_gt predictions by score, tIoU >=
-  threshold, averaged over classes).
+* "actionformer" (`libs/utils/metrics.py`): integer `label_id`s (the label
+  names when the GT has none: the class order changes neither the mAP nor
+  the class-mean recall), classes = sorted GT ids; GT shorter than 1e-3 s
+  or duplicated (same id, |ds|, |de| <= 1e-3) removed; also Recall@kx (top
+  k x n_gt predictions by score, tIoU >= threshold, averaged over classes).
+* "epic" (EPIC-Kitchens 100, `C2-Action-Detection`
+  `evaluate_detection_json_ek100.py`): integer classes of one task
+  (`epic_task`: verb, noun, or action = verb * 300 + noun), classes =
+  sorted GT classes, every GT kept. GT: the annotations CSV
+  (`EPIC_100_validation.csv`, see `epic_io`) or an ActivityNet-layout file
+  with `label_id`s (ActionFormer's `epic_kitchens_100_{verb,noun}.json`);
+  predictions: the submission layout (`verb`, `noun`, `action: "v,n"`
+  entries) or `label` / `label_id` entries.
 
 Deliberate differences from the official code, all reported: a predicted
 label that is not a GT class raises `UnknownLabelError` (official: KeyError,
@@ -48,13 +57,14 @@ import numpy as np
 
 from tfaction import errors
 from tfaction.evaluation import common
+from tfaction.evaluation import epic_io
 from tfaction.evaluation import numpy_sort
 from tfaction.evaluation import ground_truth as gt_lib
 from tfaction.ops import segment_iou as siou
 
-ANET_THRESHOLDS = np.linspace(0.5, 0.95, 10)
-THUMOS_THRESHOLDS = np.array([0.3, 0.4, 0.5, 0.6, 0.7])
-VARIANTS = ("activitynet", "actionformer")
+ANET_THRESHOLDS = common.BENCHMARK_THRESHOLDS["activitynet"]
+THUMOS_THRESHOLDS = common.BENCHMARK_THRESHOLDS["thumos14"]
+VARIANTS = ("activitynet", "actionformer", "epic")
 # The one class of class-agnostic evaluation (`class_agnostic=True`).
 AGNOSTIC_LABEL = "action"
 
@@ -73,7 +83,7 @@ class DetectionResult:
         top_k: the k values of `recall`.
         counts: diagnostics (predictions, skipped unknown labels,
             predictions/videos outside the GT subset, negative starts).
-        variant: "activitynet" or "actionformer".
+        variant: "activitynet", "actionformer" or "epic".
     """
 
     tiou_thresholds: np.ndarray
@@ -286,18 +296,18 @@ def average_precision_detection(gt_video_ids, gt_segments, pred_video_ids,
 
 
 # --- ActionFormer specifics -----------------------------------------------------
-def _actionformer_gt_keep(gt, tol=1e-3):
+def _actionformer_gt_keep(gt, labels, tol=1e-3):
     """Mask of GT kept by ActionFormer's `remove_duplicate_annotations`."""
     keep = np.zeros(gt.num_instances, bool)
     for v in np.unique(gt.video):
         kept = []
         for i in np.flatnonzero(gt.video == v):
             s, e = gt.segments[i]
-            lab = gt.label_ids[i]
+            lab = labels[i]
             ok = (e - s) >= tol and not any(
                 abs(s - gt.segments[j, 0]) <= tol
                 and abs(e - gt.segments[j, 1]) <= tol
-                and lab == gt.label_ids[j] for j in kept)
+                and lab == labels[j] for j in kept)
             if ok:
                 kept.append(i)
                 keep[i] = True
@@ -367,24 +377,35 @@ def _resolve_labels(preds, class_index, skip_unknown, name_to_id=None):
     return idx, unknown
 
 
-def _load(ground_truth, predictions, subset, video_info, variant):
-    gt = (ground_truth if isinstance(ground_truth, gt_lib.GroundTruth) else
-          gt_lib.load_ground_truth(ground_truth, subset,
-                                   video_info=video_info))
-    if isinstance(predictions, common.Predictions):
-        preds = predictions
-    elif isinstance(predictions, dict) and "video-id" in predictions:
-        preds = read_column_predictions("<dict>", predictions)
+def _load(ground_truth, predictions, subset, video_info, variant,
+          epic_task):
+    if isinstance(ground_truth, gt_lib.GroundTruth):
+        gt = ground_truth
+    elif variant == "epic" and str(ground_truth).lower().endswith(".csv"):
+        gt = epic_io.read_epic_ground_truth(ground_truth, task=epic_task)
     else:
-        path = str(predictions)
-        data = common.load_json(path, what="prediction file")
-        if isinstance(data, dict) and "video-id" in data:
-            preds = read_column_predictions(path, data)
-        else:
-            preds = common.read_detection_predictions(
-                path, data=data, label_key=("label" if variant != "actionformer"
-                                            or _has_key(data, "label")
-                                            else "label_id"))
+        gt = gt_lib.load_ground_truth(ground_truth, subset,
+                                      video_info=video_info)
+    if isinstance(predictions, common.Predictions):
+        return gt, predictions
+    if isinstance(predictions, dict) and "video-id" in predictions:
+        return gt, read_column_predictions("<dict>", predictions)
+    path = str(predictions)
+    data = common.load_json(path, what="prediction file")
+    if isinstance(data, dict) and "video-id" in data:
+        return gt, read_column_predictions(path, data)
+    # EPIC submissions give the task's class under its name.
+    epic_entries = variant == "epic" and _has_key(data, epic_task,
+                                                  default=False)
+    label_key = ("label" if variant == "activitynet" or _has_key(data, "label")
+                 else "label_id")
+    preds = common.read_detection_predictions(
+        path, data=data, label_key=epic_task if epic_entries else label_key)
+    if epic_entries:
+        preds = dataclasses.replace(preds, labels=[
+            epic_io.epic_label({epic_task: x}, epic_task, path=path,
+                               video_id=preds.video_ids[v], key=epic_task)
+            for x, v in zip(preds.labels, preds.video)])
     return gt, preds
 
 
@@ -397,11 +418,12 @@ def _one_class(instances):
     return dataclasses.replace(instances, **changes)
 
 
-def _has_key(data, key):
+def _has_key(data, key, default=True):
+    """Whether the first prediction entry has `key` (`default`: none)."""
     for entries in (data.get("results") or {}).values():
         for e in entries or []:
             return isinstance(e, dict) and key in e
-    return True
+    return default
 
 
 def read_column_predictions(path, data):
@@ -454,7 +476,8 @@ def read_column_predictions(path, data):
 def evaluate_detection(ground_truth, predictions, *, subset="validation",
                        tiou_thresholds=ANET_THRESHOLDS, variant="activitynet",
                        skip_unknown_labels=False, top_k=(1, 5),
-                       video_info=None, class_agnostic=False):
+                       video_info=None, class_agnostic=False,
+                       epic_task="action"):
     """Temporal detection mAP (official ActivityNet or ActionFormer).
 
     Args:
@@ -464,7 +487,7 @@ def evaluate_detection(ground_truth, predictions, *, subset="validation",
             `t-start`, `t-end`, `label`, `score`).
         subset: evaluated subset.
         tiou_thresholds: [T] thresholds (used as given, e.g. linspace floats).
-        variant: "activitynet" or "actionformer".
+        variant: "activitynet", "actionformer" or "epic".
         skip_unknown_labels: drop (and count) predictions whose label is not
             a GT class instead of raising.
         top_k: k values of Recall@kx (ActionFormer variant only).
@@ -472,6 +495,8 @@ def evaluate_detection(ground_truth, predictions, *, subset="validation",
         class_agnostic: score every GT instance and prediction as one
             class (`AGNOSTIC_LABEL`), whatever its label: the mAP of a
             class-agnostic detector that has no class scores.
+        epic_task: the "epic" variant's task, "verb", "noun" or "action"
+            (which class a CSV row or a submission entry gives).
 
     Returns:
         `DetectionResult`.
@@ -489,28 +514,38 @@ def evaluate_detection(ground_truth, predictions, *, subset="validation",
     if variant not in VARIANTS:
         raise errors.ConfigError(
             f"variant must be one of {VARIANTS}, got {variant!r}")
+    if variant == "epic" and epic_task not in epic_io.TASKS:
+        raise errors.ConfigError(
+            f"epic_task must be one of {epic_io.TASKS}, got {epic_task!r}")
     thresholds = np.asarray(tiou_thresholds, np.float64).reshape(-1)
-    gt, preds = _load(ground_truth, predictions, subset, video_info, variant)
+    gt, preds = _load(ground_truth, predictions, subset, video_info, variant,
+                      epic_task)
     if class_agnostic:
         gt, preds = _one_class(gt), _one_class(preds)
     name_to_id = None
-    if variant == "actionformer":
-        if gt.label_ids is None:
-            raise errors.MalformedFileError(
-                "the actionformer variant needs an integer 'label_id' in "
-                "every annotation", path=gt.path, key="label_id")
-        keep = _actionformer_gt_keep(gt)
-        g_labels = np.asarray(gt.label_ids, np.int64)[keep]
-        classes = sorted(set(g_labels.tolist()))
-        name_to_id = dict(zip(gt.labels, gt.label_ids))
-        g_vid_all, g_seg = gt.video[keep], gt.segments[keep]
-    else:
-        keep = np.ones(gt.num_instances, bool)
+    keep = np.ones(gt.num_instances, bool)
+    if variant == "activitynet":
         classes = gt.classes()
-        g_labels = np.asarray(gt.labels, object)
-        g_vid_all, g_seg = gt.video, gt.segments
+        g_labels = gt.labels
+    else:
+        # Sorted GT classes: the label_ids where the file has them (names
+        # of predictions are mapped onto them), else the names.
+        g_labels = gt.labels
+        if gt.label_ids is not None:
+            g_labels = gt.label_ids
+            name_to_id = dict(zip(gt.labels, gt.label_ids))
+        elif variant == "epic":
+            raise errors.MalformedFileError(
+                "the epic variant needs integer classes: the EPIC annotations "
+                "CSV or an integer 'label_id' in every annotation",
+                path=gt.path, key="label_id")
+        if variant == "actionformer":
+            keep = _actionformer_gt_keep(gt, g_labels)
+        g_labels = [x for x, k in zip(g_labels, keep) if k]
+        classes = sorted(set(g_labels))
+    g_vid_all, g_seg = gt.video[keep], gt.segments[keep]
     class_index = {c: i for i, c in enumerate(classes)}
-    g_cls = np.array([class_index[x] for x in g_labels.tolist()], np.int64)
+    g_cls = np.array([class_index[x] for x in g_labels], np.int64)
 
     p_cls, unknown = _resolve_labels(preds, class_index, skip_unknown_labels,
                                      name_to_id)
@@ -587,9 +622,12 @@ def run_cli(ground_truth, predictions, options):
     Example:
 
     >>> run_cli("gt.json", "p.json", {"subset": "validation"})  # doctest: +SKIP
+    >>> run_cli("EPIC_100_validation.csv", "submission.json",
+    ...         {"variant": "epic", "epic_task": "noun"})  # doctest: +SKIP
     """
     variant = options.get("variant") or "activitynet"
-    default = ANET_THRESHOLDS
+    default = (common.BENCHMARK_THRESHOLDS["epic_ego4d"] if variant == "epic"
+               else ANET_THRESHOLDS)
     thresholds = common.parse_thresholds(options.get("tiou_thresholds"),
                                          default)
     top_k = options.get("top_k") or (1, 5)
@@ -601,8 +639,12 @@ def run_cli(ground_truth, predictions, options):
         skip_unknown_labels=bool(options.get("skip_unknown_labels")),
         top_k=tuple(int(k) for k in top_k),
         video_info=options.get("video_info"),
-        class_agnostic=bool(options.get("class_agnostic")))
-    return result.to_dict()
+        class_agnostic=bool(options.get("class_agnostic")),
+        epic_task=options.get("epic_task") or "action")
+    out = result.to_dict()
+    if variant == "epic":
+        out["epic_task"] = options.get("epic_task") or "action"
+    return out
 
 
 def format_table(result):

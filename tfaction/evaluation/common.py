@@ -304,33 +304,138 @@ def interpolated_ap(precision, recall):
 
 
 # --- Output --------------------------------------------------------------------
-def parse_thresholds(value, default):
-    """Threshold list from the CLI option (None -> `default`).
+# The tIoU grids of the benchmarks, built as the official codes build them
+# (`np.linspace`): their floats differ from typed decimals in the last bits
+# (linspace(0.5, 0.95, 10)[8] = 0.8999999999999999), which decides matches
+# whose tIoU lies between the two.
+BENCHMARK_THRESHOLDS = {
+    "activitynet": np.linspace(0.5, 0.95, 10),
+    "thumos14": np.linspace(0.3, 0.7, 5),
+    "epic_ego4d": np.linspace(0.1, 0.5, 5),
+}
+# Typed thresholds this close to a benchmark value are that value.
+SNAP_TOLERANCE = 1e-9
+
+
+def linspace_thresholds(spec):
+    """Thresholds from a `"start:stop:num"` string, `np.linspace` values.
 
     Args:
-        value: None, a list of floats, or "0.3,0.5".
-        default: float64 array used when `value` is None.
+        spec: "start:stop:num", e.g. "0.5:0.95:10".
+
+    Returns:
+        float64 [num] array `np.linspace(start, stop, num)`.
+
+    Raises:
+        ConfigError: not three fields, non-numeric, or num < 1.
+
+    Example:
+
+    >>> linspace_thresholds("0.5:0.95:10")[8]
+    0.8999999999999999
+    """
+    parts = [p.strip() for p in str(spec).split(":")]
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+    except ValueError:
+        raise errors.ConfigError(
+            f"tiou_thresholds: expected 'start:stop:num' (np.linspace, "
+            f"e.g. 0.5:0.95:10), got {spec!r}") from None
+    if num < 1:
+        raise errors.ConfigError(
+            f"tiou_thresholds: 'start:stop:num' needs num >= 1, got {spec!r}")
+    return np.linspace(start, stop, num)
+
+
+def snap_thresholds(values):
+    """Replaces typed thresholds by the benchmarks' `np.linspace` floats.
+
+    A list within `SNAP_TOLERANCE` of a whole benchmark grid
+    (`BENCHMARK_THRESHOLDS`) becomes that grid; otherwise each value within
+    `SNAP_TOLERANCE` of a grid value becomes it, unless the grids disagree
+    on it (0.3 is 0.3 in THUMOS's grid, 0.30000000000000004 in the
+    EPIC/Ego4D one): such a value is kept as typed.
+
+    Args:
+        values: float64 [T] array.
+
+    Returns:
+        `(snapped float64 [T] array, note)`: note is None when nothing
+        changed, else one line saying which values changed.
+
+    Example:
+
+    >>> snap_thresholds(np.array([0.9]))[0][0]
+    0.8999999999999999
+    """
+    values = np.asarray(values, np.float64).reshape(-1)
+    out = values.copy()
+    grid_name = next(
+        (name for name, grid in BENCHMARK_THRESHOLDS.items()
+         if grid.shape == values.shape
+         and np.all(np.abs(grid - values) <= SNAP_TOLERANCE)), None)
+    if grid_name is not None:
+        out = BENCHMARK_THRESHOLDS[grid_name].copy()
+    else:
+        grid = np.concatenate(list(BENCHMARK_THRESHOLDS.values()))
+        for i, v in enumerate(values):
+            near = set(grid[np.abs(grid - v) <= SNAP_TOLERANCE].tolist())
+            if len(near) == 1:
+                out[i] = near.pop()
+    changed = np.flatnonzero(out != values)
+    if not changed.size:
+        return out, None
+    where = (f"the {grid_name} grid" if grid_name is not None
+             else "benchmark grid values")
+    pairs = ", ".join(f"{values[i]!r} -> {out[i]!r}" for i in changed)
+    return out, (f"tIoU thresholds snapped onto {where} (np.linspace floats "
+                 f"as the official code builds them; typed values within "
+                 f"{SNAP_TOLERANCE:g}): {pairs}")
+
+
+def parse_thresholds(value, default, *, report=None):
+    """Threshold list from a CLI option or config value (None -> `default`).
+
+    Args:
+        value: None; a list of floats; a comma-separated string
+            ("0.3,0.5"); or "start:stop:num" for `np.linspace(start, stop,
+            num)` ("0.5:0.95:10"). Typed values within `SNAP_TOLERANCE` of a
+            benchmark's linspace value become that value (`snap_thresholds`).
+        default: float64 array used when `value` is None (used as given).
+        report: callable receiving the note when values were snapped
+            (e.g. `print` to stderr in the CLI); None: no note.
 
     Returns:
         float64 [T] array.
 
     Raises:
-        ConfigError: empty, non-numeric or outside [0, 1].
+        ConfigError: empty, non-numeric, a bad "start:stop:num", or a value
+            outside [0, 1].
 
     Example:
 
     >>> parse_thresholds("0.3,0.5", None)
     array([0.3, 0.5])
+    >>> parse_thresholds("0.5:0.95:10", None)[8]
+    0.8999999999999999
     """
     if value is None:
         return np.asarray(default, np.float64)
-    if isinstance(value, str):
-        value = [v for v in value.split(",") if v.strip()]
-    try:
-        out = np.asarray([float(v) for v in value], np.float64)
-    except (TypeError, ValueError):
-        raise errors.ConfigError(
-            f"tiou_thresholds: expected numbers, got {value!r}") from None
+    if isinstance(value, str) and ":" in value:
+        out = linspace_thresholds(value)
+    else:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        try:
+            out = np.asarray([float(v) for v in value], np.float64)
+        except (TypeError, ValueError):
+            raise errors.ConfigError(
+                f"tiou_thresholds: expected numbers, got {value!r}") from None
+        out, note = snap_thresholds(out)
+        if note and report is not None:
+            report(note)
     if out.size == 0 or not np.all((out >= 0) & (out <= 1)):
         raise errors.ConfigError(
             f"tiou_thresholds: expected numbers in [0, 1], got {value!r}")

@@ -492,15 +492,22 @@ class ActionFormerTask(tasks.Task):
                 columns["t-end"].append(item["segment"][1])
                 columns["label"].append(item["label"])
                 columns["score"].append(item["score"])
+        top_k = tuple(int(k) for k in ev.recall_top_k)
         result = activitynet_detection.evaluate_detection(
             gt_path, columns, subset=self.config.eval_subset,
             tiou_thresholds=np.asarray(ev.tiou_thresholds, np.float64),
+            variant=ev.variant, top_k=top_k or (1, 5),
             skip_unknown_labels=bool(ev.skip_unknown_labels),
             class_agnostic=self.one_class_evaluation)
         metrics = {"average_mAP": result.average_mAP,
                    "num_videos": float(len(detections))}
         for t, value in zip(result.tiou_thresholds, result.mAP_per_tiou):
             metrics[f"mAP@{t:.2f}"] = float(value)
+        # Recall@kx per threshold, e.g. "R@1x@0.50" (the authors' Ego4D
+        # headline number).
+        for j, k in enumerate(top_k):
+            for t, value in zip(result.tiou_thresholds, result.recall[:, j]):
+                metrics[f"R@{k}x@{t:.2f}"] = float(value)
         return metrics
 
     def write_evaluation_outputs(self, workdir, global_step=None):

@@ -27,6 +27,7 @@ actionformer_config.validate(config.task)
 """
 
 import ml_collections
+import numpy as np
 
 from tfaction import config as config_lib
 from tfaction import errors
@@ -35,7 +36,11 @@ from tfaction.ops import soft_nms
 
 TASK_NAME = "actionformer"
 TASK_MODULE = "tfaction.tasks.actionformer"
-THUMOS_TIOUS = (0.3, 0.4, 0.5, 0.6, 0.7)
+# np.linspace floats, as the authors' datasets define them
+# (linspace(0.3, 0.7, 5)[1] = 0.39999999999999997).
+THUMOS_TIOUS = tuple(np.linspace(0.3, 0.7, 5).tolist())
+# `evaluation.variant` values (`activitynet_detection` variants).
+EVALUATION_VARIANTS = ("activitynet", "actionformer")
 # ActionFormer arguments that are not `model` keys: task.max_seq_len
 # gives max_seq_len (input_dim and num_classes, from the data, have no
 # default).
@@ -126,7 +131,16 @@ def task_config():
             "fusion_topk_segments": 200,
         },
         "evaluation": {
+            # Floats as given; recipes build them with np.linspace, as the
+            # authors do (boundary matches depend on the last bits).
             "tiou_thresholds": THUMOS_TIOUS,
+            # activitynet: the official ActivityNet evaluator; actionformer:
+            # the authors' `libs/utils/metrics.py` (short / duplicated GT
+            # removed; needed for recall_top_k).
+            "variant": "activitynet",
+            # k of Recall@kx at every threshold (the authors' Ego4D
+            # metric, e.g. (1, 5)); () = off.
+            "recall_top_k": (),
             # Predictions of classes absent from the evaluated GT do not
             # change the mAP (it averages over GT classes): drop them.
             "skip_unknown_labels": True,
@@ -239,3 +253,18 @@ def validate(config):
     _require(config.inference.nms_method in soft_nms.METHODS,
              "inference.nms_method", config.inference.nms_method,
              f"must be one of {soft_nms.METHODS}")
+    ev = config.evaluation
+    _require(ev.variant in EVALUATION_VARIANTS, "evaluation.variant",
+             ev.variant, f"must be one of {EVALUATION_VARIANTS}")
+    _require(all(isinstance(k, int) and k >= 1 for k in ev.recall_top_k),
+             "evaluation.recall_top_k", ev.recall_top_k,
+             "must be () or positive integers k of Recall@kx")
+    _require(not ev.recall_top_k or ev.variant == "actionformer",
+             "evaluation.recall_top_k", ev.recall_top_k,
+             "needs task.evaluation.variant='actionformer' (the authors' "
+             "Recall@kx)")
+    _require(len(ev.tiou_thresholds) > 0 and all(
+        0.0 <= t <= 1.0 for t in ev.tiou_thresholds),
+        "evaluation.tiou_thresholds", ev.tiou_thresholds,
+        "must be one or more floats in [0, 1] (e.g. "
+        "tuple(np.linspace(0.1, 0.5, 5).tolist()))")

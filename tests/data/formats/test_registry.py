@@ -124,7 +124,8 @@ def test_registration_mistakes_are_caught_early():
 def test_builtin_formats_and_their_flags():
     formats = registry.load_builtin_formats()
     assert formats.names() == ["activitynet_features", "charades_frames",
-                               "hmdb51_frames", "verify", "videos"]
+                               "ego4d_mq", "hmdb51_frames", "verify",
+                               "videos"]
     assert formats.get("verify").flag_names() == ["input"]
     videos = formats.get("videos").flag_names()
     assert "flow" in videos and "output_dir" in videos

@@ -64,6 +64,11 @@ class VideoAnnotation:
         path: annotation file (for error messages).
         label_ids: S integer `label_id`s (ActionFormer's JSON files), or
             None when an annotation has none.
+        feature_steps: the number of feature steps T its feature files
+            must have (checked by the converter), or None: any.
+        feature_rows: `(start, stop)`: the rows of its feature files that
+            belong to it (a clip of a video whose features are one file),
+            or None: every row.
     """
 
     video_id: str
@@ -76,6 +81,8 @@ class VideoAnnotation:
     feature_name: str = None
     path: str = None
     label_ids: list = None
+    feature_steps: int = None
+    feature_rows: tuple = None
 
 
 # --- Parsing helpers ----------------------------------------------------------

@@ -172,6 +172,25 @@ def convert_activitynet_features(
     if layout not in annotations_lib.LAYOUTS:
         raise ValueError(f"layout must be one of {annotations_lib.LAYOUTS}, "
                          f"got {layout!r}")
+    _check_storage(encoding, dtype, feature_stride, feature_window)
+    layout, videos, info_only = _read_annotations(annotations, layout,
+                                                  video_info)
+    return convert_feature_videos(
+        videos, features_dir, output_dir, source=annotations,
+        format_name="activitynet_features", layout=layout,
+        videos_without_annotations=info_only,
+        sources={"video_info": video_info},
+        feature_stride=feature_stride, feature_window=feature_window,
+        fps=fps, force_fps=force_fps, feature_prefix=feature_prefix,
+        feature_ext=feature_ext, npz_key=npz_key, feature_dim=feature_dim,
+        subsets=subsets, class_list=class_list, num_shards=num_shards,
+        encoding=encoding, dtype=dtype, segment_tolerance=segment_tolerance,
+        skip_corrupt=skip_corrupt, require_features=require_features,
+        verify=verify, num_workers=num_workers)
+
+
+def _check_storage(encoding, dtype, feature_stride, feature_window):
+    """Rejects bad storage / grid arguments before anything is read."""
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be 'float32' or 'float16', got "
                          f"{dtype!r}")
@@ -185,8 +204,67 @@ def convert_activitynet_features(
     if not (feature_stride > 0 and feature_window > 0):
         raise ValueError(f"feature_stride and feature_window must be > 0, "
                          f"got {feature_stride} and {feature_window}")
-    layout, videos, info_only = _read_annotations(annotations, layout,
-                                                  video_info)
+
+
+def convert_feature_videos(
+        videos, features_dir, output_dir, *, source, format_name, layout,
+        feature_stride, feature_window, videos_without_annotations=(),
+        sources=None, extra_info=None, fps=None, force_fps=False,
+        feature_prefix=None,
+        feature_ext="auto", npz_key="feats", feature_dim=None, subsets=None,
+        class_list=None, num_shards=1,
+        encoding=schemas.FEATURE_ENCODING_FLOATS, dtype="float32",
+        segment_tolerance=1.0, skip_corrupt=False, require_features=False,
+        verify=True, num_workers=1):
+    """Writes already-read annotations + their feature files as records.
+
+    The conversion of `convert_activitynet_features` after its annotation
+    reader, for formats that read another annotation layout into
+    `VideoAnnotation`s (e.g. `ego4d_mq`). A video whose `feature_rows` is
+    set takes those rows of its feature files (a clip cut from a whole
+    video's features); one whose `feature_steps` is set must have exactly
+    that many feature steps T.
+
+    Args:
+        videos: every `activitynet_annotations.VideoAnnotation` of the
+            source (all subsets: the default class order uses them all).
+        features_dir: folder, or list of folders, as for
+            `convert_activitynet_features`.
+        output_dir: output folder.
+        source: the annotation file(s) (a path or list, for messages and
+            dataset_info.json `sources.annotations`).
+        format_name: dataset_info.json `format`.
+        layout: dataset_info.json `layout`.
+        feature_stride, feature_window: see `convert_activitynet_features`.
+        videos_without_annotations: ids listed in dataset_info.json.
+        sources: further `name -> path` entries of `sources`.
+        extra_info: further dataset_info.json entries of the format.
+        fps, force_fps, feature_prefix, feature_ext, npz_key, feature_dim,
+        subsets, class_list, num_shards, encoding, dtype,
+        segment_tolerance, skip_corrupt, require_features, verify,
+        num_workers: see `convert_activitynet_features`.
+
+    Returns:
+        The dataset_info dict.
+
+    Raises:
+        The errors of `convert_activitynet_features`; FeatureShapeError also
+        for a video whose T differs from its `feature_steps`.
+
+    Example:
+
+    ```python
+    videos = activitynet_annotations.read_activitynet_json("gt.json")
+    info = convert_feature_videos(
+        videos, "features/", "out", source="gt.json",
+        format_name="activitynet_features", layout="activitynet",
+        feature_stride=4, feature_window=16, fps=30.0)
+    ```
+    """
+    _check_storage(encoding, dtype, feature_stride, feature_window)
+    annotations = (str(source) if isinstance(source, (str, os.PathLike))
+                   else ", ".join(str(p) for p in source))
+    info_only = list(videos_without_annotations)
     selected = annotation_checks.select_subsets(videos, subsets, annotations)
     if class_list is not None:
         classes = class_list_lib.read_class_list(class_list)
@@ -252,13 +330,13 @@ def convert_activitynet_features(
         out.add_text(GROUND_TRUTH_FILE,
                      annotations_lib.ground_truth_json(plan.ground_truth))
         info = {
-            "format": "activitynet_features",
+            "format": format_name,
             "schema": "feature_sequence",
             "layout": layout,
             "sources": output.source_paths(
-                annotations=annotations,
+                annotations=source,
                 features_dir=folders[0] if len(folders) == 1 else folders,
-                video_info=video_info, class_list=class_list),
+                class_list=class_list, **(sources or {})),
             "class_order": class_order,
             "feature_dim": feature_dim,
             "feature_encoding": encoding,
@@ -288,6 +366,7 @@ def convert_activitynet_features(
             "videos_without_annotations": {"count": len(info_only),
                                            "video_ids": info_only},
         }
+        info.update(extra_info or {})
         info = out.commit(info, classes)
     _log_summary(info)
     return info
@@ -364,9 +443,19 @@ def _plan(videos, selected, classes, index, skipper, *, fps, feature_prefix,
 
 
 def _load_sets(video, paths, npz_key):
-    """The video's feature sets, concatenated along C (one path: as is)."""
+    """The video's feature sets (its `feature_rows` of each file, when set),
+    concatenated along C (one path: as is)."""
     arrays = [feature_files.load_features(p, video_id=video.video_id,
                                           npz_key=npz_key) for p in paths]
+    if video.feature_rows is not None:
+        start, stop = video.feature_rows
+        for path, array in zip(paths, arrays):
+            if array.ndim < 1 or array.shape[0] < stop:
+                raise errors.FeatureShapeError(
+                    f"features have shape {array.shape}; this clip takes "
+                    f"rows [{start}, {stop}) of them", path=path,
+                    video_id=video.video_id)
+        arrays = [a[start:stop] for a in arrays]
     if len(arrays) == 1:
         return arrays[0]
     for path, array in zip(paths, arrays):
@@ -386,6 +475,12 @@ def _load_sets(video, paths, npz_key):
 def _convert_one(video, paths, label_index, settings):
     """Loads, checks and serializes one video (runs in a worker thread)."""
     features = _load_sets(video, paths, settings.npz_key)
+    if (video.feature_steps is not None
+            and features.shape[0] != video.feature_steps):
+        raise errors.FeatureShapeError(
+            f"{features.shape[0]} feature steps, expected "
+            f"{video.feature_steps} for this clip's span of the feature grid",
+            path=", ".join(str(p) for p in paths), video_id=video.video_id)
     features = feature_files.check_features(
         features, path=", ".join(str(p) for p in paths),
         video_id=video.video_id, feature_dim=settings.feature_dim,

@@ -14,7 +14,7 @@ Example:
 
 from tfaction.data.formats import registry
 
-_FLAGS = (
+FLAGS = (
     registry.flag("string", "input", None, "Annotation JSON.",
                   required=True),
     registry.flag(
@@ -67,27 +67,48 @@ _FLAGS = (
 )
 
 
+def feature_options(options):
+    """The feature and writer flags' values, as converter keywords.
+
+    Args:
+        options: the dict a format's `convert` receives (with the flags of
+            `FLAGS` it declares).
+
+    Returns:
+        Keywords of `activitynet_features.convert_feature_videos`:
+        `feature_stride`, `feature_window`, `fps`, `force_fps`,
+        `feature_ext`, `npz_key`, `feature_dim`, `subsets`, `encoding`,
+        `dtype`, `segment_tolerance`, `require_features`, `class_list` and
+        the writer options.
+
+    Example:
+
+    ```python
+    convert_feature_videos(videos, options["features_dir"],
+                           options["output_dir"], **feature_options(options),
+                           ...)
+    ```
+    """
+    names = ("feature_stride", "feature_window", "fps", "force_fps",
+             "feature_ext", "npz_key", "feature_dim", "subsets",
+             "segment_tolerance", "require_features", "class_list")
+    return dict({n: options[n] for n in names},
+                encoding=options["feature_encoding"],
+                dtype=options["feature_dtype"],
+                **registry.writer_options(options))
+
+
 def _convert(options):
     from tfaction.data.formats import activitynet_features
 
     return activitynet_features.convert_activitynet_features(
         options["input"], options["features_dir"], options["output_dir"],
-        feature_stride=options["feature_stride"],
-        feature_window=options["feature_window"], layout=options["layout"],
-        video_info=options["video_info"], fps=options["fps"],
-        force_fps=options["force_fps"],
-        feature_prefix=options["feature_prefix"],
-        feature_ext=options["feature_ext"], npz_key=options["npz_key"],
-        feature_dim=options["feature_dim"], subsets=options["subsets"],
-        encoding=options["feature_encoding"], dtype=options["feature_dtype"],
-        segment_tolerance=options["segment_tolerance"],
-        require_features=options["require_features"],
-        class_list=options["class_list"],
-        **registry.writer_options(options))
+        layout=options["layout"], video_info=options["video_info"],
+        feature_prefix=options["feature_prefix"], **feature_options(options))
 
 
 registry.register_format(
     "activitynet_features",
     summary="ActivityNet/THUMOS annotation JSON (or BSN layout + "
     "--video_info) + one feature file per video -> feature-sequence records",
-    flags=_FLAGS, convert=_convert)
+    flags=FLAGS, convert=_convert)
