@@ -115,34 +115,45 @@ def write_feature_folders(root, meta, work):
     return folders
 
 
+def bundle_task_config(root, work):
+    """The task section of bundle `root`, its data converted under `work`.
+
+    The bundle's annotations and feature files become TFRecords with the
+    package's converter; the training subset is that of the training
+    batch's videos, the evaluation subset that of the inference video.
+    """
+    meta = json.loads((root / "config.json").read_text())
+    ref = meta["config"]
+    dataset = ref["dataset"]
+    io = np.load(root / "io.npz")
+    annotations = json.loads((root / "annotations.json").read_text())
+    db = annotations["database"]
+    folders = write_feature_folders(root, meta, work)
+    eval_id = str(np.load(root / "inference.npz")["video_id"])
+    records = work / "records"
+    default_fps = dataset.get("default_fps")
+    # The authors' datasets take any annotation as given (no duration
+    # check), and their `default_fps` replaces the annotations' fps.
+    convert_activitynet_features(
+        root / "annotations.json", folders, records,
+        feature_stride=float(dataset["feat_stride"]),
+        feature_window=float(dataset["num_frames"]),
+        feature_prefix=dataset.get("file_prefix") or "",
+        fps=default_fps, force_fps=default_fps is not None,
+        segment_tolerance=1e9)
+    train_subset = db[str(io["video_id_0"])]["subset"].lower()
+    eval_subset = db[eval_id]["subset"].lower()
+    return task_config(ref, records, train_subset, eval_subset)
+
+
 @pytest.fixture(scope="module")
 def cases(actionformer_bundles, tmp_path_factory):
     out = []
     for root in actionformer_bundles:
         meta = json.loads((root / "config.json").read_text())
-        ref = meta["config"]
-        dataset = ref["dataset"]
         io = dict(np.load(root / "io.npz"))
-        annotations = json.loads((root / "annotations.json").read_text())
-        db = annotations["database"]
-        work = tmp_path_factory.mktemp(root.name)
-        folders = write_feature_folders(root, meta, work)
         inference = dict(np.load(root / "inference.npz"))
-        eval_id = str(inference["video_id"])
-        records = work / "records"
-        default_fps = dataset.get("default_fps")
-        # The authors' datasets take any annotation as given (no duration
-        # check), and their `default_fps` replaces the annotations' fps.
-        convert_activitynet_features(
-            root / "annotations.json", folders, records,
-            feature_stride=float(dataset["feat_stride"]),
-            feature_window=float(dataset["num_frames"]),
-            feature_prefix=dataset.get("file_prefix") or "",
-            fps=default_fps, force_fps=default_fps is not None,
-            segment_tolerance=1e9)
-        train_subset = db[str(io["video_id_0"])]["subset"].lower()
-        eval_subset = db[eval_id]["subset"].lower()
-        config = task_config(ref, records, train_subset, eval_subset)
+        config = bundle_task_config(root, tmp_path_factory.mktemp(root.name))
         task = af_task.ActionFormerTask(config)
         model = task.build_model()
         load_reference_weights(model, dict(np.load(root / "weights.npz")))
