@@ -20,9 +20,10 @@ by default the run's `<*_workdir>/config.json`; same config checks,
 `tfaction.serving.TwoStreamExportModule`, built by
 `tfaction.serving.actionvlad.two_stream_module_from_tasks`
 (`serving_default`: RGB `frames` + `flow_x`, `flow_y` JPEGs; `serve_uint8`;
-fused logits `(1 - w) * rgb + w * flow`, probabilities, top-k and class
-names) is written by `tfaction.serving.export_saved_model`. Prints the new
-version's path. The workdirs are only read.
+fused logits `(1 - w) * rgb + w * flow`, probabilities, top-k and their
+`class_names`; the class list saved as `assets/classes.txt`) is written by
+`tfaction.serving.export_saved_model`. Prints the new version's path. The
+workdirs are only read.
 
 The tasks must provide (as `tfaction.tasks.actionvlad.ActionVLADTask`
 does)::

@@ -1,19 +1,22 @@
 """ActionFormer SavedModel: served in a TensorFlow-only process, compared.
 
-Every actionformer_* bundle whose features the signature takes as they are
-(not the ActivityNet ones, resampled to a fixed length by the dataset) is
-exported with its model (the authors' weights and test settings). A fresh
+Every actionformer_* bundle is exported with its model (the authors'
+weights and test settings; the ActivityNet-style one resamples each video
+to its `max_seq_len` in the graph, is class-agnostic and gets raw
+features). A fresh
 Python process that imports only TensorFlow (started outside the
 repository, where tfaction cannot even be imported) loads it and runs
 `serving_default` on a batch of 1 (the bundle's evaluation video) and a
 batch of 2 with different lengths (that video and a longer random one,
-padded by the client), and on an input longer than `max_length`. Its
-outputs must equal, per video, the Keras model on the video alone (padded
-by the reference rule) followed by `decode_candidates`, numpy `soft_nms` and
-`grid_to_seconds`: same count, labels and order (up to exactly tied scores,
-which the graph sorts stably), segments within 1e-6 of the video's span (at least 1e-5 s) and scores within
-1e-5. The batch-1
-output must also match the authors' own final output stored in the bundle.
+padded by the client), and on an input longer than `max_length` (rejected;
+accepted when resampling). Its outputs must equal, per video, the Keras
+model on the video alone (resampled and padded by the reference rules)
+followed by `decode_candidates`, numpy `soft_nms` and `grid_to_seconds`:
+same count, labels and order (up to exactly tied scores, which the graph
+sorts stably), class names from the exported `assets/classes.txt`,
+segments within 1e-6 of the video's span (at least 1e-5 s) and scores
+within 1e-5. The batch-1 output must also match the authors' own final
+output stored in the bundle.
 """
 
 import json
@@ -27,6 +30,7 @@ import pytest
 import tensorflow as tf
 from google.protobuf import text_format
 
+from tfaction.data import segment_rules
 from tfaction.models.actionformer.decoding import decode_candidates
 from tfaction.models.actionformer.decoding import grid_to_seconds
 from tfaction.models.actionformer.model import ActionFormer
@@ -34,6 +38,7 @@ from tfaction.models.actionformer.reference import load_reference_weights
 from tfaction.ops.soft_nms import soft_nms
 from tfaction.serving import ActionFormerExportModule
 from tfaction.serving import batching_parameters
+from tfaction.serving.actionformer import AGNOSTIC_LABEL
 from tfaction.serving import export_saved_model
 from tests.conftest import anchors_path
 from tests.conftest import bundle_dirs
@@ -50,18 +55,14 @@ def _seg_atol(length, settings, fps):
     span = ((length - 1) * settings["feature_stride"]
             + settings["feature_window"]) / fps
     return max(TOL, SEG_SPAN_TOL * span)
+
+
 EXTRA_LENGTH = 219  # the second video of batch 2 is this much longer
 
 
-def _servable(root):
-    config = json.loads((root / "config.json").read_text())["config"]
-    return not config["dataset"].get("force_upsampling")
-
-
 # The bundles, listed at collection (one exported model per bundle).
-BUNDLES = [root for root in bundle_dirs(
-    anchors_path(), "actionformer_", ("config.json", "weights.npz",
-                                      "inference.npz")) if _servable(root)]
+BUNDLES = bundle_dirs(anchors_path(), "actionformer_",
+                      ("config.json", "weights.npz", "inference.npz"))
 
 # Runs in a fresh interpreter, cwd outside the repository: TensorFlow only
 # (tfaction is not installed in the environment, only on the tests' path).
@@ -84,13 +85,18 @@ outputs = {}
 for case in ("batch1", "batch2"):
     result = serve(**{k: tf.constant(data[f"{case}_{k}"])
                       for k in ("features", "lengths", "fps")})
-    outputs.update({f"{case}_{k}": v.numpy() for k, v in result.items()})
-try:
-    serve(**{k: tf.constant(data[f"too_long_{k}"])
-             for k in ("features", "lengths", "fps")})
-    error = ""
-except tf.errors.InvalidArgumentError as e:
-    error = e.message
+    # Strings as fixed-width bytes (np.load without pickles).
+    outputs.update({f"{case}_{k}": v.numpy().astype(bytes)
+                    if v.dtype == tf.string else v.numpy()
+                    for k, v in result.items()})
+error = "not sent"
+if "too_long_features" in data:
+    try:
+        serve(**{k: tf.constant(data[f"too_long_{k}"])
+                 for k in ("features", "lengths", "fps")})
+        error = ""
+    except tf.errors.InvalidArgumentError as e:
+        error = e.message
 np.savez(outputs_path, **outputs)
 imported = sorted(m for m, module in sys.modules.items() if module and
                   m.split(".")[0] in ("keras", "tf_keras", "tfaction"))
@@ -104,16 +110,33 @@ def anchor(request):
     root = request.param
     with open(root / "config.json") as f:
         config = json.load(f)["config"]
-    return (config, dict(np.load(root / "weights.npz")),
-            dict(np.load(root / "inference.npz")))
+    inference = dict(np.load(root / "inference.npz"))
+    if config["dataset"].get("force_upsampling"):
+        # The features as on disk, before the dataset resamples them.
+        video = str(inference["video_id"])
+        with np.load(root / "features.npz") as raw:
+            inference["feats"] = raw[f"{video}/0"].T
+    return config, dict(np.load(root / "weights.npz")), inference
 
 
 def _settings(config, inference):
     test = config["test_cfg"]
     model_cfg = config["model"]
+    dataset = config["dataset"]
+    resample = bool(dataset.get("force_upsampling"))
+    if resample:  # the dataset's stride, before resampling
+        stride = dataset["feat_stride"] * dataset["downsample_rate"]
+        window = dataset["num_frames"]
+    else:
+        stride, window = inference["feat_stride"], inference["feat_num_frames"]
+    num_classes = model_cfg["num_classes"]
     return dict(
-        feature_stride=float(inference["feat_stride"]),
-        feature_window=float(inference["feat_num_frames"]),
+        # A class-agnostic model lists the classes of the class scores.
+        class_names=[f"class_{k}" for k in range(3 if resample
+                                                 else num_classes)],
+        class_agnostic=resample,
+        resample_length=dataset["max_seq_len"] if resample else 0,
+        feature_stride=float(stride), feature_window=float(window),
         max_buffer_len_factor=model_cfg["max_buffer_len_factor"],
         pre_nms_thresh=test["pre_nms_thresh"],
         pre_nms_topk=test["pre_nms_topk"],
@@ -127,6 +150,7 @@ def _settings(config, inference):
 
 
 def _inputs(inference, input_dim, max_length):
+    """Batch 1, batch 2 and (with a `max_length`) a too long input."""
     video = inference["feats"].T.astype(np.float32)          # [T, C]
     fps = np.float32(inference["fps"])
     long_length = len(video) + EXTRA_LENGTH
@@ -135,18 +159,21 @@ def _inputs(inference, input_dim, max_length):
     batch2 = np.zeros([2, long_length, input_dim], np.float32)
     batch2[0, :len(video)] = video
     batch2[1] = other
-    return {
+    inputs = {
         "batch1_features": video[None],
         "batch1_lengths": np.array([len(video)], np.int32),
         "batch1_fps": np.array([fps], np.float32),
         "batch2_features": batch2,
         "batch2_lengths": np.array([len(video), long_length], np.int32),
         "batch2_fps": np.array([fps, 25.0], np.float32),
-        "too_long_features": np.zeros([1, max_length + 1, input_dim],
-                                      np.float32),
-        "too_long_lengths": np.array([max_length + 1], np.int32),
-        "too_long_fps": np.array([fps], np.float32),
     }
+    if max_length is not None:
+        inputs.update(
+            too_long_features=np.zeros([1, max_length + 1, input_dim],
+                                       np.float32),
+            too_long_lengths=np.array([max_length + 1], np.int32),
+            too_long_fps=np.array([fps], np.float32))
+    return inputs
 
 
 @pytest.fixture(scope="module")
@@ -192,10 +219,23 @@ def served(anchor, tmp_path_factory):
 
 
 def _keras_numpy(model, settings, features, length, fps):
-    """One video: Keras model at its own padded length + host NMS."""
+    """One video: (resampled,) Keras model at its own padded length + host
+    NMS."""
+    stride = settings["feature_stride"]
+    window = settings["feature_window"]
+    features = features[:length]
+    if settings["resample_length"]:
+        ex = segment_rules.resample_features(
+            {"features": features,
+             "feature_stride": tf.constant(stride, tf.float32),
+             "feature_window": tf.constant(window, tf.float32)},
+            length=settings["resample_length"])
+        features = ex["features"].numpy()
+        stride = window = float(ex["feature_stride"])
+        length = len(features)
     padded = model.padded_length(length)
     x = np.zeros([1, padded, model.input_dim], np.float32)
-    x[0, :length] = features[:length]
+    x[0, :length] = features
     out = model({"features": x, "mask": np.arange(padded)[None] < length},
                 training=False)
     levels = {k: [t[0] for t in model.split_levels(out[k])]
@@ -212,10 +252,8 @@ def _keras_numpy(model, settings, features, length, fps):
         max_seg_num=settings["max_seg_num"], method=settings["nms_method"],
         multiclass=settings["multiclass_nms"], sigma=settings["nms_sigma"],
         voting_thresh=settings["voting_thresh"])
-    duration = ((length - 1) * settings["feature_stride"] +
-                settings["feature_window"]) / fps
-    seconds = grid_to_seconds(segs, fps, settings["feature_stride"],
-                              settings["feature_window"], duration)
+    duration = ((length - 1) * stride + window) / fps
+    seconds = grid_to_seconds(segs, fps, stride, window, duration)
     return np.asarray(seconds), scores, labels
 
 
@@ -235,7 +273,12 @@ def _assert_video(served, case, row):
          outputs[f"{case}_labels"][row, :n]), (segs, scores, labels),
         f"{case} row {row}", score_rtol=0, score_atol=TOL, seg_rtol=0,
         seg_atol=_seg_atol(length, served["settings"], fps))
+    names = ([AGNOSTIC_LABEL] if served["settings"]["class_agnostic"]
+             else served["settings"]["class_names"])
+    assert outputs[f"{case}_class_names"][row, :n].tolist() == [
+        names[k].encode() for k in outputs[f"{case}_labels"][row, :n]]
     # Rows past the detections are padding.
+    assert (outputs[f"{case}_class_names"][row, n:] == b"").all()
     assert (outputs[f"{case}_labels"][row, n:] == -1).all()
     assert (outputs[f"{case}_scores"][row, n:] == 0).all()
     assert (outputs[f"{case}_segments"][row, n:] == 0).all()
@@ -257,6 +300,8 @@ def test_output_shapes_and_dtypes(served):
         assert out[f"{case}_labels"].dtype == np.int32
         assert out[f"{case}_num_detections"].shape == (batch,)
         assert out[f"{case}_num_detections"].dtype == np.int32
+        assert out[f"{case}_class_names"].shape == (batch, n)
+        assert out[f"{case}_class_names"].dtype.kind == "S"
 
 
 def test_batch_of_one_matches_keras_and_numpy(served):
@@ -266,11 +311,17 @@ def test_batch_of_one_matches_keras_and_numpy(served):
 def test_batch_of_two_lengths_matches_keras_and_numpy(served):
     _assert_video(served, "batch2", 0)
     _assert_video(served, "batch2", 1)
-    # The client's padding of the short video changes nothing.
-    out = served["outputs"]
+    # The client's padding of the short video changes nothing (but float32
+    # noise of the batched model: one ulp of a segment's seconds).
+    out, inputs = served["outputs"], served["inputs"]
+    seg_atol = _seg_atol(int(inputs["batch1_lengths"][0]), served["settings"],
+                         float(inputs["batch1_fps"][0]))
     for key in ("segments", "scores", "labels", "num_detections"):
-        np.testing.assert_allclose(out[f"batch2_{key}"][0],
-                                   out[f"batch1_{key}"][0], rtol=0, atol=TOL)
+        np.testing.assert_allclose(
+            out[f"batch2_{key}"][0], out[f"batch1_{key}"][0], rtol=0,
+            atol=seg_atol if key == "segments" else TOL)
+    np.testing.assert_array_equal(out["batch2_class_names"][0],
+                                  out["batch1_class_names"][0])
 
 
 def test_batch_of_one_matches_authors_final_output(served):
@@ -283,8 +334,11 @@ def test_batch_of_one_matches_authors_final_output(served):
     settings = served["settings"]
     length = int(served["inputs"]["batch1_lengths"][0])
     fps = float(ref["fps"])
-    span = ((length - 1) * settings["feature_stride"]
-            + settings["feature_window"]) / fps
+    # After resampling: the span of the resampled features (float32 stride).
+    span = min(((length - 1) * settings["feature_stride"]
+                + settings["feature_window"]) / fps,
+               ref["input"].shape[-1] * float(np.float32(ref["feat_stride"]))
+               / fps)
     limit = min(float(ref["duration"]), span)
     parity.assert_same_ranking(
         (np.minimum(out["batch1_segments"][0, :n], limit),
@@ -296,6 +350,11 @@ def test_batch_of_one_matches_authors_final_output(served):
 
 
 def test_too_long_input_fails_with_clear_error(served):
+    if served["max_length"] is None:
+        # Resampled: any T is taken (batch 2 is longer than max_seq_len).
+        assert served["inputs"]["batch2_features"].shape[1] > \
+            served["model"].max_seq_len
+        return
     error = served["info"]["error"]
     assert "max_length" in error, error
     assert str(served["max_length"]) in error
@@ -315,6 +374,7 @@ def test_saved_model_cli_lists_signature(served):
                                ("segments", "DT_FLOAT", f"(-1, {n}, 2)"),
                                ("scores", "DT_FLOAT", f"(-1, {n})"),
                                ("labels", "DT_INT32", f"(-1, {n})"),
+                               ("class_names", "DT_STRING", f"(-1, {n})"),
                                ("num_detections", "DT_INT32", "(-1)")):
         entry = block[block.index(f"['{name}'] tensor_info:"):]
         entry = entry[:entry.index("name:")]
@@ -354,6 +414,9 @@ def test_warmup_requests_and_server_files(served):
     assert batching.num_batch_threads.value >= 1
     assert batching.max_enqueued_batches.value >= 1
     assert batching.pad_variable_length_inputs
+    names = served["settings"]["class_names"]
+    assert (served["path"] / "assets" / "classes.txt").read_text() == \
+        "".join(f"{name}\n" for name in names)
     # Only the integer version and the two files: no staging left over.
     assert sorted(p.name for p in served["export_dir"].iterdir()) == [
         "1", "batching_parameters.txt", "models.config"]

@@ -218,7 +218,7 @@ def _check_head(out, logits, multi_label, k=3):
     assert out["top_k_classes"].dtype == np.int32
     np.testing.assert_array_equal(out["top_k_classes"], order)
     _close(out["top_k_scores"], np.take_along_axis(probs, order, -1))
-    assert out["top_k_names"].tolist() == [
+    assert out["class_names"].tolist() == [
         [NAMES[c].encode() for c in row] for row in order]
 
 
@@ -374,6 +374,12 @@ def test_fresh_process_needed_only_tensorflow(exported):
     assert exported["imported"] == []
 
 
+def test_every_export_carries_its_class_list(exported):
+    for path in exported["paths"].values():
+        assert (path / "assets" / "classes.txt").read_text() == "".join(
+            f"{name}\n" for name in NAMES)
+
+
 def test_fresh_process_outputs_match_in_process(exported):
     for name, (_, data) in exported["cases"].items():
         got = exported["results"][name]
@@ -395,7 +401,7 @@ def test_signatures_listed_with_names_dtypes_shapes(exported):
                "probabilities": ["float32", [None, K]],
                "top_k_classes": ["int32", [None, 3]],
                "top_k_scores": ["float32", [None, 3]],
-               "top_k_names": ["string", [None, 3]]}
+               "class_names": ["string", [None, 3]]}
     assert listing["rgb"] == {
         "serving_default": {"inputs": {"frames": ["string", [None, None]]},
                             "outputs": outputs},
@@ -504,11 +510,13 @@ def test_bad_settings_raise_config_errors(streams):
         ActionVLADExportModule(rgb["model"], rgb["config"],
                                class_names=NAMES[:3]).signatures()
     with pytest.raises(errors.ConfigError, match="top_k"):
-        ActionVLADExportModule(rgb["model"], rgb["config"], top_k=0)
+        ActionVLADExportModule(rgb["model"], rgb["config"], NAMES, top_k=0)
+    with pytest.raises(errors.ConfigError, match="appears twice"):
+        ActionVLADExportModule(rgb["model"], rgb["config"], NAMES[:1] * K)
     with pytest.raises(errors.ConfigError, match="RGB frames config and a "
                        "flow one"):
         TwoStreamExportModule(flow["model"], flow["config"], rgb["model"],
-                              rgb["config"])
+                              rgb["config"], NAMES)
     with pytest.raises(errors.ConfigError, match="flow_weight"):
         TwoStreamExportModule(rgb["model"], rgb["config"], flow["model"],
-                              flow["config"], flow_weight=1.5)
+                              flow["config"], NAMES, flow_weight=1.5)

@@ -1,7 +1,8 @@
 """Serving: SavedModel export with in-graph pre/post-processing for TF Serving.
 
 - `export_module`: `ExportModule`, the base of every model's serving module
-  (signatures with a `None` batch dimension, warm-up inputs);
+  (signatures with a `None` batch dimension, warm-up inputs, the class list
+  as the asset `assets/classes.txt` with an in-graph id -> name lookup);
 - `factory`: `build_export_module(task, model)`, the module of a task's
   model by task name (`register_export_module` adds one);
 - `saved_model_export`: `export_saved_model` (integer versions, staged and
@@ -10,10 +11,12 @@
 - `batching_parameters`: the `batching_parameters.txt` template;
 - `warmup_requests`: `assets.extra/tf_serving_warmup_requests`;
 - `actionformer`: `ActionFormerExportModule` (features -> detections in
-  seconds);
+  seconds, named; ActivityNet: per-video resampling, class-agnostic
+  detections, and `serving_with_class_scores` fusing video-level class
+  scores);
 - `actionvlad`: `ActionVLADExportModule` (sampled JPEG / uint8 frames of
-  one stream -> probabilities, top-k) and `TwoStreamExportModule` (RGB +
-  flow, late fusion of the logits).
+  one stream -> probabilities, top-k and their class names) and
+  `TwoStreamExportModule` (RGB + flow, late fusion of the logits).
 
 Example:
 

@@ -46,9 +46,11 @@ Outputs (every signature):
 | `probabilities` | float32 | `[B, K]` | softmax (sigmoid if multi-label) |
 | `top_k_classes` | int32 | `[B, k]` | class ids, best first |
 | `top_k_scores` | float32 | `[B, k]` | their probabilities |
-| `top_k_names` | string | `[B, k]` | their names (with `class_names`) |
+| `class_names` | string | `[B, k]` | the names of `top_k_classes` |
 
-`k = min(top_k, K)`. `TwoStreamExportModule` takes the RGB inputs and the
+`k = min(top_k, K)`. The class list travels with the model as the asset
+`assets/classes.txt` (line i = class i); `class_names` is looked up from
+it in the graph. `TwoStreamExportModule` takes the RGB inputs and the
 flow inputs together (`frames` + `flow_x`, `flow_y`; uint8: `frames` +
 `flow`), runs both models and fuses their logits as the reference
 (`combine_streams.py`): `logits = (1 - w) * rgb + w * flow`, `w = 0.667`;
@@ -288,27 +290,25 @@ def _check_top_k(top_k):
     return int(top_k)
 
 
-def _classifier_outputs(logits, *, multi_label, top_k, class_names, owner):
-    """logits -> probabilities and top-k (+ names)."""
+def _classifier_outputs(module, logits, *, multi_label, top_k):
+    """logits -> probabilities, top-k and the top-k's class names."""
     logits = tf.cast(logits, tf.float32)
     num_classes = logits.shape[-1]
+    owner = type(module).__name__
     if num_classes is None:
         raise errors.ConfigError(f"{owner}: the model's logits need a static "
                                  "number of classes")
-    if class_names is not None and len(class_names) != num_classes:
+    if len(module.class_names) != num_classes:
         raise errors.ConfigError(
-            f"{owner}: {len(class_names)} class_names for a model with "
-            f"{num_classes} logits")
+            f"{owner}: {len(module.class_names)} class_names for a model "
+            f"with {num_classes} logits")
     probabilities = (tf.sigmoid(logits) if multi_label
                      else tf.nn.softmax(logits, axis=-1))
     scores, classes = tf.math.top_k(probabilities, min(top_k, num_classes))
-    out = {"logits": logits, "probabilities": probabilities,
-           "top_k_classes": tf.cast(classes, tf.int32),
-           "top_k_scores": scores}
-    if class_names is not None:
-        out["top_k_names"] = tf.gather(
-            tf.constant([str(n) for n in class_names], tf.string), classes)
-    return out
+    return {"logits": logits, "probabilities": probabilities,
+            "top_k_classes": tf.cast(classes, tf.int32),
+            "top_k_scores": scores,
+            "class_names": module.class_name_lookup(classes)}
 
 
 class ActionVLADExportModule(export_module.ExportModule):
@@ -320,11 +320,16 @@ class ActionVLADExportModule(export_module.ExportModule):
         frames_config: the stream's evaluation `FramesConfig`
             (`task.frames_config(training=False)`); its modality picks the
             inputs (module docstring).
-        class_names: optional K names (adds `top_k_names`).
+        class_names: the K class names in id order (saved as the asset
+            `assets/classes.txt`; `class_names` output).
         top_k: classes in the top-k outputs (at most K).
         multi_label: sigmoid probabilities; default
             `frames_config.multi_label`.
         name: module name.
+
+    Raises:
+        ConfigError: bad `top_k` or class names, or a `frames_config` that
+            is not a `FramesConfig`.
 
     Example:
 
@@ -332,17 +337,15 @@ class ActionVLADExportModule(export_module.ExportModule):
     module = ActionVLADExportModule(model, config, class_names=names)
     out = module.signatures()["serving_default"](
         frames=tf.constant([[jpeg_0, jpeg_1, jpeg_2]]))
-    out["top_k_names"]   # [1, 5]
+    out["class_names"]   # [1, 5] names of out["top_k_classes"]
     ```
     """
 
-    def __init__(self, model, frames_config, class_names=None, top_k=5,
+    def __init__(self, model, frames_config, class_names, top_k=5,
                  multi_label=None, name=None):
-        super().__init__(model, name=name)
+        super().__init__(model, class_names=class_names, name=name)
         self._stream = _StreamInputs(frames_config)
         self.frames_config = frames_config
-        self.class_names = (None if class_names is None
-                            else [str(n) for n in class_names])
         self.top_k = _check_top_k(top_k)
         self.multi_label = bool(frames_config.multi_label
                                 if multi_label is None else multi_label)
@@ -357,9 +360,8 @@ class ActionVLADExportModule(export_module.ExportModule):
 
     def _predict(self, frames):
         return _classifier_outputs(
-            self.model(frames, training=False), multi_label=self.multi_label,
-            top_k=self.top_k, class_names=self.class_names,
-            owner=type(self).__name__)
+            self, self.model(frames, training=False),
+            multi_label=self.multi_label, top_k=self.top_k)
 
     def serve(self, inputs):
         """JPEGs -> probabilities, logits, top-k."""
@@ -402,7 +404,8 @@ class TwoStreamExportModule(export_module.ExportModule):
         rgb_model, rgb_frames_config: the RGB stream (modality "rgb").
         flow_model, flow_frames_config: the flow stream (modality "flow").
         flow_weight: `w` in [0, 1] (default 0.667, as the reference).
-        class_names: optional K names (adds `top_k_names`).
+        class_names: the K class names in id order (saved as the asset
+            `assets/classes.txt`; `class_names` output).
         top_k: classes in the top-k outputs.
         multi_label: sigmoid probabilities; default
             `rgb_frames_config.multi_label`.
@@ -411,17 +414,20 @@ class TwoStreamExportModule(export_module.ExportModule):
     Example:
 
     ```python
-    module = TwoStreamExportModule(rgb, rgb_config, flow, flow_config)
+    module = TwoStreamExportModule(rgb, rgb_config, flow, flow_config,
+                                   class_names=names)
     out = module.signatures()["serving_default"](
         frames=rgb_jpegs, flow_x=x_jpegs, flow_y=y_jpegs)
     out["probabilities"], out["rgb_logits"], out["flow_logits"]
+    out["class_names"]   # names of out["top_k_classes"]
     ```
     """
 
     def __init__(self, rgb_model, rgb_frames_config, flow_model,
-                 flow_frames_config, flow_weight=fusion.FLOW_WEIGHT,
-                 class_names=None, top_k=5, multi_label=None, name=None):
-        super().__init__(rgb_model, name=name)
+                 flow_frames_config, class_names,
+                 flow_weight=fusion.FLOW_WEIGHT,
+                 top_k=5, multi_label=None, name=None):
+        super().__init__(rgb_model, class_names=class_names, name=name)
         self._rgb = _StreamInputs(rgb_frames_config)
         self._flow = _StreamInputs(flow_frames_config)
         if self._rgb.flow or not self._flow.flow:
@@ -436,8 +442,6 @@ class TwoStreamExportModule(export_module.ExportModule):
         self._flow_model = export_module._Untracked(flow_model)
         self.flow_model_variables = [getattr(v, "value", v)
                                      for v in flow_model.variables]
-        self.class_names = (None if class_names is None
-                            else [str(n) for n in class_names])
         self.top_k = _check_top_k(top_k)
         self.multi_label = bool(rgb_frames_config.multi_label
                                 if multi_label is None else multi_label)
@@ -476,9 +480,8 @@ class TwoStreamExportModule(export_module.ExportModule):
                 f"the RGB model has {rgb.shape[-1]} logits, the flow model "
                 f"{flow.shape[-1]}")
         fused = (1.0 - self.flow_weight) * rgb + self.flow_weight * flow
-        out = _classifier_outputs(
-            fused, multi_label=self.multi_label, top_k=self.top_k,
-            class_names=self.class_names, owner=type(self).__name__)
+        out = _classifier_outputs(self, fused, multi_label=self.multi_label,
+                                  top_k=self.top_k)
         out.update(rgb_logits=rgb, flow_logits=flow)
         return out
 

@@ -18,6 +18,11 @@ A subclass defines
 
 and may add named signatures by overriding `signature_definitions()`.
 
+A module built with `class_names` carries them as the SavedModel asset
+`assets/classes.txt` (one name per line, line i = class i; TF Serving and
+`tf.saved_model.save` copy it with the model) and looks ids up in the graph
+with `class_name_lookup(ids)`, which reads that file when the model loads.
+
 Example:
 
 ```python
@@ -37,12 +42,18 @@ export_saved_model(LogitsExportModule(model), "models/classifier")
 """
 
 import abc
+import os
+import shutil
+import tempfile
+import weakref
 
 import tensorflow as tf
 
 from tfaction import errors
+from tfaction.data.formats import class_list
 
 SERVING_DEFAULT = "serving_default"
+CLASS_LIST_ASSET = class_list.CLASS_LIST_FILE  # assets/classes.txt
 
 
 class ExportModule(tf.Module, metaclass=abc.ABCMeta):
@@ -53,7 +64,13 @@ class ExportModule(tf.Module, metaclass=abc.ABCMeta):
 
     Args:
         model: the Keras model the signatures call.
+        class_names: optional class names in id order; saved as the asset
+            `assets/classes.txt` and looked up by `class_name_lookup`.
         name: module name.
+
+    Raises:
+        ConfigError: a class name is empty, repeated, spans lines or has
+            surrounding whitespace.
 
     Example:
 
@@ -64,7 +81,7 @@ class ExportModule(tf.Module, metaclass=abc.ABCMeta):
     ```
     """
 
-    def __init__(self, model, name=None):
+    def __init__(self, model, class_names=None, name=None):
         super().__init__(name=name)
         # The SavedModel holds the signatures and the model's variables, not
         # the Keras object graph (as `keras.export.ExportArchive`): saving a
@@ -74,11 +91,44 @@ class ExportModule(tf.Module, metaclass=abc.ABCMeta):
         self.model_variables = [getattr(v, "value", v)
                                 for v in model.variables]
         self._traced = _Untracked(None)  # filled by `signatures()`
+        self.class_list = (None if class_names is None
+                           else ClassListAsset(class_names))
 
     @property
     def model(self):
         """The Keras model the signatures call."""
         return self._untracked.value
+
+    @property
+    def class_names(self):
+        """The class names (list of str), or None without a class list."""
+        return None if self.class_list is None else self.class_list.names
+
+    def class_name_lookup(self, ids):
+        """Class ids -> names, in the graph (`""` for ids outside the list).
+
+        Args:
+            ids: integer tensor of class ids, any shape (-1 = no class).
+
+        Returns:
+            String tensor of the shape of `ids`.
+
+        Raises:
+            ConfigError: the module has no class list.
+
+        Example:
+
+        ```python
+        def serve(self, inputs):
+            labels = tf.argmax(self.model(inputs["x"]), axis=-1)
+            return {"labels": labels,
+                    "class_names": self.class_name_lookup(labels)}
+        ```
+        """
+        if self.class_list is None:
+            raise errors.ConfigError(
+                f"{type(self).__name__} was built without class_names")
+        return self.class_list.lookup(ids)
 
     @abc.abstractmethod
     def input_specs(self):
@@ -164,6 +214,60 @@ class ExportModule(tf.Module, metaclass=abc.ABCMeta):
                     autograph=False).get_concrete_function()
             self._traced.value = functions
         return dict(self._traced.value)
+
+
+class ClassListAsset(tf.Module):
+    """A class list saved as the asset `classes.txt`, with an id -> name table.
+
+    The names are written to a private temporary folder (removed with this
+    object) and tracked as a `tf.saved_model.Asset`, so a SavedModel holding
+    this module gets `assets/classes.txt`; the lookup table is initialised
+    from that file, at construction and again whenever the SavedModel
+    loads.
+
+    Args:
+        names: class names in id order (unique, non-empty, one line each).
+
+    Raises:
+        ConfigError: an invalid or repeated name.
+
+    Example:
+
+    ```python
+    classes = ClassListAsset(["jump", "run"])
+    classes.lookup(tf.constant([1, -1]))   # [b"run", b""]
+    ```
+    """
+
+    def __init__(self, names):
+        super().__init__(name="class_list")
+        try:
+            classes = class_list.ClassList(names)
+        except errors.MalformedFileError as e:
+            raise errors.ConfigError(f"class_names: {e}") from None
+        if not len(classes):
+            raise errors.ConfigError("class_names is empty")
+        self._names = tuple(classes.names)
+        folder = tempfile.mkdtemp(prefix="tfaction_classes_")
+        weakref.finalize(self, shutil.rmtree, folder, True)
+        path = os.path.join(folder, CLASS_LIST_ASSET)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(classes.to_text())
+        self.asset = tf.saved_model.Asset(path)
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                self.asset, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+                tf.string, tf.lookup.TextFileIndex.WHOLE_LINE),
+            default_value="")
+
+    @property
+    def names(self):
+        """The class names, a list of str in id order."""
+        return list(self._names)
+
+    def lookup(self, ids):
+        """Integer ids (any shape) -> string names; `""` outside the list."""
+        return self.table.lookup(tf.cast(ids, tf.int64))
 
 
 class _Untracked:

@@ -8,6 +8,7 @@ export_dir/
   batching_parameters.txt    BatchingParameters template
   1/  2/  ...                integer versions; the server serves the newest
     saved_model.pb  variables/  assets.extra/tf_serving_warmup_requests
+    assets/classes.txt       the class list (modules built with class names)
 ```
 
 A version is written into a hidden staging directory beside the versions
@@ -38,6 +39,7 @@ from absl import logging
 from tfaction import errors
 from tfaction.data import filesystems
 from tfaction.serving import batching_parameters
+from tfaction.serving import export_module
 from tfaction.serving import model_server_config
 from tfaction.serving import warmup_requests
 
@@ -79,11 +81,20 @@ def _check_readback(path, module):
 
     What TF Serving does when it loads a version: a version that passes
     loads and runs. (Outputs are checked for the signature's names, shapes
-    and dtypes; their values are the tests' business.)
+    and dtypes; their values are the tests' business.) A module with a
+    class list must have it as `assets/classes.txt`.
 
     Raises:
-        ValueError: a signature or an output is missing or malformed.
+        ValueError: a signature, an output or the class list is missing or
+            malformed.
     """
+    if module.class_list is not None:
+        classes = os.path.join(path, "assets",
+                               export_module.CLASS_LIST_ASSET)
+        if not tf.io.gfile.exists(classes) or tf.io.gfile.GFile(
+                classes).read().splitlines() != module.class_names:
+            raise ValueError(f"the saved model lacks its class list "
+                             f"{classes}")
     loaded = tf.saved_model.load(path)
     functions = module.signatures()
     missing = set(functions) - set(loaded.signatures)
