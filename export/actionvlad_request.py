@@ -4,7 +4,9 @@ r"""Sends one video's frames to an exported ActionVLAD and prints its classes.
 python -m export.actionvlad_request --saved_model=models/actionvlad/1 \
     --frames_root=hmdb51/frames \
     --split_list=train_test_lists/test_split1.txt [--video=brush_hair/1] \
-    [--num_steps=25] [--rest_body=request.json]
+    [--num_steps=25] [--rest_body=request.json] \
+    [--grpc=HOST:8500 [--model_name=actionvlad] [--signature_name=NAME]] \
+    [--grpc_request=request.pb]
 ```
 
 Reads a video folder of the HMDB51 / ActionVLAD layout
@@ -14,18 +16,28 @@ from the signature) with ActionVLAD's uniform sampling, sends the JPEG bytes
 unchanged to `serving_default` exactly as TensorFlow Serving would (RGB
 `frames` [1, T], flow `flow_x`, `flow_y` [1, T, S]; decoding, resizing,
 cropping and normalisation run inside the model) and prints the top
-classes with the video's label from the split list. `--rest_body` writes
-the JSON body of the same request (JPEGs base64-encoded as `{"b64": ...}`):
+classes (ids, scores and the `class_names` the model returns from its
+`assets/classes.txt`) with the video's label from the split list.
+`--rest_body` writes the JSON body of the same request (JPEGs
+base64-encoded as `{"b64": ...}`):
 
     curl -d @request.json http://HOST:8501/v1/models/actionvlad:predict
+
+With `--grpc=HOST:PORT` the same JPEG strings go as a gRPC `PredictRequest`
+(DT_STRING TensorProtos) to TF Serving's `PredictionService/Predict`
+instead, and the classes it returns are printed (`--saved_model` is still
+read, for the signature's inputs and S); `--grpc_request` writes that
+request, serialized, without sending it. The flags shared with
+`export.actionformer_request` are described in `export.serving_request`.
 """
 
-import base64
 import json
+import sys
 
 from absl import app
 from absl import flags
 
+from export import serving_request
 from tfaction.data import filesystems
 
 
@@ -33,8 +45,7 @@ def define_flags(flag_values=flags.FLAGS):
     """Defines the command's flags (only when run as a command, so that
     importing this module claims no flag names)."""
     f = dict(flag_values=flag_values)
-    flags.DEFINE_string("saved_model", None,
-                        "Exported version folder (models/X/N).", **f)
+    serving_request.define_flags("actionvlad", flag_values)
     flags.DEFINE_string("frames_root", None,
                         "Root of the video frame folders.", **f)
     flags.DEFINE_string(
@@ -43,8 +54,6 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string("video", None, "Video path under frames_root.", **f)
     flags.DEFINE_integer("num_steps", 8, "Frames (flow: stacks) to send, T.",
                          **f)
-    flags.DEFINE_string("rest_body", None,
-                        "Write the REST :predict body here.", **f)
 
 
 def request_inputs(folder, input_names, num_steps, stack=None):
@@ -87,14 +96,47 @@ def request_inputs(folder, input_names, num_steps, stack=None):
 
 
 def rest_body(inputs):
-    """TF Serving REST `:predict` body (columnar, binary as base64)."""
-    def encode(x):
-        if isinstance(x, (list, tuple)):
-            return [encode(v) for v in x]
-        return {"b64": base64.b64encode(x).decode("ascii")}
+    """TF Serving REST `:predict` body of `request_inputs` output for
+    `serving_default` (columnar, JPEGs base64-encoded as `{"b64": ...}`)."""
+    return serving_request.rest_body(inputs, "serving_default")
 
-    return {"signature_name": "serving_default",
-            "inputs": {k: encode(v.tolist()) for k, v in inputs.items()}}
+
+def grpc_request(inputs, model_name="actionvlad"):
+    """The gRPC `PredictRequest` of `request_inputs` output.
+
+    Args:
+        inputs: `request_inputs` output.
+        model_name: the served model's name (`model_spec.name`).
+
+    Returns:
+        A `PredictRequest` for `serving_default` (DT_STRING inputs); send
+        it with `serving_request.send(request, "HOST:8500")`.
+    """
+    return serving_request.predict_request(inputs, "serving_default",
+                                           model_name)
+
+
+def format_top(video, label, outputs):
+    """One JSON line: the video, its label and the top classes.
+
+    Args:
+        video: the video's path under the frames root.
+        label: its class id from the split list.
+        outputs: the signature's outputs as numpy (`top_k_classes`,
+            `top_k_scores`, optional `class_names`).
+
+    Returns:
+        `{"video", "label", "top_k": [{"class", "score"[, "name"]}]}` as
+        JSON text.
+    """
+    top = [{"class": int(c), "score": round(float(s), 4)}
+           for c, s in zip(outputs["top_k_classes"][0],
+                           outputs["top_k_scores"][0])]
+    names = outputs.get("class_names")  # exports before class lists: none
+    if names is not None:
+        for entry, name in zip(top, names[0]):
+            entry["name"] = name.decode()
+    return json.dumps({"video": video, "label": label, "top_k": top})
 
 
 def _video_and_label(split_list, video):
@@ -107,27 +149,23 @@ def _video_and_label(split_list, video):
 
 def main(argv):
     del argv
-    import tensorflow as tf
+    from tfaction import errors
 
-    video, label = _video_and_label(flags.FLAGS.split_list, flags.FLAGS.video)
-    serve = tf.saved_model.load(filesystems.ensure_filesystem(
-        flags.FLAGS.saved_model)).signatures["serving_default"]
-    specs = serve.structured_input_signature[1]
-    stack = specs["flow_x"].shape[-1] if "flow_x" in specs else None
-    inputs = request_inputs(filesystems.join(flags.FLAGS.frames_root, video),
-                            set(specs), flags.FLAGS.num_steps, stack)
-    outputs = serve(**{k: tf.constant(v) for k, v in inputs.items()})
-    names = outputs.get("top_k_names")
-    top = [{"class": int(c), "score": round(float(s), 4)}
-           for c, s in zip(outputs["top_k_classes"][0].numpy(),
-                           outputs["top_k_scores"][0].numpy())]
-    if names is not None:
-        for entry, name in zip(top, names[0].numpy()):
-            entry["name"] = name.decode()
-    print(json.dumps({"video": video, "label": label, "top_k": top}))
-    if flags.FLAGS.rest_body:
-        filesystems.write_json(flags.FLAGS.rest_body, rest_body(inputs),
-                               indent=None)
+    fv = flags.FLAGS
+    try:
+        video, label = _video_and_label(fv.split_list, fv.video)
+        name = fv.signature_name or "serving_default"
+        serve = serving_request.load_signature(fv.saved_model, name)
+        specs = serve.structured_input_signature[1]
+        stack = specs["flow_x"].shape[-1] if "flow_x" in specs else None
+        inputs = request_inputs(filesystems.join(fv.frames_root, video),
+                                set(specs), fv.num_steps, stack)
+        outputs = serving_request.serve(inputs, name, signature=serve)
+    except errors.TfactionError as e:
+        sys.stderr.write(f"export.actionvlad_request: error: {e}\n")
+        return 1
+    print(format_top(video, label, outputs))
+    return 0
 
 
 if __name__ == "__main__":
