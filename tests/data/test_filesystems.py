@@ -276,3 +276,26 @@ def test_evaluation_and_centers_readers_accept_remote_paths(root):
     kmeans.save_centers(centers, np.eye(2), {"seed": 1})
     np.testing.assert_array_equal(kmeans.load_centers(centers, 2, 2),
                                   np.eye(2))
+
+
+def test_synthetic_datasets_write_to_remote_folders(root, tmp_path):
+    from tfaction.data import synthetic
+
+    out = filesystems.join(root, "tal")
+    local = tmp_path / "tal_local"
+    synthetic.generate_temporal_localization(out, num_videos=3, seed=1)
+    synthetic.generate_temporal_localization(local, num_videos=3, seed=1)
+    files = sorted(os.path.relpath(os.path.join(d, n), local)
+                   for d, _, names in os.walk(local) for n in names)
+    assert files
+    for rel in files:
+        assert filesystems.read_bytes(filesystems.join(
+            out, *rel.split(os.sep))) == (local / rel).read_bytes(), rel
+    # A non-empty folder is kept unless overwrite is asked for.
+    with pytest.raises(FileExistsError, match="not empty"):
+        synthetic.generate_temporal_localization(out, num_videos=2, seed=2)
+    synthetic.generate_temporal_localization(out, num_videos=2, seed=2,
+                                             overwrite=True)
+    annotations = filesystems.read_json(
+        filesystems.join(out, "annotations.json"))
+    assert len(annotations["database"]) == 2

@@ -233,6 +233,47 @@ def makedirs(path):
               lambda g, p: g.makedirs(p))
 
 
+def upload_tree(local_dir, remote_dir):
+    """Copies every file under local folder `local_dir` to `remote_dir`.
+
+    Args:
+        local_dir: a local folder.
+        remote_dir: the destination folder (any scheme); files keep their
+            relative paths.
+
+    Example:
+
+    ```python
+    upload_tree("/tmp/dataset", "s3://bucket/datasets/synthetic")
+    ```
+    """
+    def remote(g, top):
+        for folder, _, names in os.walk(local_dir):
+            rel = os.path.relpath(folder, local_dir)
+            dest = top if rel == "." else join(top, *rel.split(os.sep))
+            g.makedirs(dest)
+            for name in names:
+                g.copy(os.path.join(folder, name), join(dest, name),
+                       overwrite=True)
+
+    def local(top):
+        shutil.copytree(local_dir, top, dirs_exist_ok=True)
+
+    _dispatch(remote_dir, local, remote)
+
+
+def remove_tree(path):
+    """Deletes folder `path` and everything under it (local or remote).
+
+    Example:
+
+    ```python
+    remove_tree("s3://bucket/datasets/old")
+    ```
+    """
+    _dispatch(path, shutil.rmtree, lambda g, p: g.rmtree(p))
+
+
 def join(*parts):
     """`os.path.join` that also works for URLs (always '/' on POSIX).
 
@@ -369,18 +410,20 @@ def commit(temp, final):
 
 
 def remove_quietly(path):
-    """Removes file `path` if it exists (cleanup after a failure)."""
+    """Removes file `path` if it exists (cleanup after a failure).
+
+    Only called while another error propagates: a failing removal must
+    not replace that error, which is the one the user needs to see.
+    """
     path = os.fspath(path)
     if is_local(path):
         with contextlib.suppress(OSError):
             os.remove(path)
         return
     import tensorflow as tf
-    try:
+    with contextlib.suppress(tf.errors.OpError):
         if tf.io.gfile.exists(path):
             tf.io.gfile.remove(path)
-    except tf.errors.OpError:
-        pass
 
 
 def atomic_write_bytes(path, data):

@@ -34,6 +34,8 @@ import pathlib
 import shutil
 import tempfile
 
+from tfaction.data import filesystems
+
 
 @contextlib.contextmanager
 def staged_output_dir(out_dir, overwrite=False):
@@ -50,6 +52,10 @@ def staged_output_dir(out_dir, overwrite=False):
     Raises:
         FileExistsError: `out_dir` is non-empty and `overwrite` is false.
     """
+    if not filesystems.is_local(out_dir):
+        with _staged_remote_dir(os.fspath(out_dir), overwrite) as staging:
+            yield staging
+        return
     out_dir = pathlib.Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(
@@ -74,6 +80,34 @@ def staged_output_dir(out_dir, overwrite=False):
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(staging, out_dir)
+
+
+@contextlib.contextmanager
+def _staged_remote_dir(out_dir, overwrite):
+    """`staged_output_dir` for a remote `out_dir` (`s3://...`).
+
+    The dataset is written to a local temporary folder, then uploaded; a
+    failed upload removes what it wrote, so `out_dir` holds either the
+    whole dataset or nothing.
+    """
+    if (filesystems.isdir(out_dir) and filesystems.listdir(out_dir)
+            and not overwrite):
+        raise FileExistsError(
+            f"{out_dir}: output folder is not empty; pass overwrite=True "
+            "(--overwrite) to replace it")
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=".synthetic-"))
+    try:
+        yield staging
+        if filesystems.isdir(out_dir):
+            filesystems.remove_tree(out_dir)
+        try:
+            filesystems.upload_tree(staging, out_dir)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                filesystems.remove_tree(out_dir)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # Imported after `staged_output_dir` is defined: the modules use it.

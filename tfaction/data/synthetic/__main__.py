@@ -7,6 +7,9 @@ Usage:
     python -m tfaction.data.synthetic --kind=video_classification \\
         --out_dir=/tmp/hmdb_synth [--num_videos=32] [--seed=0]
 
+`--out_dir` may be remote (`s3://...`): the dataset is written locally
+first, then uploaded.
+
 Prints a one-line JSON summary. See `tfaction.data.synthetic` for layouts.
 """
 
@@ -15,6 +18,7 @@ import json
 from absl import app
 from absl import flags
 
+from tfaction.data import filesystems
 from tfaction.data import synthetic
 
 _KIND = flags.DEFINE_enum(
@@ -44,4 +48,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    filesystems.run_and_exit(app.run, main)

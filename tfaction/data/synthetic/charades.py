@@ -22,7 +22,7 @@ Descriptions contain commas and quotes, so the CSV needs real CSV parsing.
 
 import csv
 import io
-import pathlib
+import os
 
 import numpy as np
 
@@ -181,7 +181,7 @@ def generate_charades(out_dir, num_videos=12, seed=0, *, num_classes=6,
             "--frames_root=Charades_v1_rgb "
             "--class_list=Charades_v1_classes.txt --output_dir=OUT`.\n")
     return {
-        "out_dir": str(pathlib.Path(out_dir)),
+        "out_dir": os.fspath(out_dir),
         "num_videos": num_videos,
         "num_train": sum(v["split"] == "train" for v in videos),
         "num_test": sum(v["split"] == "test" for v in videos),

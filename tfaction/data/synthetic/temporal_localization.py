@@ -29,7 +29,7 @@ bursts in directions that are not actions.
 """
 
 import json
-import pathlib
+import os
 
 import numpy as np
 
@@ -336,7 +336,7 @@ def generate_temporal_localization(out_dir, num_videos=60, seed=0, *,
         (staging / "README.md").write_text(
             _readme(num_videos, feature_dim, names))
     return {
-        "out_dir": str(pathlib.Path(out_dir)),
+        "out_dir": os.fspath(out_dir),
         "num_videos": num_videos,
         "num_training": num_videos - num_val,
         "num_validation": num_val,

@@ -42,7 +42,7 @@ motion cue as well and an RGB model may score somewhat above 1/2.
 """
 
 import colorsys
-import pathlib
+import os
 
 import numpy as np
 
@@ -306,7 +306,7 @@ def generate_video_classification(out_dir, num_videos=32, seed=0, *,
                                                      for c in classes))
         (staging / "README.md").write_text(_readme(classes, height, width))
     return {
-        "out_dir": str(pathlib.Path(out_dir)),
+        "out_dir": os.fspath(out_dir),
         "num_videos": num_videos,
         "num_train": sum(v["split"] == "train" for v in videos),
         "num_test": sum(v["split"] == "test" for v in videos),
