@@ -1,6 +1,7 @@
 # `make test`: create .venv, install tfaction with its test and serving extras,
 # run the whole suite. The install is redone whenever setup.py changes.
 # `make demo`: ActionFormer end to end on synthetic data (see README).
+# `make test-slow`: the long end-to-end tests `make test` leaves out.
 # `make test-demo`: both demos, checked against README's figures (slow).
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ PYTEST_ARGS ?=
 # Hide TensorFlow's C++ start-up log in the demos (override: =0 shows all).
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: test test-demo install demo demo-actionvlad clean
+.PHONY: test test-slow test-demo install demo demo-actionvlad clean
 
 install: $(STAMP)
 
@@ -22,6 +23,12 @@ $(STAMP): setup.py
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The `slow` tests (deselected by `make test` to keep it under 15 minutes
+# on 2 cores): the ActionFormer learning run, fine-tuning an imported
+# checkpoint.
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 # The `demo` tests (deselected by `make test`) run `make demo` and
 # `make demo-actionvlad` in temporary folders and assert README's figures.

@@ -148,7 +148,7 @@ def test_model_weights(bundle, tmp_path):
         _assert_holds(trainer.model, raw)
 
 
-@pytest.mark.large
+@pytest.mark.slow
 def test_training_continues_from_the_import(bundle, tmp_path):
     workdir = tmp_path / "finetune"
     _import(_argv(bundle, workdir))
