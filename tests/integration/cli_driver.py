@@ -20,6 +20,7 @@ python tests/integration/cli_driver.py plan.json results.json
 ```
 """
 
+import contextlib
 import json
 import os
 import runpy
@@ -47,10 +48,9 @@ def _run_child(module, args, out_path, err_path):
         traceback.print_exc()
     finally:
         for stream in (sys.stdout, sys.stderr):
-            try:
+            # A closed stream has nothing left to flush.
+            with contextlib.suppress(ValueError, OSError):
                 stream.flush()
-            except Exception:  # a closed stream: nothing left to flush
-                pass
         os._exit(code)
 
 

@@ -19,11 +19,11 @@ missing, unexpected or wrongly shaped tensor nothing is assigned.
 Example:
 
 ```python
-import json
 from tfaction.checkpoints.actionformer import load_actionformer_checkpoint
+from tfaction.data import filesystems
 from tfaction.models.actionformer.model import ActionFormer
 
-cfg = json.load(open("config.json"))["config"]  # the authors' config
+cfg = filesystems.read_json("config.json")["config"]  # the authors' config
 model = ActionFormer.from_reference_config(cfg["model"],
                                            train_cfg=cfg["train_cfg"])
 load_actionformer_checkpoint(model, "epoch_035.pth.tar", weights="ema")
