@@ -32,6 +32,15 @@ EXTRAS_REQUIRE = {
     "test": ["pytest>=8", "pytest-timeout>=2.3", "moto[server]==5.2.6"],
 }
 
+# The repository's data/ (class lists, split lists, label maps of the public
+# benchmarks) ships inside the wheel as tfaction/public_data/, where
+# tfaction.data.public_metadata finds it outside a source checkout. The
+# patterns stop at the metadata's own depth: converted records that recipes
+# write under data/<dataset>/records/ never match.
+PUBLIC_DATA = "tfaction.public_data"
+PUBLIC_DATA_FILES = ["README.md", "*/README.md", "*/*.txt", "*/*.csv",
+                     "*/*.json", "*/*.tsv", "hmdb51/train_test_lists/*.txt"]
+
 setup(
     name="tfaction",
     version=VERSION,
@@ -40,7 +49,9 @@ setup(
                  "TF-Serving exports."),
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["tfaction", "tfaction.*"]),
+    packages=find_packages(include=["tfaction", "tfaction.*"]) + [PUBLIC_DATA],
+    package_dir={PUBLIC_DATA: "data"},
+    package_data={PUBLIC_DATA: PUBLIC_DATA_FILES},
     python_requires=">=3.10,<3.13",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

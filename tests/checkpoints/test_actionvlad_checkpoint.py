@@ -12,6 +12,7 @@ its trunk's features; `--family=actionvlad` imports it as a run that
 evaluation restores; loading is all-or-nothing.
 """
 
+import json
 import os
 
 import keras
@@ -210,9 +211,16 @@ def test_mismatches_change_nothing(release, tmp_path):
 
 def test_import_command(release, dataset, tmp_path):  # noqa: F811
     """`--family=actionvlad` on the synthetic HMDB51-layout data (4
-    classes, RGB), then the restore of `experiments.train --mode=eval`."""
+    classes, RGB), then the restore of `experiments.train --mode=eval`.
+
+    The recipe's stage freezes the trunk without trunk weights (as the real
+    recipes, whose trunk_weights file the user need not have): the import
+    needs no override, and the run it writes names itself as the source of
+    the weights."""
     prefix, arrays = release
-    config = make_config(dataset)
+    config = make_config(dataset, stage="stage1")
+    config.task.train_from_scratch = False
+    config.task.trunk_weights = "vgg16_notop.h5"  # not needed, not read
     config.task.model.trunk = "vgg16"
     config.task.frames.crop_size = CROP
     config.task.model.num_clusters = CLUSTERS
@@ -225,6 +233,10 @@ def test_import_command(release, dataset, tmp_path):  # noqa: F811
     assert options["weights"] == "model"
     assert import_cli.import_checkpoint(config, **options) == (
         f"{workdir}/checkpoints/ckpt-0")
+    saved = json.loads((workdir / "config.json").read_text())["task"]
+    assert (saved["init_checkpoint"], saved["trunk_weights"],
+            saved["centers_file"], saved["train_from_scratch"]) == (
+                str(workdir), "", "", False)
     config, workdir, mode = train.parse_command_line(
         ["train", "--mode=eval", f"--workdir={workdir}",
          f"--config={workdir}/config.json"])

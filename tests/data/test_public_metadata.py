@@ -142,8 +142,9 @@ def test_verbatim_copies_are_unchanged(rel, digest):
     assert hashlib.sha256((DATA / rel).read_bytes()).hexdigest() == digest
 
 
-def test_data_is_not_a_python_package():
-    """data/ is repository data: no Python file, never found as a package."""
+def test_data_holds_no_python_code():
+    """data/ is metadata only: no Python file, never found by find_packages
+    (setup.py maps it explicitly to the package data tfaction/public_data)."""
     assert not [p for p in DATA.rglob("*.py")]
     packages = setuptools.find_packages(where=str(REPO))
     assert not [p for p in packages if p == "data" or p.startswith("data.")]

@@ -42,15 +42,18 @@ Families (`register_family` adds one):
   `tfaction.checkpoints.actionformer`;
 * `actionvlad`: the TF-slim checkpoints of rohitgirdhar/ActionVLAD
   (`--checkpoint=<prefix>`), through `tfaction.checkpoints.actionvlad`.
-  The model is built by the task first, so a recipe whose stage freezes
-  the trunk or NetVLAD needs `--config.task.train_from_scratch=True` (the
-  released weights replace every layer).
+  The released weights replace every layer, so any stage's recipe works:
+  the import builds the model without the recipe's `trunk_weights` /
+  `centers_file` / `init_checkpoint`, and the `config.json` it writes names
+  the run itself as `task.init_checkpoint` (no trunk or centres files),
+  which is what the model's weights are from then on.
 
 Needs the data folder (`task.data_dir`): its `dataset_info.json` gives the
 input dimension and the classes. Exit status: 0, 2 for a bad command line
 or config, 1 for other errors (a checkpoint that does not fit the model).
 """
 
+import copy
 import dataclasses
 import os
 
@@ -81,6 +84,9 @@ class Family:
             loaded (a list of names).
         weights: the copies a file may hold (`--weights` values); the first
             is the default.
+        configure: `configure(config, workdir) -> (build, saved)`: the
+            config to build the model with and the one to write as the
+            run's `config.json` (default: the given config for both).
 
     The model itself is built by the task (`tasks.build_task(config)` ->
     `task.build_model()`), as training builds it.
@@ -97,6 +103,7 @@ class Family:
     task_name: str
     load: object
     weights: tuple
+    configure: object = None
 
     def check_weights(self, weights):
         """`weights`, or the default when None.
@@ -118,8 +125,22 @@ class Family:
                 f"checkpoints hold {', '.join(self.weights)}")
         return weights
 
+    def configs(self, config, workdir):
+        """The configs to build the model with and to save with the run.
 
-def register_family(name, *, task_name, load, weights):
+        Args:
+            config: the experiment config given.
+            workdir: the run directory being written.
+
+        Returns:
+            Tuple `(build, saved)` (both `config` unless `configure`).
+        """
+        if self.configure is None:
+            return config, config
+        return self.configure(config, os.fspath(workdir))
+
+
+def register_family(name, *, task_name, load, weights, configure=None):
     """Registers a family for `--family=<name>`.
 
     Args:
@@ -127,6 +148,8 @@ def register_family(name, *, task_name, load, weights):
         task_name: the task whose model the checkpoints fit.
         load: `load(model, checkpoint, weights) -> list of names loaded`.
         weights: non-empty tuple of copy names; the first is the default.
+        configure: optional `configure(config, workdir) -> (build, saved)`
+            (see `Family`).
 
     Returns:
         The `Family`.
@@ -147,7 +170,7 @@ def register_family(name, *, task_name, load, weights):
     if not weights:
         raise errors.ConfigError(f"family {name!r}: weights must name at "
                                  "least one copy")
-    family = Family(name, task_name, load, tuple(weights))
+    family = Family(name, task_name, load, tuple(weights), configure)
     _FAMILIES[name] = family
     return family
 
@@ -190,10 +213,25 @@ def _load_actionvlad(model, checkpoint, weights):
     return load_actionvlad_checkpoint(model, checkpoint)
 
 
+def _configure_actionvlad(config, workdir):
+    # The release holds every layer: the recipe's sources of frozen weights
+    # are neither needed nor wanted; afterwards the run is the source.
+    saved = copy.deepcopy(config)
+    saved.task.trunk_weights = ""
+    saved.task.centers_file = ""
+    saved.task.init_checkpoint = workdir
+    saved.task.train_from_scratch = False
+    build = copy.deepcopy(saved)
+    build.task.init_checkpoint = ""
+    build.task.train_from_scratch = True
+    return build, saved
+
+
 register_family("actionformer", task_name="actionformer",
                 load=_load_actionformer, weights=("ema", "model"))
 register_family("actionvlad", task_name="actionvlad",
-                load=_load_actionvlad, weights=("model",))
+                load=_load_actionvlad, weights=("model",),
+                configure=_configure_actionvlad)
 
 
 def define_flags(flag_values, sys_argv=None):
@@ -249,9 +287,9 @@ def parse_command_line(argv, flag_values=None):
     """
     (config,), flag_values = command.parse_configs(
         argv, flag_values, define_flags)
-    command.validate(config)
     family = get_family(flag_values.family)
     _check_task(family, config)
+    command.validate(family.configs(config, flag_values.workdir)[0])
     return config, {"workdir": flag_values.workdir, "family": family.name,
                     "checkpoint": flag_values.checkpoint,
                     "weights": family.check_weights(flag_values.weights)}
@@ -340,6 +378,7 @@ def import_checkpoint(config, workdir, family, checkpoint, weights=None):
     workdir = os.fspath(workdir)
     directory = filesystems.join(workdir, CHECKPOINT_DIR)
     _check_no_checkpoint(directory)
+    config, saved = entry.configs(config, workdir)
     # The task's model under the run's dtype policy, as training builds it.
     training.configure_runtime(config.runtime, config.trainer.seed)
     task = tasks.build_task(config)
@@ -357,7 +396,7 @@ def import_checkpoint(config, workdir, family, checkpoint, weights=None):
             trainer.ema.reset()
         try:
             trainer.checkpointer.save(0)
-            config_lib.write_config_json(config, staging)
+            config_lib.write_config_json(saved, staging)
             _publish(staging, workdir, directory)
         finally:
             if filesystems.exists(staging):

@@ -327,7 +327,10 @@ def test_bad_arguments(layout):
         _convert(layout, frame_pattern="{id}.jpg")
 
 
-def test_cli_convert_and_verify(layout):
+@pytest.mark.parametrize("class_list", ["given", "default"])
+def test_cli_convert_and_verify(layout, class_list):
+    """Without --class_list the names are the shipped list's (codes keep
+    the indices either way)."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT),
                TF_CPP_MIN_LOG_LEVEL="3")
     script = (
@@ -345,7 +348,8 @@ def test_cli_convert_and_verify(layout):
         [sys.executable, "-c", script, "--format=charades_frames",
          f"--input={layout['train']},{layout['test']}",
          f"--frames_root={layout['frames']}",
-         f"--class_list={layout['classes']}", "--num_shards=2",
+         *([f"--class_list={layout['classes']}"]
+           if class_list == "given" else []), "--num_shards=2",
          f"--output_dir={layout['out']}", layout["out"]],
         capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -356,6 +360,12 @@ def test_cli_convert_and_verify(layout):
     info = json.load(open(os.path.join(layout["out"], "dataset_info.json")))
     assert info["format"] == "charades_frames" and info["multi_label"]
     assert info["subsets"]["train"]["num_shards"] == 2
+    source = (layout["classes"] if class_list == "given"
+              else REPO_ROOT / "data/charades/Charades_v1_classes_hf.txt")
+    names = (pathlib.Path(layout["out"]) / info["class_list"]).read_text()
+    assert names.split() == [
+        w for line in pathlib.Path(source).read_text().splitlines()
+        for w in line.split()[1:]]
 
 
 def test_cli_reports_bad_input(layout):

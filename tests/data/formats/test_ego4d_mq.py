@@ -158,19 +158,22 @@ def test_malformed_files_name_the_key(moments, tmp_path):
                               feature_window=32)
 
 
-def test_cli(moments):
+def test_cli_defaults_to_the_shipped_class_list(moments):
+    """No --class_list: the authors' label_id order from data/ego4d_mq."""
     out = moments["tmp"] / "cli_out"
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
     run = subprocess.run(
         [sys.executable, "-m", "tfaction.data.convert", "--format=ego4d_mq",
          f"--input={','.join(moments['paths'])}",
          f"--features_dir={','.join(moments['folders'])}",
-         f"--class_list={CLASSES}", "--feature_stride=16",
+         "--feature_stride=16",
          "--feature_window=32", "--fps=30", "--force_fps",
-         f"--output_dir={out}"], cwd=REPO, env=env, capture_output=True,
-        text=True, timeout=300)
+         f"--output_dir={out}"], cwd=moments["tmp"], env=env,
+        capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     info = json.loads((out / "dataset_info.json").read_text())
+    assert ((out / info["class_list"]).read_text().split("\n")[:110]
+            == CLASSES.read_text().split("\n")[:110])
     assert info["sources"]["annotations"] == moments["paths"]
     assert info["default_fps"] == 30.0 and info["force_fps"] is True
 

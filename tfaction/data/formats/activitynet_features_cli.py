@@ -41,8 +41,9 @@ FLAGS = (
                   "Subsets to convert (default all)."),
     registry.flag("string", "class_list", None,
                   "Class list file (one name per line) imposing the label "
-                  "order; default: the JSON's label_id order if complete, "
-                  "else sorted names."),
+                  "order, or a shipped list's name (thumos14, "
+                  "activitynet13, epic_kitchens100_verb, ...); default: the "
+                  "JSON's label_id order if complete, else sorted names."),
     registry.flag("string", "feature_prefix", None,
                   "Feature file prefix before the video id (e.g. v_); "
                   "default '' (activitynet) or the original v_ key (bsn)."),

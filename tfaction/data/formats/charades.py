@@ -53,6 +53,7 @@ import re
 import string
 
 from tfaction import errors
+from tfaction.data import public_metadata
 from tfaction.data import schemas
 from tfaction.data.formats import charades_csv
 from tfaction.data.formats import class_list as class_list_lib
@@ -73,7 +74,8 @@ def read_charades_classes(path):
 
     Args:
         path: class file; blank lines are ignored. Line k (0-based, blank
-            lines excluded) must carry code `c<k>`.
+            lines excluded) must carry code `c<k>`. `"charades"` names the
+            list shipped with tfaction (`tfaction.data.public_metadata`).
 
     Returns:
         A `ClassList` of the names (the text after the code); index = NNN.
@@ -84,11 +86,11 @@ def read_charades_classes(path):
 
     Example:
 
-    >>> classes = read_charades_classes("Charades_v1_classes.txt")  # doctest: +SKIP
-    >>> classes.name(0)  # doctest: +SKIP
+    >>> classes = read_charades_classes("charades")
+    >>> classes.name(0)
     'Holding some clothes'
     """
-    path = str(path)
+    path = str(public_metadata.class_list_path(path))
     text = common.read_text(path, what="Charades class file")
     names, seen = [], {}
     for number, line in enumerate(text.splitlines(), 1):

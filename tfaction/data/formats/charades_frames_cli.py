@@ -8,8 +8,7 @@ Example:
 
     python -m tfaction.data.convert --format=charades_frames \
         --input=Charades_v1_train.csv,Charades_v1_test.csv \
-        --frames_root=Charades_v1_rgb \
-        --class_list=Charades_v1_classes.txt --output_dir=out/charades
+        --frames_root=Charades_v1_rgb --output_dir=out/charades
 """
 
 from tfaction.data.formats import frame_folder_flags
@@ -24,8 +23,9 @@ _FLAGS = (
                   "Subset names parallel to --input (default from the file "
                   "names, Charades_v1_test.csv -> test)."),
     registry.flag("string", "class_list", None,
-                  "Charades_v1_classes.txt ('c000 name' lines; default "
-                  "names c000..c156)."),
+                  "Charades_v1_classes.txt ('c000 name' lines), or a "
+                  "shipped list's name; default charades "
+                  "(data/charades/Charades_v1_classes_hf.txt)."),
     registry.flag("float", "fps", None,
                   "fps of the frame folders (default 24)."),
     registry.flag("string", "frame_pattern", "{id}-{index:06d}.jpg",
@@ -45,7 +45,8 @@ def _convert(options):
         options["input"], options["frames_root"], options["output_dir"],
         subsets=options["subsets"], frame_pattern=options["frame_pattern"],
         fps=fps, frame_step=options["frame_step"],
-        jpeg_check=options["jpeg_check"], class_list=options["class_list"],
+        jpeg_check=options["jpeg_check"],
+        class_list=options["class_list"] or "charades",
         **registry.writer_options(options))
 
 

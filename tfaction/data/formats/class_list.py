@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from tfaction import errors
 from tfaction.data import filesystems
+from tfaction.data import public_metadata
 
 CLASS_LIST_FILE = "classes.txt"
 
@@ -123,7 +124,10 @@ def read_class_list(path):
     """Reads a class list file (one name per line, blank lines ignored).
 
     Args:
-        path: local path or URL.
+        path: local path or URL, or the name of a list shipped with
+            tfaction (`thumos14`, `activitynet13`, `hmdb51`, `ava`, `ava60`,
+            `epic_kitchens100_verb`, `epic_kitchens100_noun`, `ego4d_mq`;
+            see `tfaction.data.public_metadata`).
 
     Returns:
         A `ClassList`.
@@ -133,9 +137,10 @@ def read_class_list(path):
 
     Example:
 
-    >>> classes = read_class_list("data/hmdb51/actions.txt")  # doctest: +SKIP
+    >>> len(read_class_list("thumos14"))
+    20
     """
-    path = filesystems.ensure_filesystem(path)
+    path = filesystems.ensure_filesystem(public_metadata.class_list_path(path))
     if not tf.io.gfile.exists(path):
         raise errors.MalformedFileError("class list file not found",
                                         path=path)

@@ -10,7 +10,7 @@ Example:
 
     python -m tfaction.data.convert --format=ego4d_mq \
         --input=moments_val.json --features_dir=slowfast_features \
-        --class_list=data/ego4d_mq/classes.txt --feature_stride=16 \
+        --feature_stride=16 \
         --feature_window=32 --fps=30 --force_fps --output_dir=out
 """
 
@@ -27,8 +27,10 @@ _FLAGS = (
                   "Ego4D MQ moments JSON file(s), comma-separated "
                   "(moments_train.json,moments_val.json).", required=True),
     registry.flag("string", "class_list", None,
-                  "Class list file; data/ego4d_mq/classes.txt is the "
-                  "ActionFormer authors' label_id order.", required=True),
+                  "Class list file (one name per line) imposing the label "
+                  "order, or a shipped list's name; default ego4d_mq "
+                  "(data/ego4d_mq/classes.txt), the ActionFormer authors' "
+                  "label_id order."),
     registry.flag("float", "min_moment_duration", 0.25,
                   "Shortest moment kept, seconds (the authors' converter "
                   "drops shorter ones)."),
@@ -43,6 +45,7 @@ _FLAGS = (
 def _convert(options):
     from tfaction.data.formats import ego4d_mq
 
+    options = dict(options, class_list=options["class_list"] or "ego4d_mq")
     return ego4d_mq.convert_ego4d_mq(
         options["input"], options["features_dir"], options["output_dir"],
         min_duration=options["min_moment_duration"],

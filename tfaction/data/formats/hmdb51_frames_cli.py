@@ -26,7 +26,8 @@ _FLAGS = (
                   "names, train_split1.txt -> train)."),
     registry.flag("string", "class_list", None,
                   "Class list file (one name per line) imposing the label "
-                  "order; default: folder names of the class ids."),
+                  "order, or a shipped list's name (hmdb51); default: "
+                  "folder names of the class ids."),
     registry.flag("string", "all_videos", None,
                   "AllVideos.txt: original names of renamed videos."),
     registry.flag("float", "fps", None, "fps to record."),

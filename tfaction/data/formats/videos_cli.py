@@ -20,7 +20,8 @@ _FLAGS = (
                   "Output frame rate (default: every frame)."),
     registry.flag("string", "class_list", None,
                   "Class list file (one name per line) imposing the label "
-                  "order; default: sorted names."),
+                  "order, or a shipped list's name; default: sorted "
+                  "names."),
     registry.flag("integer", "short_side", None,
                   "Resize frames to this short side."),
     registry.flag("enum", "flow", "none", "Optical flow method.",
