@@ -78,8 +78,9 @@ def base_config():
         "name": "adamw",        # sgd, adam, adamw, lamb
         "lr": 1e-3,             # peak learning rate
         "schedule": "cosine",   # constant, cosine or step, after warm-up
-        "warmup_steps": 0,      # linear warm-up from 0
+        "warmup_steps": 0,      # linear warm-up ...
         "warmup_epochs": 0,     # or in epochs (warmup_steps must be 0)
+        "warmup_start_ratio": 0.0,  # ... from lr * this (0.1: 0.01 -> 0.1)
         "min_lr_ratio": 0.0,    # cosine floor, as a fraction of lr
         "decay_steps": 0,       # step: multiply by decay_rate every N steps
         "decay_rate": 0.1,

@@ -37,6 +37,20 @@ def test_warmup_then_cosine_schedule_values():
         assert lr_at(schedule, step) == pytest.approx(value, abs=1e-6), step
 
 
+def test_warmup_from_a_fraction_of_the_rate():
+    """Video Action Transformer: linear 0.01 -> 0.1 over 1,000 steps, then
+    cosine to 0."""
+    schedule = training.build_learning_rate(
+        optimizer_config(lr=0.1, schedule="cosine", warmup_steps=1000,
+                         warmup_start_ratio=0.1), total_steps=11000)
+    expected = {0: 0.01, 500: 0.055, 1000: 0.1, 6000: 0.05, 11000: 0.0}
+    for step, value in expected.items():
+        assert lr_at(schedule, step) == pytest.approx(value, abs=1e-6), step
+    with pytest.raises(errors.ConfigError, match="warmup_start_ratio"):
+        training.build_learning_rate(optimizer_config(
+            warmup_steps=10, warmup_start_ratio=1.0), total_steps=100)
+
+
 def test_constant_schedule_with_and_without_warmup():
     assert training.build_learning_rate(
         optimizer_config(lr=0.3, schedule="constant"), 100) == 0.3

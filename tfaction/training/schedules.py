@@ -26,7 +26,9 @@ def build_learning_rate(optimizer_config, total_steps, steps_per_epoch=None):
 
     Args:
         optimizer_config: the `optimizer` config section (`lr`, `schedule`,
-            `warmup_steps`, `min_lr_ratio`, `decay_steps`, `decay_rate`).
+            `warmup_steps` / `warmup_epochs`, `warmup_start_ratio` (the
+            warm-up's first rate as a fraction of `lr`), `min_lr_ratio`,
+            `decay_steps`, `decay_rate`).
         total_steps: number of optimizer steps of the whole run.
         steps_per_epoch: optimizer steps per epoch, for `warmup_epochs`.
 
@@ -77,8 +79,12 @@ def build_learning_rate(optimizer_config, total_steps, steps_per_epoch=None):
     if not 0.0 <= alpha <= 1.0:
         raise errors.ConfigError(
             f"optimizer.min_lr_ratio must be in [0, 1], got {alpha}")
+    start = float(optimizer_config.get("warmup_start_ratio", 0.0) or 0.0)
+    if not 0.0 <= start < 1.0:
+        raise errors.ConfigError(
+            f"optimizer.warmup_start_ratio must be in [0, 1), got {start}")
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else lr,
+        initial_learning_rate=lr * start if warmup else lr,
         decay_steps=max(total_steps - warmup, 1),
         alpha=alpha,
         warmup_target=lr if warmup else None,
