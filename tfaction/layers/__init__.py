@@ -1,27 +1,47 @@
 """Reusable Keras 3 layers (backend-agnostic, `keras.ops`), one per module."""
 
+from tfaction.layers.action_transformer_head import ActionTransformerHead
+from tfaction.layers.action_transformer_unit import ActionTransformerUnit
 from tfaction.layers.classification_head import ClassificationHead
 from tfaction.layers.conv_transformer_backbone import ConvTransformerBackbone
 from tfaction.layers.conv_transformer_block import ConvTransformerBlock
+from tfaction.layers.frozen_batch_normalization import FrozenBatchNormalization
+from tfaction.layers.high_res_query import HighResQuery
 from tfaction.layers.identity_neck import IdentityNeck
 from tfaction.layers.layer_scale import LayerScale
 from tfaction.layers.local_self_attention import LocalSelfAttention
+from tfaction.layers.location_embedding import LocationEmbedding
+from tfaction.layers.low_res_query import LowResQuery
 from tfaction.layers.masked_conv1d import MaskedConv1D
 from tfaction.layers.netvlad import NetVLAD
+from tfaction.layers.region_proposal_head import RegionProposalHead
 from tfaction.layers.regression_head import RegressionHead
+from tfaction.layers.roi_pool import RoIPool
 from tfaction.layers.scale import Scale
 from tfaction.layers.sinusoid_position_encoding import SinusoidPositionEncoding
+from tfaction.layers.spatio_temporal_roi_pool import SpatioTemporalRoIPool
+from tfaction.layers.unit3d import Unit3D
 
 __all__ = [
+    "ActionTransformerHead",
+    "ActionTransformerUnit",
     "ClassificationHead",
     "ConvTransformerBackbone",
     "ConvTransformerBlock",
+    "FrozenBatchNormalization",
+    "HighResQuery",
     "IdentityNeck",
     "LayerScale",
     "LocalSelfAttention",
+    "LocationEmbedding",
+    "LowResQuery",
     "MaskedConv1D",
     "NetVLAD",
+    "RegionProposalHead",
     "RegressionHead",
+    "RoIPool",
     "Scale",
     "SinusoidPositionEncoding",
+    "SpatioTemporalRoIPool",
+    "Unit3D",
 ]

@@ -5,4 +5,10 @@
   summed (divide by your own normaliser).
 * `ctr_diou_loss_1d.ctr_diou_loss_1d`: 1-D centre DIoU loss on
   `(left, right)` offsets (ActionFormer regression loss).
+* `smooth_l1_loss.smooth_l1_loss`: the TF Object Detection API's smooth L1
+  (Huber, delta 1) summed over the box code, not averaged as Keras' Huber.
+* `rpn_loss.rpn_loss`: Faster R-CNN first-stage objectness + box loss, each
+  normalised by the sampled anchors of an image.
+* `box_classifier_loss.box_classifier_loss`: second-stage per-class sigmoid
+  cross-entropy with a background column + class-agnostic box loss.
 """

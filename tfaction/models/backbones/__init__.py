@@ -1,5 +1,9 @@
-"""Per-frame 2-D conv trunks: VGG16 (ActionVLAD) and a small CPU-sized one."""
+"""Trunks: per-frame 2-D (VGG16 for ActionVLAD, a small CPU-sized one) and
+3-D (I3D, Inflated Inception-v1, for the Video Action Transformer)."""
 
+from tfaction.models.backbones.i3d import InceptionI3D
+from tfaction.models.backbones.i3d import build_i3d_head
+from tfaction.models.backbones.i3d import build_i3d_trunk
 from tfaction.models.backbones.small_convnet import build_small_convnet
 from tfaction.models.backbones.vgg16 import adapt_first_conv_kernel
 from tfaction.models.backbones.vgg16 import build_vgg16_trunk
@@ -9,7 +13,10 @@ from tfaction.models.backbones.vgg16 import load_keras_vgg16_weights
 from tfaction.models.backbones.vgg16 import load_slim_vgg16_checkpoint
 
 __all__ = [
+    "InceptionI3D",
     "adapt_first_conv_kernel",
+    "build_i3d_head",
+    "build_i3d_trunk",
     "build_small_convnet",
     "build_vgg16_trunk",
     "conv5_layer_names",
