@@ -195,7 +195,8 @@ def test_unknown_format_and_flag_of_another_format(runs):
     result = runs["results"]["unknown_format"]
     assert result["code"] == 1
     assert ("unknown --format=hmdb51; registered formats: "
-            "activitynet_features, charades_frames, ego4d_mq, hmdb51_frames, "
+            "activitynet_features, ava, charades_frames, ego4d_mq, "
+            "hmdb51_frames, "
             "verify, videos") in result["stderr"]
     result = runs["results"]["foreign_flag"]
     assert result["code"] == 1

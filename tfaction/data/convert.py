@@ -49,6 +49,11 @@ Examples:
       --class_list=Charades/Charades_v1_classes.txt --num_shards=64 \
       --num_workers=8 --output_dir=data/charades/records
 
+  python -m tfaction.data.convert --format=ava \
+      --input=ava_train_v2.1.csv,ava_val_v2.1.csv --videos_root=ava/videos \
+      --excluded_timestamps=ava_train_excluded_timestamps_v2.1.csv \
+      --output_dir=data/ava/records
+
   python -m tfaction.data.convert --format=videos --input='videos/*/*.mp4' \
       --fps=10 --short_side=256 --flow=tvl1 --output_dir=out/videos
 """

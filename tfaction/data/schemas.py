@@ -59,13 +59,20 @@ FEATURE_ENCODING_FLOATS = "floats"
 FEATURE_ENCODINGS = (FEATURE_ENCODING_TENSOR, FEATURE_ENCODING_FLOATS)
 
 # --- Keyframe boxes (AVA) ---------------------------------------------------
-CLIP_TIMESTAMP = "clip/timestamp"
+CLIP_TIMESTAMP = "clip/timestamp"  # keyframe time as in the CSV (seconds)
+CLIP_TIMESTAMP_TEXT = "clip/timestamp/text"  # the CSV's text ("0902")
+CLIP_KEYFRAME_INDEX = "clip/keyframe_index"  # keyframe's position in frames
+# Edge padding: the first / last n stored frames repeat the video's first /
+# last frame because the clip window reaches before its start / after its end.
+CLIP_PADDED_BEFORE = "clip/padded/before"
+CLIP_PADDED_AFTER = "clip/padded/after"
 BOX_XMIN = "box/xmin"
 BOX_YMIN = "box/ymin"
 BOX_XMAX = "box/xmax"
 BOX_YMAX = "box/ymax"
-BOX_LABEL_INDEX = "box/label/index"  # flat over boxes; see BOX_NUM_LABELS
-BOX_NUM_LABELS = "box/label/count"  # labels per box (row lengths)
+BOX_LABEL_INDEX = "box/label/index"  # flat over boxes; see row lengths
+BOX_LABEL_ROW_LENGTHS = "box/label/row_lengths"  # labels per box
+BOX_NUM_LABELS = BOX_LABEL_ROW_LENGTHS  # older name of the same key
 BOX_PERSON_ID = "box/person_id"
 
 # --- Frame labels (CARL) ----------------------------------------------------
@@ -316,38 +323,74 @@ def parse_feature_sequence(serialized, *, feature_dim,
 # --- Keyframe boxes (AVA) ---------------------------------------------------
 def keyframe_boxes_example(video_id, *, timestamp, boxes, labels,
                            person_ids=None, images=(), fps=-1.0,
-                           num_frames=None):
+                           num_frames=None, keyframe_index=None,
+                           timestamp_text=None, padded=(0, 0),
+                           duration=-1.0, subset=None, source=None):
     """Builds an AVA-style keyframe record (boxes + multi-label actions).
+
+    One record per annotated keyframe: the person boxes of the keyframe,
+    each with its list of action labels (a ragged matrix stored as the
+    flat `box/label/index` plus `box/label/row_lengths`), and the JPEG
+    frames of a clip window around the keyframe.
 
     Args:
         video_id: unique video id.
-        timestamp: keyframe time in seconds.
+        timestamp: keyframe time in seconds (as in the annotation CSV).
         boxes: array [N, 4] of normalised (xmin, ymin, xmax, ymax).
         labels: list of N lists of class indices (multi-label per box).
-        person_ids: [N] ints, or None.
+        person_ids: [N] ints, or None (-1 each).
         images: JPEG bytes of the clip frames around the keyframe.
         fps: frame rate of `images`, or -1.
         num_frames: number of frames in `images` (defaults to len(images)).
+        keyframe_index: position of the keyframe in `images` (default
+            `len(images) // 2`).
+        timestamp_text: the timestamp as written in the CSV (default
+            `repr` of `timestamp`), to rebuild the evaluator's keyframe key.
+        padded: (before, after): how many of the first / last frames are
+            copies of the video's first / last frame (the window reached
+            past the video's ends).
+        duration: duration of the source video in seconds, or -1.
+        subset: optional subset name.
+        source: optional source video file name.
 
     Returns:
         A `tf.train.SequenceExample`.
+
+    Example:
+
+    >>> ex = keyframe_boxes_example("v", timestamp=902, boxes=[[0, 0, 1, 1]],
+    ...                             labels=[[11, 78]], person_ids=[0])
+    >>> list(ex.context.feature[BOX_LABEL_ROW_LENGTHS].int64_list.value)
+    [2]
     """
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     if len(labels) != len(boxes):
         raise ValueError(f"{len(boxes)} boxes but {len(labels)} label lists")
     images = list(images)
     num_frames = len(images) if num_frames is None else num_frames
+    keyframe_index = (len(images) // 2 if keyframe_index is None
+                      else keyframe_index)
     person_ids = ([-1] * len(boxes) if person_ids is None
                   else list(person_ids))
-    context = _video_context(video_id, num_frames, fps, -1.0)
+    if len(person_ids) != len(boxes):
+        raise ValueError(f"{len(boxes)} boxes but {len(person_ids)} "
+                         "person ids")
+    if timestamp_text is None:
+        timestamp_text = repr(float(timestamp))
+    context = _video_context(video_id, num_frames, fps, duration, subset,
+                             source)
     context.update({
         CLIP_TIMESTAMP: _floats([timestamp]),
+        CLIP_TIMESTAMP_TEXT: _bytes([timestamp_text]),
+        CLIP_KEYFRAME_INDEX: _ints([keyframe_index]),
+        CLIP_PADDED_BEFORE: _ints([padded[0]]),
+        CLIP_PADDED_AFTER: _ints([padded[1]]),
         BOX_XMIN: _floats(boxes[:, 0]),
         BOX_YMIN: _floats(boxes[:, 1]),
         BOX_XMAX: _floats(boxes[:, 2]),
         BOX_YMAX: _floats(boxes[:, 3]),
         BOX_LABEL_INDEX: _ints([c for row in labels for c in row]),
-        BOX_NUM_LABELS: _ints([len(row) for row in labels]),
+        BOX_LABEL_ROW_LENGTHS: _ints([len(row) for row in labels]),
         BOX_PERSON_ID: _ints(person_ids),
     })
     lists = {IMAGE_ENCODED: _feature_list(_bytes([f]) for f in images)}
@@ -357,29 +400,48 @@ def keyframe_boxes_example(video_id, *, timestamp, boxes, labels,
 
 
 def parse_keyframe_boxes(serialized):
-    """Parses a keyframe-boxes record.
+    """Parses a keyframe-boxes record; JPEGs stay encoded.
+
+    Args:
+        serialized: scalar string tensor, one serialized SequenceExample.
 
     Returns:
-        Dict with the video context keys, `clip/timestamp`, `boxes` [N, 4]
-        float32 (xmin, ymin, xmax, ymax), `box/label/index` as a
+        Dict with the video context keys, `clip/timestamp` float32,
+        `clip/timestamp/text` string, `clip/keyframe_index` int64 (-1 when
+        absent), `clip/padded/before`, `clip/padded/after` int64, `boxes`
+        [N, 4] float32 (xmin, ymin, xmax, ymax), `box/label/index` as a
         `tf.RaggedTensor` [N, None] int64, `box/person_id` [N] and
         `image/encoded` [F] string.
+
+    Example:
+
+    >>> ex = keyframe_boxes_example("v", timestamp=2, boxes=[[0, 0, 1, 1]],
+    ...                             labels=[[3]])
+    >>> parse_keyframe_boxes(ex.SerializeToString())["boxes"].shape
+    TensorShape([1, 4])
     """
     context_spec = _video_context_spec()
-    context_spec[CLIP_TIMESTAMP] = tf.io.FixedLenFeature([], tf.float32)
+    context_spec.update({
+        CLIP_TIMESTAMP: tf.io.FixedLenFeature([], tf.float32),
+        CLIP_TIMESTAMP_TEXT: tf.io.FixedLenFeature([], tf.string, ""),
+        CLIP_KEYFRAME_INDEX: tf.io.FixedLenFeature([], tf.int64, -1),
+        CLIP_PADDED_BEFORE: tf.io.FixedLenFeature([], tf.int64, 0),
+        CLIP_PADDED_AFTER: tf.io.FixedLenFeature([], tf.int64, 0),
+    })
     for key in (BOX_XMIN, BOX_YMIN, BOX_XMAX, BOX_YMAX):
         context_spec[key] = tf.io.VarLenFeature(tf.float32)
-    for key in (BOX_LABEL_INDEX, BOX_NUM_LABELS, BOX_PERSON_ID):
+    for key in (BOX_LABEL_INDEX, BOX_LABEL_ROW_LENGTHS, BOX_PERSON_ID):
         context_spec[key] = tf.io.VarLenFeature(tf.int64)
     context, sequence = tf.io.parse_single_sequence_example(
         serialized, context_features=context_spec,
         sequence_features={
             IMAGE_ENCODED: tf.io.FixedLenSequenceFeature([], tf.string)})
     out = _to_dense(context)
-    out["boxes"] = tf.stack([out.pop(k) for k in
-                             (BOX_XMIN, BOX_YMIN, BOX_XMAX, BOX_YMAX)], -1)
+    out["boxes"] = tf.reshape(tf.stack(
+        [out.pop(k) for k in (BOX_XMIN, BOX_YMIN, BOX_XMAX, BOX_YMAX)], -1),
+        [-1, 4])
     out[BOX_LABEL_INDEX] = tf.RaggedTensor.from_row_lengths(
-        out[BOX_LABEL_INDEX], out.pop(BOX_NUM_LABELS))
+        out[BOX_LABEL_INDEX], out.pop(BOX_LABEL_ROW_LENGTHS))
     out.update(sequence)
     return out
 

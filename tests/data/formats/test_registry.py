@@ -123,7 +123,8 @@ def test_registration_mistakes_are_caught_early():
 
 def test_builtin_formats_and_their_flags():
     formats = registry.load_builtin_formats()
-    assert formats.names() == ["activitynet_features", "charades_frames",
+    assert formats.names() == ["activitynet_features", "ava",
+                               "charades_frames",
                                "ego4d_mq", "hmdb51_frames", "verify",
                                "videos"]
     assert formats.get("verify").flag_names() == ["input"]

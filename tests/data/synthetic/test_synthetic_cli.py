@@ -40,7 +40,7 @@ def test_cli_writes_dataset_and_prints_summary(tmp_path, kind, num_videos,
 
 
 def test_cli_rejects_unknown_kind(tmp_path):
-    result = _run("--kind=ava", f"--out_dir={tmp_path / 'x'}")
+    result = _run("--kind=kinetics", f"--out_dir={tmp_path / 'x'}")
     assert result.returncode != 0
     assert "kind" in result.stderr
     assert not (tmp_path / "x").exists()

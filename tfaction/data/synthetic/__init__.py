@@ -12,6 +12,9 @@ structure a model must actually learn; noise carries no label information.
   cue ambiguous alone).
 - `charades` (`generate_charades`): Charades v1 CSVs + classes file + RGB
   frame folders, multi-label (class k = a square of colour k is visible).
+- `ava` (`generate_ava`): AVA CSVs + label-map pbtxt + excluded
+  timestamps + short mp4 videos; several people per keyframe whose actions
+  depend on their motion and on context elsewhere in the frame.
 
 Same arguments and seed → byte-identical files. Output is staged in a
 temporary sibling folder and renamed into place, so a crash never leaves a
@@ -111,6 +114,7 @@ def _staged_remote_dir(out_dir, overwrite):
 
 
 # Imported after `staged_output_dir` is defined: the modules use it.
+from tfaction.data.synthetic.ava import generate_ava  # noqa: E402
 from tfaction.data.formats.optical_flow import dequantize_flow  # noqa: E402
 from tfaction.data.formats.optical_flow import quantize_flow  # noqa: E402
 from tfaction.data.synthetic.charades import (  # noqa: E402
@@ -127,11 +131,13 @@ GENERATORS = {
     "temporal_localization": generate_temporal_localization,
     "video_classification": generate_video_classification,
     "charades": generate_charades,
+    "ava": generate_ava,
 }
 
 __all__ = [
     "GENERATORS",
     "dequantize_flow",
+    "generate_ava",
     "generate_charades",
     "generate_temporal_localization",
     "generate_video_classification",

@@ -6,6 +6,8 @@ Usage:
         --out_dir=/tmp/tal_synth [--num_videos=60] [--seed=0] [--overwrite]
     python -m tfaction.data.synthetic --kind=video_classification \\
         --out_dir=/tmp/hmdb_synth [--num_videos=32] [--seed=0]
+    python -m tfaction.data.synthetic --kind=ava \\
+        --out_dir=/tmp/ava_synth [--num_videos=6] [--seed=0]
 
 `--out_dir` may be remote (`s3://...`): the dataset is written locally
 first, then uploaded.
@@ -21,14 +23,16 @@ from absl import flags
 from tfaction.data import filesystems
 from tfaction.data import synthetic
 
+GENERATORS = synthetic.GENERATORS
+
 _KIND = flags.DEFINE_enum(
-    "kind", None, sorted(synthetic.GENERATORS), "Which dataset to write.")
+    "kind", None, sorted(GENERATORS), "Which dataset to write.")
 _OUT_DIR = flags.DEFINE_string(
     "out_dir", None, "Dataset folder to create (missing or empty).")
 _NUM_VIDEOS = flags.DEFINE_integer(
     "num_videos", None,
-    "Number of videos; default 60 (temporal_localization) or 32 "
-    "(video_classification, 4 per class).")
+    "Number of videos; default 60 (temporal_localization), 32 "
+    "(video_classification, 4 per class), 12 (charades) or 6 (ava).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed (same seed, same bytes).")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace a non-empty --out_dir.")
@@ -41,7 +45,7 @@ def main(argv):
     kwargs = {"seed": _SEED.value, "overwrite": _OVERWRITE.value}
     if _NUM_VIDEOS.value is not None:
         kwargs["num_videos"] = _NUM_VIDEOS.value
-    generate = synthetic.GENERATORS[_KIND.value]
+    generate = GENERATORS[_KIND.value]
     summary = generate(_OUT_DIR.value, **kwargs)
     summary.pop("videos", None)  # per-video details stay in the split lists
     print(json.dumps(summary, sort_keys=True))
