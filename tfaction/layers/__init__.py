@@ -2,6 +2,7 @@
 
 from tfaction.layers.action_transformer_head import ActionTransformerHead
 from tfaction.layers.action_transformer_unit import ActionTransformerUnit
+from tfaction.layers.centre_frame import CentreFrame
 from tfaction.layers.classification_head import ClassificationHead
 from tfaction.layers.conv_transformer_backbone import ConvTransformerBackbone
 from tfaction.layers.conv_transformer_block import ConvTransformerBlock
@@ -14,6 +15,7 @@ from tfaction.layers.location_embedding import LocationEmbedding
 from tfaction.layers.low_res_query import LowResQuery
 from tfaction.layers.masked_conv1d import MaskedConv1D
 from tfaction.layers.netvlad import NetVLAD
+from tfaction.layers.proposal_generator import ProposalGenerator
 from tfaction.layers.region_proposal_head import RegionProposalHead
 from tfaction.layers.regression_head import RegressionHead
 from tfaction.layers.roi_pool import RoIPool
@@ -25,6 +27,7 @@ from tfaction.layers.unit3d import Unit3D
 __all__ = [
     "ActionTransformerHead",
     "ActionTransformerUnit",
+    "CentreFrame",
     "ClassificationHead",
     "ConvTransformerBackbone",
     "ConvTransformerBlock",
@@ -37,6 +40,7 @@ __all__ = [
     "LowResQuery",
     "MaskedConv1D",
     "NetVLAD",
+    "ProposalGenerator",
     "RegionProposalHead",
     "RegressionHead",
     "RoIPool",

@@ -55,6 +55,7 @@ from tfaction.tasks import actionvlad_config
 from tfaction.tasks import converted_dataset
 from tfaction.tasks import base_task
 from tfaction.tasks.base_task import LOSS_METRIC
+from tfaction.training.checkpointing import restore_model_weights
 
 TASK_NAME = actionvlad_config.TASK_NAME
 PREDICTIONS_FILE = "predictions.npz"
@@ -90,40 +91,6 @@ def load_trunk_weights(trunk, path, weights_format="auto"):
         raise errors.ConfigError(
             f"task.trunk_weights_format must be auto, keras or slim, got "
             f"{weights_format!r}")
-
-
-def restore_model_weights(model, path):
-    """Restores a model's weights from a tfaction training checkpoint.
-
-    Args:
-        model: the model (same architecture as the checkpoint's).
-        path: a checkpoint prefix, or a run directory (its newest
-            checkpoint under `checkpoints/`).
-
-    Returns:
-        The checkpoint prefix read.
-
-    Raises:
-        ConfigError: no checkpoint there, or one whose model differs.
-    """
-    prefix = path
-    if filesystems.isdir(path):
-        directory = os.path.join(path, "checkpoints")
-        prefix = tf.train.latest_checkpoint(directory) or \
-            tf.train.latest_checkpoint(path)
-        if prefix is None:
-            raise errors.ConfigError(
-                f"task.init_checkpoint: no checkpoint in {path!r} (nor in "
-                f"{directory!r})")
-    try:
-        status = tf.train.Checkpoint(model=model).read(prefix)
-        status.expect_partial()
-        status.assert_existing_objects_matched()
-    except (tf.errors.NotFoundError, AssertionError, ValueError) as e:
-        raise errors.ConfigError(
-            f"task.init_checkpoint {prefix!r} does not hold this model's "
-            f"weights: {e}") from None
-    return prefix
 
 
 @tasks.register_task(TASK_NAME)

@@ -17,6 +17,7 @@ import os
 import tensorflow as tf
 
 from tfaction import errors
+from tfaction.data import filesystems
 from tfaction.training import strategies
 
 
@@ -142,3 +143,37 @@ class Checkpointer:
         self.checkpoint.write(os.path.join(self._temp_dir, "ckpt"))
         tf.io.gfile.rmtree(self._temp_dir)
         return None
+
+
+def restore_model_weights(model, path):
+    """Restores a model's weights from a tfaction training checkpoint.
+
+    Args:
+        model: the model (same architecture as the checkpoint's).
+        path: a checkpoint prefix, or a run directory (its newest
+            checkpoint under `checkpoints/`).
+
+    Returns:
+        The checkpoint prefix read.
+
+    Raises:
+        ConfigError: no checkpoint there, or one whose model differs.
+    """
+    prefix = path
+    if filesystems.isdir(path):
+        directory = os.path.join(path, "checkpoints")
+        prefix = tf.train.latest_checkpoint(directory) or \
+            tf.train.latest_checkpoint(path)
+        if prefix is None:
+            raise errors.ConfigError(
+                f"task.init_checkpoint: no checkpoint in {path!r} (nor in "
+                f"{directory!r})")
+    try:
+        status = tf.train.Checkpoint(model=model).read(prefix)
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (tf.errors.NotFoundError, AssertionError, ValueError) as e:
+        raise errors.ConfigError(
+            f"task.init_checkpoint {prefix!r} does not hold this model's "
+            f"weights: {e}") from None
+    return prefix
