@@ -17,6 +17,7 @@ from tfaction import config as config_lib
 from tfaction import errors
 from tfaction.models.actionformer import model as actionformer_model
 from tfaction.models.actionvlad import model as actionvlad_model
+from tfaction.tasks import action_transformer_config
 from tfaction.tasks import actionformer_config
 from tfaction.tasks import actionvlad_config
 
@@ -33,6 +34,10 @@ RECIPES = [
       for s in ("stage1", "stage2")],
     *[f"actionvlad_synthetic_{m}:{s}" for m in ("rgb", "flow")
       for s in ("full", "stage1", "stage2")],
+    *[f"action_transformer_ava_{v}" for v in (
+        "tx_highres", "tx_lowres", "i3d_head", "tx_i3d")],
+    *[f"action_transformer_synthetic:{h}" for h in ("tx", "i3d",
+                                                    "tx_i3d")],
 ]
 
 
@@ -52,7 +57,9 @@ def _typed(value):
 
 
 def _validate(config):
-    if config.task.name == actionvlad_config.TASK_NAME:
+    if config.task.name == action_transformer_config.TASK_NAME:
+        action_transformer_config.validate(config.task)
+    elif config.task.name == actionvlad_config.TASK_NAME:
         # The recipes leave the weights files to the command line.
         actionvlad_config.validate(config.task, weights_for=())
     else:

@@ -267,3 +267,22 @@ def test_compiles_with_xla():
     np.testing.assert_array_equal(compiled[1]["mask"], eager[1]["mask"])
     np.testing.assert_allclose(compiled[2]["class_targets"],
                                eager[2]["class_targets"])
+
+
+def test_per_row_seeds_make_each_row_independent_of_its_batch():
+    """One seed per image: an image samples the same minibatch whatever
+    else is in its batch (as when a batch is split across replicas)."""
+    rng = np.random.default_rng(5)
+    candidates = np.ones((3, 40), bool)
+    positives = rng.uniform(size=(3, 40)) < 0.3
+    seeds = np.array([[11, 1], [12, 1], [13, 1]], "int64")
+    whole = np.asarray(dt.sample_balanced(
+        candidates, positives, 10, 0.5, seed=seeds))
+    for i in range(3):
+        alone = np.asarray(dt.sample_balanced(
+            candidates[i:i + 1], positives[i:i + 1], 10, 0.5,
+            seed=seeds[i:i + 1]))
+        np.testing.assert_array_equal(alone[0], whole[i])
+    other = np.asarray(dt.sample_balanced(
+        candidates, positives, 10, 0.5, seed=seeds + [0, 1]))
+    assert not np.array_equal(other, whole)

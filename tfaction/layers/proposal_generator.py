@@ -67,8 +67,6 @@ class ProposalGenerator(keras.layers.Layer):
         API's Faster R-CNN first stage.
     """
 
-    supports_jit = False
-
     def __init__(self, max_proposals=proposals_lib.FIRST_STAGE_MAX_PROPOSALS,
                  iou_threshold=proposals_lib.FIRST_STAGE_NMS_IOU_THRESHOLD,
                  score_threshold=(
@@ -79,6 +77,8 @@ class ProposalGenerator(keras.layers.Layer):
                  base_anchor_size=256.0, anchor_stride=16.0,
                  inside_only=False, **kwargs):
         super().__init__(**kwargs)
+        # NMS has no XLA kernel (Keras then never auto-enables XLA).
+        self.supports_jit = False
         self.max_proposals = int(max_proposals)
         self.iou_threshold = float(iou_threshold)
         self.score_threshold = float(score_threshold)
@@ -109,7 +109,7 @@ class ProposalGenerator(keras.layers.Layer):
             float32 `[h * w * A, 4]`, in the RPN head's output order.
         """
         fshape, ishape = tf.shape(feature_map), tf.shape(images)
-        rank = images.shape.rank
+        rank = len(images.shape)
         return anchors_lib.grid_anchors(
             fshape[1], fshape[2], ishape[rank - 3], ishape[rank - 2],
             scales=self.scales, aspect_ratios=self.aspect_ratios,

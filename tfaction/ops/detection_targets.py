@@ -45,7 +45,9 @@ returned with `tf.stop_gradient`.
 Randomness: with `seed=None` the sampler draws from TF's global random
 state (`tf.random.uniform`); with `seed` (a pair of ints or an int tensor
 `[2]`) it is `tf.random.stateless_uniform`, deterministic for a given seed
-(pass e.g. `[base_seed, step]` to vary it across steps).
+(pass e.g. `[base_seed, step]` to vary it across steps); with one seed per
+image (int `[B, 2]`, e.g. a hash of the example and the step) each image's
+draw is its own, so a batch split across replicas samples as one device.
 
 Example:
 
@@ -192,6 +194,13 @@ def _uniform(shape, seed):
     if seed is None:
         return tf.random.uniform(shape, dtype=tf.float32)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    if seed.shape.rank == 2:
+        # One seed per row: a row's draw does not depend on the others in
+        # its batch (1 and N replicas sample the same minibatches).
+        return tf.map_fn(
+            lambda s: tf.random.stateless_uniform(shape[1:], seed=s,
+                                                  dtype=tf.float32),
+            seed, fn_output_signature=tf.float32)
     return tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float32)
 
 
@@ -209,7 +218,8 @@ def sample_balanced(candidates, positives, sample_size, positive_fraction,
         positives: bool `[B, N]`, the positive label of each entry.
         sample_size: minibatch size per row.
         positive_fraction: largest fraction of positives.
-        seed: None (global random state) or a stateless seed (2 ints).
+        seed: None (global random state), a stateless seed (2 ints), or
+            one per row (int `[B, 2]`).
 
     Returns:
         bool `[B, N]`: the sampled entries.

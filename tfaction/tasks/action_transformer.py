@@ -200,7 +200,29 @@ class ActionTransformerTask(tasks.Task):
         return model
 
     # ---------------------------------------------------------- training
-    def forward_train(self, model, clips, labels, training=True):
+    @staticmethod
+    def sampling_seeds(labels, step):
+        """Per-clip stateless seeds `[B, 2]` of the minibatch samplers.
+
+        A hash of the keyframe (video id and timestamp) and the step: each
+        clip's anchors and proposals are sampled the same way whatever else
+        is in its batch, so 1 and N replicas train alike, and a resumed run
+        draws what the uninterrupted one drew.
+
+        Args:
+            labels: the batch labels (`video_id`, `timestamp_text`).
+            step: the optimizer step (int tensor).
+
+        Returns:
+            int64 `[B, 2]`.
+        """
+        key = tf.strings.join([labels["video_id"], labels["timestamp_text"]],
+                              separator=",")
+        hashed = tf.strings.to_hash_bucket_fast(key, 2 ** 31 - 1)
+        step = tf.fill(tf.shape(hashed), tf.cast(step, tf.int64))
+        return tf.stack([hashed, step], axis=1)
+
+    def forward_train(self, model, clips, labels, training=True, seeds=None):
         """The training forward pass: RPN outputs + sampled box head.
 
         Args:
@@ -209,6 +231,8 @@ class ActionTransformerTask(tasks.Task):
             labels: dict with `boxes` `[B, G, 4]`, `box_mask` `[B, G]`,
                 `labels` `[B, G, C]`.
             training: dropout on.
+            seeds: optional `[B, 2]` sampler seeds (`sampling_seeds`); None
+                draws from TF's global random state.
 
         Returns:
             dict of the tensors `build_losses` needs.
@@ -224,14 +248,15 @@ class ActionTransformerTask(tasks.Task):
             proposals["boxes"], proposals["mask"], labels["boxes"],
             labels["box_mask"], labels["labels"],
             batch_size=int(losses.second_stage_batch_size),
-            positive_fraction=float(losses.second_stage_positive_fraction))
+            positive_fraction=float(losses.second_stage_positive_fraction),
+            seed=None if seeds is None else seeds + [[1, 0]])
         second = model.box_head([features, sampled["boxes"]],
                                 training=training)
         return {"anchors": anchors, "rpn_logits": rpn_logits,
                 "rpn_deltas": rpn_deltas, "sampled_boxes": sampled["boxes"],
                 "sampled_mask": sampled["mask"],
                 "class_logits": second["class_logits"],
-                "box_deltas": second["box_deltas"]}
+                "box_deltas": second["box_deltas"], "seeds": seeds}
 
     def build_losses(self, labels, outputs):
         """Per-clip RPN + box-classifier losses `[B]` (float32)."""
@@ -245,7 +270,8 @@ class ActionTransformerTask(tasks.Task):
             anchors, labels["boxes"], labels["box_mask"],
             anchor_mask=anchor_mask,
             minibatch_size=int(losses.rpn_minibatch_size),
-            positive_fraction=float(losses.rpn_positive_fraction))
+            positive_fraction=float(losses.rpn_positive_fraction),
+            seed=outputs.get("seeds"))
         first = rpn_loss(
             outputs["rpn_logits"], outputs["rpn_deltas"], rpn,
             localization_weight=float(losses.rpn_localization_weight),
@@ -265,8 +291,10 @@ class ActionTransformerTask(tasks.Task):
 
     def train_step(self, inputs, model, optimizer, metrics):
         clips, labels = inputs
+        seeds = self.sampling_seeds(labels, optimizer.optimizer.iterations)
         with tf.GradientTape() as tape:
-            outputs = self.forward_train(model, clips, labels, training=True)
+            outputs = self.forward_train(model, clips, labels, training=True,
+                                         seeds=seeds)
             per_example_loss = self.build_losses(labels, outputs)
             loss = optimizer.compute_loss(per_example_loss, model.losses)
         grad_norm = optimizer.minimize(loss, model.trainable_variables, tape)

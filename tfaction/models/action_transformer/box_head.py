@@ -96,7 +96,8 @@ class ActionTransformerBoxHead(keras.Model):
         **kwargs: base `keras.Model` arguments (`name`, `dtype`).
 
     Raises:
-        ConfigError: unknown head or query.
+        ConfigError: unknown head or query; `feature_channels` that the
+            I3D head blocks of `i3d_width_multiplier` do not take.
 
     Example:
 
@@ -127,6 +128,15 @@ class ActionTransformerBoxHead(keras.Model):
         _check_choice(query, QUERIES, "query")
         num_classes = int(num_classes)
         feature_channels = int(feature_channels)
+        if head in ("i3d", "tx_i3d"):
+            expected = i3d.endpoint_channels(i3d.TRUNK_ENDPOINT,
+                                             i3d_width_multiplier)
+            if feature_channels != expected:
+                raise errors.ConfigError(
+                    f"the I3D head blocks of width {i3d_width_multiplier} "
+                    f"take the {expected} channels of "
+                    f"{i3d.TRUNK_ENDPOINT}, not feature_channels="
+                    f"{feature_channels}")
 
         # === Functional Model ===
         features = keras.Input((None, None, None, feature_channels),

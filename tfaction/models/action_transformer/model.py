@@ -166,6 +166,8 @@ class ActionTransformer(keras.Model):
         super().__init__(inputs=clips, outputs=outputs, **kwargs)
         if dtype is not None:
             self.dtype_policy = dtype
+        # The proposals' NMS has no XLA kernel.
+        self.supports_jit = False
 
         # === Config ===
         self.num_classes = num_classes
