@@ -28,8 +28,10 @@ class CentreFrame(keras.layers.Layer):
 
     >>> import numpy as np
     >>> x = np.arange(4, dtype="float32").reshape(1, 4, 1, 1, 1)
-    >>> float(CentreFrame()(x)[0, 0, 0, 0]), float(CentreFrame(1)(x)[0, 0, 0, 0])
-    (2.0, 1.0)
+    >>> float(CentreFrame()(x)[0, 0, 0, 0])
+    2.0
+    >>> float(CentreFrame(1)(x)[0, 0, 0, 0])
+    1.0
     """
 
     def __init__(self, index=None, **kwargs):

@@ -137,14 +137,6 @@ class ActionTransformerTask(tasks.Task):
         return pipeline_lib.KeyframeBoxesConfig(**values)
 
     @staticmethod
-    def _blank(ex):
-        """A zero-weight copy of `ex` padding the evaluation split."""
-        out = {k: tf.zeros_like(v) for k, v in ex.items()}
-        out["video_id"] = tf.constant("")
-        out["timestamp_text"] = tf.constant("")
-        return out
-
-    @staticmethod
     def _split(ex):
         labels = {k: ex[k] for k in ("boxes", "box_mask", "labels",
                                      "video_id", "timestamp_text")}
@@ -164,12 +156,12 @@ class ActionTransformerTask(tasks.Task):
             # Every worker reads every keyframe (the chief scores them
             # all), padded with blank clips (id "") to whole steps.
             read_context = None
-            fill = base_task.evaluation_fill(
-                input_context, per_replica, self.data.num_records(subset))
-            if fill:
-                pipeline.add("fill", lambda ds: ds.concatenate(
-                    ds.take(1).map(self._blank).repeat(fill)),
-                    after="normalize")
+            base_task.pad_evaluation_split(
+                pipeline, input_context, per_replica,
+                self.data.num_records(subset),
+                lambda ex: base_task.blank_example(
+                    ex, ("video_id", "timestamp_text")),
+                after="normalize")
         return pipeline_lib.make_keyframe_boxes_dataset(
             self.data.files(subset), config, training=training, seed=seed,
             input_context=read_context, start_epoch=epoch, num_epochs=1,
@@ -194,7 +186,8 @@ class ActionTransformerTask(tasks.Task):
                 self.config.trunk_weights_scope)
             logging.info("I3D weights: %s", report.summary())
         if self.config.init_checkpoint:
-            path = checkpointing.restore_model_weights(model, self.config.init_checkpoint)
+            path = checkpointing.restore_model_weights(
+                model, self.config.init_checkpoint)
             logging.info("initialised the model from %s", path)
         self.model = model
         return model

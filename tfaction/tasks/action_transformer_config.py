@@ -177,6 +177,24 @@ def experiment_config(head="tx", query="high_res"):
     return config
 
 
+def ava_experiment_config(head="tx", query="high_res"):
+    """`experiment_config` on AVA v2.1 records, scored on the 60 classes.
+
+    Args:
+        head: "tx", "i3d" or "tx_i3d".
+        query: "high_res" or "low_res".
+
+    Returns:
+        An `ml_collections.ConfigDict` reading `data/ava/records`
+        (`--format=ava` output, all 80 classes) and evaluating with the
+        official 60-class label map.
+    """
+    config = experiment_config(head, query)
+    config.task.data_dir = "data/ava/records"
+    config.task.evaluation.label_map = "ava60"
+    return config
+
+
 def clips_values(clips):
     """The `clips` section as `KeyframeBoxesConfig` keyword arguments.
 

@@ -165,12 +165,6 @@ class ActionVLADTask(tasks.Task):
         config = self.frames_config(False)
         return 3 if config.modality == "rgb" else 2 * config.flow_stack
 
-    def _blank(self, ex):
-        """A zero-weight copy of `ex` padding the evaluation split."""
-        out = {k: tf.zeros_like(v) for k, v in ex.items()}
-        out["video_id"] = tf.constant("")
-        return out
-
     def build_inputs(self, training, *, global_batch_size, input_context=None,
                      epoch=0, seed=0):
         subset = (self.config.train_subset if training
@@ -186,12 +180,10 @@ class ActionVLADTask(tasks.Task):
             # all predictions), padded to whole steps of its replicas with
             # blank videos (id "") that the evaluation skips.
             read_context = None
-            fill = base_task.evaluation_fill(
-                input_context, per_replica, self.data.num_records(subset))
-            if fill:
-                pipeline.add("fill", lambda ds: ds.concatenate(
-                    ds.take(1).map(self._blank).repeat(fill)),
-                    after="labels")
+            base_task.pad_evaluation_split(
+                pipeline, input_context, per_replica,
+                self.data.num_records(subset), base_task.blank_example,
+                after="labels")
         pipeline.add("split", lambda ds: ds.map(
             lambda b: (b["frames"], {"label": b["label"],
                                      "video_id": b["video_id"]})),

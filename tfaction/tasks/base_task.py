@@ -276,3 +276,44 @@ def evaluation_fill(input_context, per_replica_batch_size, num_records):
         replicas = (input_context.num_replicas_in_sync //
                     input_context.num_input_pipelines)
     return -num_records % (per_replica_batch_size * replicas)
+
+
+def blank_example(example, text_keys=("video_id",)):
+    """A zero-weight copy of a parsed example, padding an evaluation split.
+
+    Args:
+        example: dict of tensors of one example.
+        text_keys: string entries set to "" (an empty video id marks the
+            example as padding for `aggregate_logs`).
+
+    Returns:
+        The dict with every tensor zeroed and `text_keys` empty.
+    """
+    out = {k: tf.zeros_like(v) for k, v in example.items()}
+    for key in text_keys:
+        out[key] = tf.constant("")
+    return out
+
+
+def pad_evaluation_split(pipeline, input_context, per_replica_batch_size,
+                         num_records, blank, *, after):
+    """Pads an evaluation pipeline with blank examples to whole steps.
+
+    Tasks that write predictions let every worker read the WHOLE split, so
+    the chief's file covers every example (pass `input_context=None` to the
+    reader) and pad it with `evaluation_fill` blank copies of its first
+    example, which the metrics skip.
+
+    Args:
+        pipeline: the staged pipeline (`add(name, fn, after=...)`).
+        input_context: the `tf.distribute.InputContext`, or None.
+        per_replica_batch_size: examples per replica and step.
+        num_records: examples in the split.
+        blank: example -> blank example (e.g. `blank_example`).
+        after: the stage the padding follows (examples parsed, not yet
+            batched).
+    """
+    fill = evaluation_fill(input_context, per_replica_batch_size, num_records)
+    if fill:
+        pipeline.add("fill", lambda ds: ds.concatenate(
+            ds.take(1).map(blank).repeat(fill)), after=after)
