@@ -2,6 +2,7 @@
 
 from tfaction.layers.action_transformer_head import ActionTransformerHead
 from tfaction.layers.action_transformer_unit import ActionTransformerUnit
+from tfaction.layers.box_axis import BoxAxis
 from tfaction.layers.centre_frame import CentreFrame
 from tfaction.layers.classification_head import ClassificationHead
 from tfaction.layers.conv_transformer_backbone import ConvTransformerBackbone
@@ -27,6 +28,7 @@ from tfaction.layers.unit3d import Unit3D
 __all__ = [
     "ActionTransformerHead",
     "ActionTransformerUnit",
+    "BoxAxis",
     "CentreFrame",
     "ClassificationHead",
     "ConvTransformerBackbone",

@@ -171,7 +171,7 @@ class ActionTransformerTask(tasks.Task):
     def _i3d_models(self, model):
         models = [model.trunk]
         if model.head in ("i3d", "tx_i3d"):
-            models.append(model.box_head.get_layer("i3d_blocks").layer)
+            models.append(model.box_head.get_layer("i3d_blocks"))
         return models
 
     def build_model(self):

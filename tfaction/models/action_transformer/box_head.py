@@ -26,6 +26,7 @@ import keras
 
 from tfaction import errors
 from tfaction.layers.action_transformer_head import ActionTransformerHead
+from tfaction.layers.box_axis import BoxAxis
 from tfaction.layers.centre_frame import CentreFrame
 from tfaction.layers.high_res_query import HighResQuery
 from tfaction.layers.location_embedding import LocationEmbedding
@@ -172,13 +173,14 @@ class ActionTransformerBoxHead(keras.Model):
             blocks = i3d.build_i3d_head(
                 weight_decay=weight_decay,
                 width_multiplier=i3d_width_multiplier, dtype=dtype,
-                name="i3d_head")
-            # One tube per box: the blocks run on [B * S, T', 7, 7, C].
-            per_box = keras.layers.TimeDistributed(
-                blocks, dtype=dtype, name="i3d_blocks")(tubes)
-            pooled = keras.layers.TimeDistributed(
-                keras.layers.GlobalAveragePooling3D(dtype=dtype),
+                name="i3d_blocks")
+            # One tube per box: the blocks run once on [B * S, T', 7, 7, C].
+            folded = BoxAxis("merge", dtype=dtype, name="fold_boxes")(tubes)
+            per_box = blocks(folded)
+            pooled = keras.layers.GlobalAveragePooling3D(
                 dtype=dtype, name="i3d_pool")(per_box)
+            pooled = BoxAxis("split", dtype=dtype, name="unfold_boxes")(
+                [pooled, boxes])
             logits, deltas = _outputs(pooled, num_classes, "i3d", dtype)
             if head == "i3d":
                 outputs = {"class_logits": logits, "box_deltas": deltas}
