@@ -5,10 +5,11 @@ from keras import ops
 
 from tfaction.layers.action_transformer_unit import ActionTransformerUnit
 from tfaction.layers.action_transformer_unit import check_unit_arguments
+from tfaction.layers.tracking import TracksListItems
 
 
 @keras.saving.register_keras_serializable(package="tfaction")
-class ActionTransformerHead(keras.layers.Layer):
+class ActionTransformerHead(TracksListItems, keras.layers.Layer):
     """The Action Transformer head: `num_layers` layers of `num_heads` units.
 
     Every layer holds `num_heads` `ActionTransformerUnit`s; each unit (a

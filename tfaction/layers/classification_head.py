@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from tfaction.layers.masked_conv1d import MaskedConv1D
+from tfaction.layers.tracking import TracksListItems
 
 # Prior probability of the classes listed in `empty_classes` (reference:
 # `PtTransformerClsHead`, classes absent from the training set).
@@ -72,7 +73,7 @@ def _channels(input_shape):
     return shapes, channels.pop()
 
 
-class _HeadTrunk(keras.layers.Layer):
+class _HeadTrunk(TracksListItems, keras.layers.Layer):
     """Shared trunk: (num_layers - 1) x [MaskedConv1D -> LN -> ReLU]."""
 
     def __init__(self, head_dim, kernel_size=3, num_layers=3, with_ln=True,

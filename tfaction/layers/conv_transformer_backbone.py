@@ -8,10 +8,11 @@ from tfaction.layers.conv_transformer_block import ConvTransformerBlock
 from tfaction.layers.masked_conv1d import MaskedConv1D
 from tfaction.layers.sinusoid_position_encoding import (
     SinusoidPositionEncoding)
+from tfaction.layers.tracking import TracksListItems
 
 
 @keras.saving.register_keras_serializable(package="tfaction")
-class ConvTransformerBackbone(keras.layers.Layer):
+class ConvTransformerBackbone(TracksListItems, keras.layers.Layer):
     """Conv embedding + transformer stem + strided transformer pyramid.
 
     Port of ActionFormer's `ConvTransformerBackbone` (channels-last):

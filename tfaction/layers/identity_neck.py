@@ -2,9 +2,11 @@
 
 import keras
 
+from tfaction.layers.tracking import TracksListItems
+
 
 @keras.saving.register_keras_serializable(package="tfaction")
-class IdentityNeck(keras.layers.Layer):
+class IdentityNeck(TracksListItems, keras.layers.Layer):
     """Per-level channel LayerNorm over a feature pyramid (`FPNIdentity`).
 
     Each pyramid level gets its own `LayerNormalization` over channels

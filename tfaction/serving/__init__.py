@@ -10,6 +10,9 @@
 - `model_server_config`: the `models.config` model_config_list;
 - `batching_parameters`: the `batching_parameters.txt` template;
 - `warmup_requests`: `assets.extra/tf_serving_warmup_requests`;
+- `action_transformer`: `ActionTransformerExportModule` (a clip's uint8
+  or JPEG frames -> person boxes, per-action probabilities and the class
+  names, person NMS in the graph);
 - `actionformer`: `ActionFormerExportModule` (features -> detections in
   seconds, named; ActivityNet: per-video resampling, class-agnostic
   detections, and `serving_with_class_scores` fusing video-level class
@@ -26,6 +29,7 @@ path = export_saved_model(module, "models/actionformer")
 ```
 """
 
+from tfaction.serving.action_transformer import ActionTransformerExportModule
 from tfaction.serving.actionformer import ActionFormerExportModule
 from tfaction.serving.actionvlad import ActionVLADExportModule
 from tfaction.serving.actionvlad import TwoStreamExportModule
@@ -40,6 +44,7 @@ from tfaction.serving.saved_model_export import next_version
 __all__ = [
     "SERVING_DEFAULT",
     "ActionFormerExportModule",
+    "ActionTransformerExportModule",
     "ActionVLADExportModule",
     "ExportModule",
     "TwoStreamExportModule",
