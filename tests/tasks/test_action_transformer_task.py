@@ -170,3 +170,26 @@ def test_recipe_needs_i3d_weights(dataset):
     config.task.trunk_weights = "rgb_imagenet/model.ckpt"
     with pytest.raises(errors.ConfigError, match="width is 1.0"):
         tasks.build_task(config)
+
+
+def test_trunk_weights_load_deepmind_i3d_into_trunk_and_head(dataset,
+                                                            tmp_path):
+    """`task.trunk_weights` = DeepMind's `rgb_imagenet/model.ckpt` layout:
+    the trunk and the Tx+I3D model's I3D head blocks take its weights."""
+    from tests.checkpoints.test_i3d_checkpoint import RGB
+    from tests.checkpoints.test_i3d_checkpoint import assert_loaded
+    from tests.checkpoints.test_i3d_checkpoint import deepmind_arrays
+    from tests.checkpoints.test_i3d_checkpoint import scoped
+    from tests.checkpoints.test_i3d_checkpoint import write_tf1_checkpoint
+
+    arrays = deepmind_arrays(seed=4)
+    prefix = write_tf1_checkpoint(tmp_path / "model.ckpt",
+                                  scoped(arrays, RGB))
+    config = make_config(dataset, "tx_i3d")
+    config.task.model.trunk_width_multiplier = 1.0
+    config.task.train_from_scratch = False
+    config.task.trunk_weights = prefix
+    model = tasks.build_task(config).build_model()
+    checked = assert_loaded(
+        [model.trunk, model.box_head.get_layer("i3d_blocks")], arrays)
+    assert checked == 57 * 4  # every unit of Mixed_4f's trunk + the head
