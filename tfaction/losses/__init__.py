@@ -11,4 +11,9 @@
   normalised by the sampled anchors of an image.
 * `box_classifier_loss.box_classifier_loss`: second-stage per-class sigmoid
   cross-entropy with a background column + class-agnostic box loss.
+* `sequence_contrastive_loss.sequence_contrastive_loss` /
+  `SequenceContrastiveLoss`: CARL's sequence contrastive loss, KL between a
+  float32 Gaussian prior over frame-index gaps and a temperature softmax
+  over the other view; padded frames masked, per-video losses (`"none"`,
+  `scope="video"`) for data parallelism.
 """
