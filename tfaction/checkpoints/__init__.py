@@ -9,7 +9,12 @@
 * `tfaction.checkpoints.actionformer.load_actionformer_checkpoint`: the
   ActionFormer authors' `.pth.tar` into a built `ActionFormer`;
   `tfaction.checkpoints.actionvlad.load_actionvlad_checkpoint`: the
-  ActionVLAD authors' TF-slim checkpoint into a built `ActionVLAD`
+  ActionVLAD authors' TF-slim checkpoint into a built `ActionVLAD`;
+  `tfaction.checkpoints.i3d`: DeepMind's I3D TF1 checkpoints and the
+  keras-kinetics-i3d `.h5` into the Action Transformer's I3D;
+  `tfaction.checkpoints.resnet50.load_resnet50_checkpoint`: a torchvision /
+  BYOL / MoCo / SimCLR / CARL ResNet-50 `.pth` into a `ResNet50`, and
+  `load_keras_resnet50_weights`: keras.applications' v1 `.h5`
   (each imported on its own: they need TensorFlow).
 * `python -m tfaction.checkpoints.import --family=... --checkpoint=...
   --config=... --workdir=...` (`tfaction.checkpoints.import_cli`): a

@@ -1,9 +1,13 @@
-"""Trunks: per-frame 2-D (VGG16 for ActionVLAD, a small CPU-sized one) and
-3-D (I3D, Inflated Inception-v1, for the Video Action Transformer)."""
+"""Trunks: per-frame 2-D (VGG16 for ActionVLAD; ResNet-50 in the torchvision
+v1.5 or keras.applications v1 layout for CARL and AdaFocus; a small
+CPU-sized one) and 3-D (I3D, Inflated Inception-v1, for the Video Action
+Transformer)."""
 
 from tfaction.models.backbones.i3d import InceptionI3D
 from tfaction.models.backbones.i3d import build_i3d_head
 from tfaction.models.backbones.i3d import build_i3d_trunk
+from tfaction.models.backbones.resnet50 import ResNet50
+from tfaction.models.backbones.resnet50 import build_resnet50
 from tfaction.models.backbones.small_convnet import build_small_convnet
 from tfaction.models.backbones.vgg16 import adapt_first_conv_kernel
 from tfaction.models.backbones.vgg16 import build_vgg16_trunk
@@ -14,9 +18,11 @@ from tfaction.models.backbones.vgg16 import load_slim_vgg16_checkpoint
 
 __all__ = [
     "InceptionI3D",
+    "ResNet50",
     "adapt_first_conv_kernel",
     "build_i3d_head",
     "build_i3d_trunk",
+    "build_resnet50",
     "build_small_convnet",
     "build_vgg16_trunk",
     "conv5_layer_names",
