@@ -7,6 +7,7 @@ from tfaction.layers.centre_frame import CentreFrame
 from tfaction.layers.classification_head import ClassificationHead
 from tfaction.layers.conv_transformer_backbone import ConvTransformerBackbone
 from tfaction.layers.conv_transformer_block import ConvTransformerBlock
+from tfaction.layers.differentiable_patch_crop import DifferentiablePatchCrop
 from tfaction.layers.frozen_batch_normalization import FrozenBatchNormalization
 from tfaction.layers.high_res_query import HighResQuery
 from tfaction.layers.identity_neck import IdentityNeck
@@ -33,6 +34,7 @@ __all__ = [
     "ClassificationHead",
     "ConvTransformerBackbone",
     "ConvTransformerBlock",
+    "DifferentiablePatchCrop",
     "FrozenBatchNormalization",
     "HighResQuery",
     "IdentityNeck",
