@@ -11,12 +11,18 @@ from tfaction.layers.differentiable_patch_crop import DifferentiablePatchCrop
 from tfaction.layers.frozen_batch_normalization import FrozenBatchNormalization
 from tfaction.layers.high_res_query import HighResQuery
 from tfaction.layers.identity_neck import IdentityNeck
+from tfaction.layers.interpolated_position_encoding import (
+    InterpolatedPositionEncoding)
+from tfaction.layers.l2_normalization import L2Normalization
 from tfaction.layers.layer_scale import LayerScale
 from tfaction.layers.local_self_attention import LocalSelfAttention
 from tfaction.layers.location_embedding import LocationEmbedding
 from tfaction.layers.low_res_query import LowResQuery
 from tfaction.layers.masked_conv1d import MaskedConv1D
 from tfaction.layers.netvlad import NetVLAD
+from tfaction.layers.pre_ln_transformer_encoder import PreLNTransformerEncoder
+from tfaction.layers.pre_ln_transformer_layer import PreLNTransformerLayer
+from tfaction.layers.projection_head import ProjectionHead
 from tfaction.layers.proposal_generator import ProposalGenerator
 from tfaction.layers.region_proposal_head import RegionProposalHead
 from tfaction.layers.regression_head import RegressionHead
@@ -38,12 +44,17 @@ __all__ = [
     "FrozenBatchNormalization",
     "HighResQuery",
     "IdentityNeck",
+    "InterpolatedPositionEncoding",
+    "L2Normalization",
     "LayerScale",
     "LocalSelfAttention",
     "LocationEmbedding",
     "LowResQuery",
     "MaskedConv1D",
     "NetVLAD",
+    "PreLNTransformerEncoder",
+    "PreLNTransformerLayer",
+    "ProjectionHead",
     "ProposalGenerator",
     "RegionProposalHead",
     "RegressionHead",

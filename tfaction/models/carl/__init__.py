@@ -1,0 +1,7 @@
+"""CARL: frame-wise video representations by sequence contrastive learning
+(Chen, Wei, Li, Cai, CVPR 2022)."""
+
+from tfaction.models.carl.model import CARL
+from tfaction.models.carl.model import build_frame_trunk
+
+__all__ = ["CARL", "build_frame_trunk"]
