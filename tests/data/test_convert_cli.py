@@ -196,7 +196,7 @@ def test_unknown_format_and_flag_of_another_format(runs):
     assert result["code"] == 1
     assert ("unknown --format=hmdb51; registered formats: "
             "activitynet_features, ava, charades_frames, ego4d_mq, "
-            "hmdb51_frames, "
+            "hmdb51_frames, tcc, "
             "verify, videos") in result["stderr"]
     result = runs["results"]["foreign_flag"]
     assert result["code"] == 1

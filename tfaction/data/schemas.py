@@ -448,8 +448,14 @@ def parse_keyframe_boxes(serialized):
 
 # --- Frame labels (CARL) ----------------------------------------------------
 def frame_labels_example(video_id, *, images, frame_labels, fps=-1.0,
-                         duration=-1.0, subset=None):
+                         duration=-1.0, subset=None, label_index=(),
+                         label_text=(), source=None):
     """Builds a frame-labelled record (one phase label per frame).
+
+    One record per video: every frame as JPEG bytes (`image/encoded`) and
+    its phase label (`frame/label/index`, -1 for an unlabelled frame), with
+    the video's action class in `clip/label/index` / `clip/label/text` when
+    it has one (written only when given).
 
     Args:
         video_id: unique video id.
@@ -458,16 +464,35 @@ def frame_labels_example(video_id, *, images, frame_labels, fps=-1.0,
         fps: frame rate, or -1.
         duration: seconds, or -1.
         subset: optional subset name.
+        label_index: the video's action class indices (usually one).
+        label_text: the action class names, parallel to `label_index`.
+        source: optional original name when `video_id` differs from it.
 
     Returns:
         A `tf.train.SequenceExample`.
+
+    Example:
+
+    >>> ex = frame_labels_example("v", images=[b"a", b"b"],
+    ...                           frame_labels=[0, 1], label_index=[3],
+    ...                           label_text=["golf_swing"])
+    >>> list(ex.context.feature[CLIP_LABEL_INDEX].int64_list.value)
+    [3]
     """
     images = list(images)
     frame_labels = np.asarray(frame_labels, np.int64).ravel()
     if len(frame_labels) != len(images):
         raise ValueError(f"{len(images)} frames but {len(frame_labels)} "
                          "frame labels")
-    context = _video_context(video_id, len(images), fps, duration, subset)
+    label_index, label_text = list(label_index), list(label_text)
+    if label_text and len(label_text) != len(label_index):
+        raise ValueError(f"{len(label_index)} label indices but "
+                         f"{len(label_text)} label texts")
+    context = _video_context(video_id, len(images), fps, duration, subset,
+                             source)
+    if label_index:
+        context[CLIP_LABEL_INDEX] = _ints(label_index)
+        context[CLIP_LABEL_TEXT] = _bytes(label_text)
     lists = {
         IMAGE_ENCODED: _feature_list(_bytes([f]) for f in images),
         FRAME_LABEL_INDEX: _feature_list(_ints([c]) for c in frame_labels),
@@ -478,14 +503,19 @@ def frame_labels_example(video_id, *, images, frame_labels, fps=-1.0,
 
 
 def parse_frame_labels(serialized):
-    """Parses a frame-labelled record.
+    """Parses a frame-labelled record; JPEGs stay encoded.
 
     Returns:
-        Dict with the video context keys, `image/encoded` [N] string and
-        `frame/label/index` [N] int64.
+        Dict with the video context keys, `clip/label/index` [A] int64 and
+        `clip/label/text` [A] string (A = 0 when the video has no action
+        class), `image/encoded` [N] string and `frame/label/index` [N]
+        int64.
     """
+    context_spec = _video_context_spec()
+    context_spec[CLIP_LABEL_INDEX] = tf.io.VarLenFeature(tf.int64)
+    context_spec[CLIP_LABEL_TEXT] = tf.io.VarLenFeature(tf.string)
     context, sequence = tf.io.parse_single_sequence_example(
-        serialized, context_features=_video_context_spec(),
+        serialized, context_features=context_spec,
         sequence_features={
             IMAGE_ENCODED: tf.io.FixedLenSequenceFeature([], tf.string),
             FRAME_LABEL_INDEX: tf.io.FixedLenSequenceFeature([], tf.int64),

@@ -125,7 +125,7 @@ def test_builtin_formats_and_their_flags():
     formats = registry.load_builtin_formats()
     assert formats.names() == ["activitynet_features", "ava",
                                "charades_frames",
-                               "ego4d_mq", "hmdb51_frames", "verify",
+                               "ego4d_mq", "hmdb51_frames", "tcc", "verify",
                                "videos"]
     assert formats.get("verify").flag_names() == ["input"]
     videos = formats.get("videos").flag_names()

@@ -15,6 +15,9 @@ structure a model must actually learn; noise carries no label information.
 - `ava` (`generate_ava`): AVA CSVs + label-map pbtxt + excluded
   timestamps + short mp4 videos; several people per keyframe whose actions
   depend on their motion and on context elsewhere in the frame.
+- `tcc` (`generate_tcc`): TCC / CARL TFRecords (one SequenceExample per
+  video, JPEG frames + a phase label per frame); a tool moving through K
+  phases at a different speed in every video, under appearance nuisance.
 
 Same arguments and seed → byte-identical files. Output is staged in a
 temporary sibling folder and renamed into place, so a crash never leaves a
@@ -120,6 +123,7 @@ from tfaction.data.formats.optical_flow import quantize_flow  # noqa: E402
 from tfaction.data.synthetic.charades import (  # noqa: E402
     generate_charades,
 )
+from tfaction.data.synthetic.tcc import generate_tcc  # noqa: E402
 from tfaction.data.synthetic.temporal_localization import (  # noqa: E402
     generate_temporal_localization,
 )
@@ -132,6 +136,7 @@ GENERATORS = {
     "video_classification": generate_video_classification,
     "charades": generate_charades,
     "ava": generate_ava,
+    "tcc": generate_tcc,
 }
 
 __all__ = [
@@ -139,6 +144,7 @@ __all__ = [
     "dequantize_flow",
     "generate_ava",
     "generate_charades",
+    "generate_tcc",
     "generate_temporal_localization",
     "generate_video_classification",
     "quantize_flow",
