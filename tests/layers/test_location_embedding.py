@@ -90,7 +90,15 @@ def test_matches_numpy():
 
 def test_spatial_and_temporal_parts():
     """Spatial channels vary only with (h, w), temporal only with t."""
-    out = LocationEmbedding()(_features()).numpy()
+    layer = LocationEmbedding()
+    layer(_features())
+    # Positive hidden biases keep the small MLPs' ReLUs on near the
+    # centre: with zero biases an unlucky draw can switch them all off on
+    # one side and make the embedding constant there.
+    rng = np.random.default_rng(3)
+    for sub in (layer.spatial_hidden, layer.temporal_hidden):
+        sub.bias.assign(rng.uniform(0.5, 1.0, size=sub.bias.shape))
+    out = layer(_features()).numpy()
     spatial, temporal = out[..., 6:14], out[..., 14:]
     np.testing.assert_allclose(
         spatial, np.broadcast_to(spatial[:1, :1], spatial.shape), atol=1e-6)
