@@ -77,7 +77,7 @@ def base_config():
     config.optimizer = ml_collections.ConfigDict({
         "name": "adamw",        # sgd, adam, adamw, lamb
         "lr": 1e-3,             # peak learning rate
-        "schedule": "cosine",   # constant, cosine or step, after warm-up
+        "schedule": "cosine",   # constant, cosine, step, cosine_per_epoch
         "warmup_steps": 0,      # linear warm-up ...
         "warmup_epochs": 0,     # or in epochs (warmup_steps must be 0)
         "warmup_start_ratio": 0.0,  # ... from lr * this (0.1: 0.01 -> 0.1)

@@ -20,6 +20,7 @@ from tfaction.models.actionvlad import model as actionvlad_model
 from tfaction.tasks import action_transformer_config
 from tfaction.tasks import actionformer_config
 from tfaction.tasks import actionvlad_config
+from tfaction.tasks import carl_config
 
 RECIPES = [
     "actionformer_anet_i3d", "actionformer_anet_tsp",
@@ -38,6 +39,7 @@ RECIPES = [
         "tx_highres", "tx_lowres", "i3d_head", "tx_i3d")],
     *[f"action_transformer_synthetic:{h}" for h in ("tx", "i3d",
                                                     "tx_i3d")],
+    "carl_pouring", "carl_penn_action", "carl_finegym", "carl_synthetic",
 ]
 
 
@@ -59,6 +61,8 @@ def _typed(value):
 def _validate(config):
     if config.task.name == action_transformer_config.TASK_NAME:
         action_transformer_config.validate(config.task)
+    elif config.task.name == carl_config.TASK_NAME:
+        carl_config.validate(config.task)
     elif config.task.name == actionvlad_config.TASK_NAME:
         # The recipes leave the weights files to the command line.
         actionvlad_config.validate(config.task, weights_for=())

@@ -70,8 +70,38 @@ def test_step_schedule_is_staircase_decay():
         assert lr_at(schedule, step) == pytest.approx(value, rel=1e-6), step
 
 
+def test_cosine_per_epoch_is_torch_cosine_annealing_stepped_per_epoch():
+    """CARL: CosineAnnealingLR(T_max=epochs + 1, eta_min=0), stepped after
+    every epoch: constant within an epoch, > 0 in the last one."""
+    epochs, per_epoch, lr = 5, 7, 1e-4
+    schedule = training.build_learning_rate(
+        optimizer_config(lr=lr, schedule="cosine_per_epoch"),
+        total_steps=epochs * per_epoch, steps_per_epoch=per_epoch)
+    assert isinstance(schedule, training.schedules.EpochCosineDecay)
+    # The closed form PyTorch's recursive update follows, epoch by epoch.
+    torch_lrs = [0.5 * lr * (1 + math.cos(math.pi * e / (epochs + 1)))
+                 for e in range(epochs)]
+    for step in range(epochs * per_epoch):
+        assert lr_at(schedule, step) == pytest.approx(
+            torch_lrs[step // per_epoch], rel=1e-5), step
+    assert lr_at(schedule, epochs * per_epoch - 1) == pytest.approx(
+        0.25 * lr, rel=1e-5)  # cos(2 pi / 3): not 0 at the end
+    floor = training.build_learning_rate(
+        optimizer_config(lr=1.0, schedule="cosine_per_epoch",
+                         min_lr_ratio=0.2), total_steps=30, steps_per_epoch=10)
+    assert lr_at(floor, 20) == pytest.approx(0.2 + 0.8 * 0.5, rel=1e-6)
+    restored = training.schedules.EpochCosineDecay.from_config(
+        schedule.get_config())
+    assert lr_at(restored, 15) == lr_at(schedule, 15)
+    with pytest.raises(errors.ConfigError, match="steps per epoch"):
+        training.build_learning_rate(
+            optimizer_config(schedule="cosine_per_epoch"), 100)
+
+
 @pytest.mark.parametrize("values, message", [
     (dict(schedule="linear"), "unknown optimizer.schedule 'linear'"),
+    (dict(schedule="cosine_per_epoch", warmup_steps=5),
+     "'cosine_per_epoch' has no warm-up"),
     (dict(schedule="step"), "needs optimizer.decay_steps > 0"),
     (dict(schedule="step", decay_steps=10, warmup_steps=5),
      "'step' has no warm-up"),
