@@ -21,8 +21,12 @@ $(STAMP): setup.py
 	$(PY) -m pip install --quiet -e ".[test,serving]"
 	touch $(STAMP)
 
+# Two pytest processes (pytest-xdist), whole files per process so module
+# fixtures are built once.
+XDIST ?= -n 2 --dist loadfile
+
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The `slow` tests (deselected by `make test` to keep it under 15 minutes
 # on 2 cores): the ActionFormer learning run, fine-tuning an imported

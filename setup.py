@@ -29,7 +29,10 @@ EXTRAS_REQUIRE = {
     # Writing TF-Serving warm-up records (PredictionLog) and gRPC examples.
     "serving": ["tensorflow-serving-api==2.17.1"],
     # moto[server]: the S3 server of tests/integration/test_remote_storage.py.
-    "test": ["pytest>=8", "pytest-timeout>=2.3", "moto[server]==5.2.6"],
+    # pytest-xdist: `make test` runs the suite in two processes (most of a
+    # test's time is single-threaded Keras building and tf.function tracing).
+    "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist==3.8.0",
+             "moto[server]==5.2.6"],
 }
 
 # The repository's data/ (class lists, split lists, label maps of the public

@@ -18,7 +18,9 @@ bit-reproducible):
 - fused (RGB:flow = 1:2) 0.875 / 0.875 / 0.906 / 0.875, right on 7 / 8 /
   11 / 7 test videos more than the better stream.
 
-`tests/learning/test_demos.py` checks the full demo's figures.
+`tests/learning/test_demos.py` checks the full demo's figures. Marked
+`slow` (93-143 s on 2 cores): `make test-slow` runs it, `make test` does
+not.
 """
 
 import pytest
@@ -40,7 +42,7 @@ FUSED_FLOOR = 0.875 - 0.125
 MIN_FUSION_GAIN_VIDEOS = 3
 
 
-@pytest.mark.large
+@pytest.mark.slow
 def test_actionvlad_streams_learn_and_fusion_beats_both(tmp_path):
     result = recipes.actionvlad_accuracies(tmp_path, NUM_VIDEOS, OVERRIDES)
     rgb, flow, fused = (result[k]["top1"] for k in ("rgb", "flow", "fused"))
