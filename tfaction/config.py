@@ -139,6 +139,30 @@ def constructor_defaults(cls, exclude=()):
             and p.kind in kinds}
 
 
+def section_values(section, tuple_keys=()):
+    """A config section as constructor keyword arguments.
+
+    Args:
+        section: a `ConfigDict` section (or mapping).
+        tuple_keys: keys whose list values become tuples (a JSON round trip
+            or a command-line override gives lists where the dataclass or
+            constructor expects tuples).
+
+    Returns:
+        A plain dict.
+
+    Example:
+
+    >>> section_values({"size": [224, 224], "flip": True}, ("size",))
+    {'size': (224, 224), 'flip': True}
+    """
+    values = dict(section)
+    for key in tuple_keys:
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
+    return values
+
+
 def lock(config):
     """Locks `config` and every nested ConfigDict (no new keys anywhere).
 

@@ -204,11 +204,7 @@ def clips_values(clips):
     Returns:
         A dict (sequences as tuples).
     """
-    values = dict(clips)
-    for key in _TUPLE_CLIPS_KEYS:
-        if isinstance(values.get(key), list):
-            values[key] = tuple(values[key])
-    return values
+    return config_lib.section_values(clips, _TUPLE_CLIPS_KEYS)
 
 
 def model_values(model):

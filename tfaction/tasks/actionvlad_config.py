@@ -197,10 +197,7 @@ def frames_values(frames):
     Returns:
         A dict.
     """
-    values = dict(frames)
-    for key in _TUPLE_FRAMES_KEYS:
-        if isinstance(values.get(key), list):
-            values[key] = tuple(values[key])
+    values = config_lib.section_values(frames, _TUPLE_FRAMES_KEYS)
     if values.get("test_crop_offsets") is not None:
         values["test_crop_offsets"] = tuple(
             tuple(o) for o in values["test_crop_offsets"])

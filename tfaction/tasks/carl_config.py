@@ -241,11 +241,7 @@ def views_values(views):
     Returns:
         A dict (sequences as tuples).
     """
-    values = dict(views)
-    for key in _TUPLE_VIEWS_KEYS:
-        if isinstance(values.get(key), list):
-            values[key] = tuple(values[key])
-    return values
+    return config_lib.section_values(views, _TUPLE_VIEWS_KEYS)
 
 
 def model_values(config):
