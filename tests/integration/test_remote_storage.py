@@ -50,7 +50,8 @@ SCORES_TOL = {"rtol": 1e-4, "atol": 1e-3}
 # launcher is retried after this many seconds (at most once).
 RETRY_AFTER_S = 20
 
-pytestmark = [pytest.mark.large, pytest.mark.timeout(420)]
+# `slow`: two minutes of subprocess commands; `make test-slow` runs it.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 
 def _pipeline(root, raw):
