@@ -171,3 +171,19 @@ def test_data_loss_without_corrupt_file_keeps_original(tmp_path):
         with input_reader.naming_corrupt_files(paths):
             raise err
     assert tfrecord_io.count_records(paths[0]) == {paths[0]: 2}
+
+
+def test_multi_epoch_read_under_a_global_seed_of_zero(tmp_path):
+    """`tf.random.set_seed(0)` (the trainer's default seed) made
+    `Dataset.shuffle` compare a traced seed with Python ints."""
+    _write(tmp_path, 2, 3)
+    tf.random.set_seed(0)
+    try:
+        reader = input_reader.InputReader(
+            str(tmp_path / "*.tfrecord"), training=True, seed=1,
+            shuffle_buffer_size=8, deterministic=True)
+        pairs = list(reader.read(start_epoch=3, num_epochs=2)
+                     .as_numpy_iterator())
+    finally:
+        tf.random.set_seed(None)
+    assert [int(e) for e, _ in pairs] == [3] * 6 + [4] * 6

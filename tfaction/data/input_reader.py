@@ -294,8 +294,19 @@ class InputReader:
         if num_epochs == 1:
             epoch = tf.constant(start_epoch, tf.int64)
             return self.records(epoch).map(lambda r: (epoch, r))
-        stop = 2**62 if num_epochs is None else start_epoch + num_epochs
-        epochs = tf.data.Dataset.range(start_epoch, stop)
+        if num_epochs is not None:
+            # Each epoch built with a concrete epoch: inside a traced
+            # flat_map, `Dataset.shuffle` compares its tensor seed with
+            # Python ints when a global seed of 0 is set
+            # (`tf.random.set_seed(0)`), which fails in graph mode.
+            ds = None
+            for index in range(start_epoch, start_epoch + num_epochs):
+                epoch = tf.constant(index, tf.int64)
+                part = self.records(epoch).map(
+                    lambda r, e=epoch: (e, r))
+                ds = part if ds is None else ds.concatenate(part)
+            return ds
+        epochs = tf.data.Dataset.range(start_epoch, 2**62)
         return epochs.flat_map(
             lambda e: self.records(e).map(lambda r: (e, r)))
 
