@@ -2,12 +2,14 @@
 
 from tfaction.layers.action_transformer_head import ActionTransformerHead
 from tfaction.layers.action_transformer_unit import ActionTransformerUnit
+from tfaction.layers.actor_critic import ActorCritic
 from tfaction.layers.box_axis import BoxAxis
 from tfaction.layers.centre_frame import CentreFrame
 from tfaction.layers.classification_head import ClassificationHead
 from tfaction.layers.conv_transformer_backbone import ConvTransformerBackbone
 from tfaction.layers.conv_transformer_block import ConvTransformerBlock
 from tfaction.layers.differentiable_patch_crop import DifferentiablePatchCrop
+from tfaction.layers.frame_resize import FrameResize
 from tfaction.layers.frozen_batch_normalization import FrozenBatchNormalization
 from tfaction.layers.high_res_query import HighResQuery
 from tfaction.layers.identity_neck import IdentityNeck
@@ -20,10 +22,13 @@ from tfaction.layers.location_embedding import LocationEmbedding
 from tfaction.layers.low_res_query import LowResQuery
 from tfaction.layers.masked_conv1d import MaskedConv1D
 from tfaction.layers.netvlad import NetVLAD
+from tfaction.layers.policy_stn import PolicySTN
+from tfaction.layers.pooling_classifier import PoolingClassifier
 from tfaction.layers.pre_ln_transformer_encoder import PreLNTransformerEncoder
 from tfaction.layers.pre_ln_transformer_layer import PreLNTransformerLayer
 from tfaction.layers.projection_head import ProjectionHead
 from tfaction.layers.proposal_generator import ProposalGenerator
+from tfaction.layers.recurrent_classifier import RecurrentClassifier
 from tfaction.layers.region_proposal_head import RegionProposalHead
 from tfaction.layers.regression_head import RegressionHead
 from tfaction.layers.roi_pool import RoIPool
@@ -35,12 +40,14 @@ from tfaction.layers.unit3d import Unit3D
 __all__ = [
     "ActionTransformerHead",
     "ActionTransformerUnit",
+    "ActorCritic",
     "BoxAxis",
     "CentreFrame",
     "ClassificationHead",
     "ConvTransformerBackbone",
     "ConvTransformerBlock",
     "DifferentiablePatchCrop",
+    "FrameResize",
     "FrozenBatchNormalization",
     "HighResQuery",
     "IdentityNeck",
@@ -52,10 +59,13 @@ __all__ = [
     "LowResQuery",
     "MaskedConv1D",
     "NetVLAD",
+    "PolicySTN",
+    "PoolingClassifier",
     "PreLNTransformerEncoder",
     "PreLNTransformerLayer",
     "ProjectionHead",
     "ProposalGenerator",
+    "RecurrentClassifier",
     "RegionProposalHead",
     "RegressionHead",
     "RoIPool",
