@@ -19,7 +19,9 @@
   scores);
 - `actionvlad`: `ActionVLADExportModule` (sampled JPEG / uint8 frames of
   one stream -> probabilities, top-k and their class names) and
-  `TwoStreamExportModule` (RGB + flow, late fusion of the logits).
+  `TwoStreamExportModule` (RGB + flow, late fusion of the logits);
+- `carl`: `CARLExportModule` (a video's uint8 or JPEG frames -> one
+  embedding per frame, chunked as the task's evaluation).
 
 Example:
 
@@ -33,6 +35,7 @@ from tfaction.serving.action_transformer import ActionTransformerExportModule
 from tfaction.serving.actionformer import ActionFormerExportModule
 from tfaction.serving.actionvlad import ActionVLADExportModule
 from tfaction.serving.actionvlad import TwoStreamExportModule
+from tfaction.serving.carl import CARLExportModule
 from tfaction.serving.export_module import SERVING_DEFAULT
 from tfaction.serving.export_module import ExportModule
 from tfaction.serving.factory import build_export_module
@@ -46,6 +49,7 @@ __all__ = [
     "ActionFormerExportModule",
     "ActionTransformerExportModule",
     "ActionVLADExportModule",
+    "CARLExportModule",
     "ExportModule",
     "TwoStreamExportModule",
     "build_export_module",

@@ -33,6 +33,9 @@ import abc
 import keras
 import tensorflow as tf
 
+from tfaction.layers.frozen_batch_normalization import (
+    FrozenBatchNormalization)
+
 
 LOSS_METRIC = "loss"
 
@@ -317,3 +320,25 @@ def pad_evaluation_split(pipeline, input_context, per_replica_batch_size,
     if fill:
         pipeline.add("fill", lambda ds: ds.concatenate(
             ds.take(1).map(blank).repeat(fill)), after=after)
+
+
+def synchronize_batch_norms(model):
+    """Makes every trained `BatchNormalization` of `model` synchronised.
+
+    In training mode their batch statistics are then all-reduced over the
+    replicas (Keras' `synchronized=True`, TensorFlow backend), as PyTorch's
+    SyncBatchNorm. Frozen batch norms are left alone.
+
+    Args:
+        model: a built Keras model.
+
+    Returns:
+        The number of layers changed.
+    """
+    changed = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization) and not \
+                isinstance(layer, FrozenBatchNormalization):
+            layer.synchronized = True
+            changed += 1
+    return changed

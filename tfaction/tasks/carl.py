@@ -74,11 +74,10 @@ from tfaction.data import frame_sequence_pipeline as pipeline_lib
 from tfaction.data import input_reader
 from tfaction.evaluation import framewise
 from tfaction.evaluation import framewise_probes
-from tfaction.layers.frozen_batch_normalization import (
-    FrozenBatchNormalization)
 from tfaction.losses.sequence_contrastive_loss import (
     sequence_contrastive_loss)
 from tfaction.models.carl import model as model_lib
+from tfaction.models.carl import whole_videos
 from tfaction.tasks import base_task
 from tfaction.tasks import carl_config
 from tfaction.tasks import converted_dataset
@@ -131,28 +130,6 @@ def load_trunk_weights(model, path, weights_format="auto"):
     raise errors.ConfigError(
         f"task.trunk_weights_format must be one of "
         f"{carl_config.TRUNK_WEIGHT_FORMATS}, got {weights_format!r}")
-
-
-def synchronize_batch_norms(model):
-    """Makes every trained `BatchNormalization` of `model` synchronised.
-
-    In training mode their batch statistics are then all-reduced over the
-    replicas (Keras' `synchronized=True`, TensorFlow backend), as PyTorch's
-    SyncBatchNorm. Frozen batch norms are left alone.
-
-    Args:
-        model: a built Keras model.
-
-    Returns:
-        The number of layers changed.
-    """
-    changed = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.BatchNormalization) and not \
-                isinstance(layer, FrozenBatchNormalization):
-            layer.synchronized = True
-            changed += 1
-    return changed
 
 
 def coupled_l2_loss(variables, weight_decay):
@@ -385,7 +362,7 @@ class CARLTask(tasks.Task):
         carl_config.require_weights(self.config)
         model = model_lib.CARL(**carl_config.model_values(self.config))
         if self.config.sync_batch_norm:
-            synchronize_batch_norms(model)
+            base_task.synchronize_batch_norms(model)
         if self.config.trunk_weights:
             report = load_trunk_weights(model, self.config.trunk_weights,
                                         carl_config.weights_format(
@@ -463,7 +440,8 @@ class CARLTask(tasks.Task):
 
         A video of n frames is cut into `k = ceil(n / frames_per_chunk)`
         chunks of `ceil(n / k)` frames (the last one shorter), each embedded
-        on its own, as the reference's evaluation.
+        on its own, as the reference's evaluation
+        (`tfaction.models.carl.whole_videos.embed_whole_videos`).
 
         Args:
             model: the `CARL` model.
@@ -474,35 +452,9 @@ class CARLTask(tasks.Task):
         Returns:
             float32 `[B, N, D]` (zeros after each video's length).
         """
-        max_chunk = int(self.config.evaluation.frames_per_chunk)
-        dim = int(model.embedding_size)
-        num_videos, padded = tf.shape(frames)[0], tf.shape(frames)[1]
-
-        def video(i, outputs):
-            n = lengths[i]
-            chunks = (n + max_chunk - 1) // max_chunk
-            per = (n + tf.maximum(chunks, 1) - 1) // tf.maximum(chunks, 1)
-
-            def chunk(j, emb):
-                start = j * per
-                size = tf.minimum(per, n - start)
-                out = model({"frames": frames[i, start:start + size][None],
-                             "mask": tf.ones([1, size], tf.bool)},
-                            training=False)["embeddings"][0]
-                rows = tf.range(start, start + size)[:, None]
-                return j + 1, tf.tensor_scatter_nd_update(
-                    emb, rows, tf.cast(out, tf.float32))
-
-            _, emb = tf.while_loop(
-                lambda j, _: j < chunks, chunk,
-                [tf.constant(0), tf.zeros([padded, dim], tf.float32)])
-            return i + 1, outputs.write(i, emb)
-
-        outputs = tf.TensorArray(tf.float32, size=num_videos,
-                                 element_shape=[None, dim])
-        _, outputs = tf.while_loop(lambda i, _: i < num_videos, video,
-                                   [tf.constant(0), outputs])
-        return tf.reshape(outputs.stack(), [num_videos, padded, dim])
+        return whole_videos.embed_whole_videos(
+            model, frames, lengths,
+            int(self.config.evaluation.frames_per_chunk))
 
     def validation_step(self, inputs, model, metrics):
         del metrics
