@@ -19,6 +19,7 @@ options) -> dict` and `format_table(result) -> str`):
 | video_accuracy | tfaction.evaluation.video_accuracy |
 | charades_map | tfaction.evaluation.charades_map |
 | framewise | tfaction.evaluation.framewise |
+| adafocus_map | tfaction.evaluation.adafocus_map |
 
 `options` holds every flag below by name: `tiou_thresholds` is a list of
 floats (`np.linspace` values for `start:stop:num`) or None, `top_k` an int
@@ -43,6 +44,7 @@ METRICS = {
     "video_accuracy": "tfaction.evaluation.video_accuracy",
     "charades_map": "tfaction.evaluation.charades_map",
     "framewise": "tfaction.evaluation.framewise",
+    "adafocus_map": "tfaction.evaluation.adafocus_map",
 }
 
 
@@ -104,7 +106,8 @@ def build_parser():
     p.add_argument("--variant", default=None,
                    help="official-code variant (detection: activitynet | "
                         "actionformer | epic; ego4d_recall: official | "
-                        "actionformer; others: see the metric)")
+                        "actionformer; adafocus_map: actnet | fcvid | "
+                        "minik; others: see the metric)")
     p.add_argument("--epic_task", default=None,
                    choices=["verb", "noun", "action"],
                    help="activitynet_detection --variant=epic: the "

@@ -195,8 +195,8 @@ def test_unknown_format_and_flag_of_another_format(runs):
     result = runs["results"]["unknown_format"]
     assert result["code"] == 1
     assert ("unknown --format=hmdb51; registered formats: "
-            "activitynet_features, ava, charades_frames, ego4d_mq, "
-            "hmdb51_frames, tcc, "
+            "activitynet_features, actnet_frames, ava, charades_frames, "
+            "ego4d_mq, fcvid_frames, hmdb51_frames, minik_frames, tcc, "
             "verify, videos") in result["stderr"]
     result = runs["results"]["foreign_flag"]
     assert result["code"] == 1
@@ -209,8 +209,8 @@ def test_help_lists_each_formats_flags():
     result = _run_module("--help")
     assert ("--feature_stride: [activitynet_features, ego4d_mq] Frames "
             "between") in result.stdout
-    assert "--frames_root: [charades_frames, hmdb51_frames] Root" in (
-        result.stdout)
+    assert ("--frames_root: [actnet_frames, fcvid_frames, minik_frames, "
+            "charades_frames,\n    hmdb51_frames] Root") in result.stdout
     assert "--flow: <tvl1|farneback|none>: [videos]" in result.stdout
     assert "--[no]progress" in result.stdout
 

@@ -161,3 +161,36 @@ def test_bad_inputs():
         topk_accuracy(np.zeros((2, 3)), np.array([[0], [-1]]))
     with pytest.raises(errors.FeatureShapeError, match="k <= 3"):
         topk_accuracy(np.zeros((2, 3)), np.array([0, 1]), topk=(5,))
+
+
+def test_split_list_variants_and_errors(tmp_path):
+    from tfaction.evaluation import adafocus_map as metric
+
+    (tmp_path / "val.txt").write_text("a,5,0,1\nb,4,1\nc,2,0\nd,3,0\n")
+    logits = np.log(np.array([[0.2, 0.8], [0.3, 0.7], [0.9, 0.1],
+                              [0.6, 0.4]], np.float32))
+    np.savez(tmp_path / "p.npz", video_ids=np.array(["a", "b", "c", "d"]),
+             scores=logits)
+    first = metric.evaluate(tmp_path / "val.txt", str(tmp_path / "p.npz"),
+                            "actnet", top_k=1)
+    every = metric.evaluate(tmp_path / "val.txt", str(tmp_path / "p.npz"),
+                            "fcvid", top_k=1)
+    # "c" (2 frames) is left out, as the loader and the converter do.
+    assert first["num_videos"] == 3 and first["num_short_videos"] == 1
+    assert first["num_extra_predictions"] == 1
+    gt = np.array([[0, 1], [1, -1], [0, -1]])
+    kept = logits[[0, 1, 3]]
+    assert first["mAP"] == pytest.approx(adafocus_map(kept, gt[:, :1]).map)
+    assert every["mAP"] == pytest.approx(adafocus_map(kept, gt).map)
+    assert every["mAP"] != pytest.approx(first["mAP"])
+    assert first["top1"] == pytest.approx(100 * 2 / 3)
+    table = metric.format_table(metric.run_cli(
+        str(tmp_path / "val.txt"), str(tmp_path / "p.npz"), {}))
+    assert table.splitlines()[0].split() == ["metric", "value"]
+    np.savez(tmp_path / "q.npz", video_ids=np.array(["a"]),
+             scores=logits[:1])
+    with pytest.raises(errors.DataError, match="no scores for 2 listed"):
+        metric.evaluate(tmp_path / "val.txt", str(tmp_path / "q.npz"))
+    with pytest.raises(errors.ConfigError, match="unknown adafocus_map"):
+        metric.evaluate(tmp_path / "val.txt", str(tmp_path / "p.npz"),
+                        "kinetics")

@@ -57,7 +57,8 @@ def test_proposal_cli_and_errors(anchors_dir, tmp_path, capsys):
 def test_dispatch_table():
     assert set(evaluate.METRICS) == {
         "activitynet_detection", "activitynet_proposals", "ego4d_recall",
-        "ava_frame_ap", "video_accuracy", "charades_map", "framewise"}
+        "ava_frame_ap", "video_accuracy", "charades_map", "framewise",
+        "adafocus_map"}
     assert evaluate.build_parser().parse_args(
         ["--metric=framewise", "--ground_truth=a", "--predictions=b",
          "--top_k=5"]).top_k == 5

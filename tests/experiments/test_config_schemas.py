@@ -18,6 +18,7 @@ from tfaction import errors
 from tfaction.models.actionformer import model as actionformer_model
 from tfaction.models.actionvlad import model as actionvlad_model
 from tfaction.tasks import action_transformer_config
+from tfaction.tasks import adafocus_config
 from tfaction.tasks import actionformer_config
 from tfaction.tasks import actionvlad_config
 from tfaction.tasks import carl_config
@@ -40,6 +41,9 @@ RECIPES = [
     *[f"action_transformer_synthetic:{h}" for h in ("tx", "i3d",
                                                     "tx_i3d")],
     "carl_pouring", "carl_penn_action", "carl_finegym", "carl_synthetic",
+    *[f"adafocus_v2_{d}:{v}" for d in ("actnet", "fcvid", "minik")
+      for v in ("mbv2_p128", "res50_p96")],
+    "adafocus_v2_synthetic",
 ]
 
 
@@ -63,6 +67,8 @@ def _validate(config):
         action_transformer_config.validate(config.task)
     elif config.task.name == carl_config.TASK_NAME:
         carl_config.validate(config.task)
+    elif config.task.name == adafocus_config.TASK_NAME:
+        adafocus_config.validate(config.task)
     elif config.task.name == actionvlad_config.TASK_NAME:
         # The recipes leave the weights files to the command line.
         actionvlad_config.validate(config.task, weights_for=())

@@ -190,3 +190,20 @@ def test_config_errors(cls):
         cls(**tiny(dropout=1.5))
     with pytest.raises(errors.ConfigError, match="empty"):
         cls(**tiny(small_filters=[4, 8, 8, 8, 8, 8, 8]))
+
+
+def test_gflops_match_the_papers_per_frame_figures():
+    """AdaFocus V2's per-frame GFLOPs (MACs, `ops/early_exit.py`): 1.101 /
+    1.685 / 2.436 / 3.353 for MobileNet-V2 + ResNet-50 at P = 96 / 128 /
+    160 / 192, and 27.0 per 16-frame video at P = 128."""
+    from tfaction.models.adafocus import flops
+
+    model = AdaFocusV2(num_classes=200, patch_size=128)
+    gflops = flops.adafocus_v2_gflops(model)
+    assert gflops["per_frame"] == pytest.approx(1.685, abs=5e-4)
+    assert gflops["per_video"] == pytest.approx(27.0, abs=0.05)
+    assert gflops["glance"] == pytest.approx(0.2995, abs=1e-4)
+    rest = gflops["per_frame"] - gflops["focus"]
+    for size, published in ((96, 1.101), (160, 2.436), (192, 3.353)):
+        focus = flops.trunk_macs(model.focus, (size, size)) / 1e9
+        assert rest + focus == pytest.approx(published, abs=1e-3), size

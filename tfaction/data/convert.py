@@ -9,6 +9,10 @@ Formats (`--format`):
 * `charades_frames`: Charades v1 CSVs (`--input`) + RGB frame folders
   (`--frames_root`, `<id>/<id>-000001.jpg`) -> multi-label frames records
   (labels: the classes of each video's actions; none for empty `actions`).
+* `actnet_frames`, `fcvid_frames`, `minik_frames`: the AdaFocus split lists
+  (ActivityNet / FCVID `path,num_frames,label[,label...]`, Mini-Kinetics
+  `path num_frames label`) + RGB frame folders -> frames records with up to
+  3 labels per video.
 * `videos`: video files (glob, folder or list file) -> frames records, decoded
   with PyAV at `--fps`, optional TV-L1/Farneback optical flow.
 * `verify`: re-read an output folder (`--input`) and check every shard
@@ -48,6 +52,12 @@ Examples:
       --frames_root=Charades_v1_rgb \
       --class_list=Charades/Charades_v1_classes.txt --num_shards=64 \
       --num_workers=8 --output_dir=data/charades/records
+
+  python -m tfaction.data.convert --format=actnet_frames \
+      --input=ActivityNet/actnet_train_split.txt,\
+ActivityNet/actnet_val_split.txt \
+      --frames_root=ActivityNet/frames --class_list=ActivityNet/classInd.txt \
+      --num_workers=8 --output_dir=data/actnet/records
 
   python -m tfaction.data.convert --format=ava \
       --input=ava_train_v2.1.csv,ava_val_v2.1.csv --videos_root=ava/videos \

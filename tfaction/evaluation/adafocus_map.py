@@ -224,3 +224,135 @@ def topk_accuracy(logits, labels, topk=(1,)):
                 f"top-k needs 1 <= k <= {num_classes} classes, got {k}")
         results.append(float((rank < k).mean() * 100.0))
     return tuple(results)
+
+
+# The split-list syntax and the labels `cal_map` scores, per --variant.
+VARIANTS = {"actnet": "first", "fcvid": "all", "minik": "first"}
+
+
+def evaluate(split_list, scores_path, variant="actnet", top_k=None,
+             min_frames=3):
+    """mAP and top-k of a scores file on the videos of an AdaFocus list.
+
+    Args:
+        split_list: the validation list (`actnet` / `fcvid`:
+            `path,num_frames,label[,label...]`; `minik`: `path num_frames
+            label`). Videos with fewer than `min_frames` frames are left
+            out, as the authors' loader (and the converter) leave them out.
+        scores_path: `.npz` (`video_ids`, `scores` = last-step logits) or
+            CSV scores file (`tfaction.evaluation.video_accuracy.
+            read_scores`).
+        variant: "actnet" (mAP on each video's first label), "fcvid" (on
+            all labels) or "minik" (first label; its headline is top-1).
+        top_k: k values of the top-k accuracy (first label); None: 1 and
+            5 (at most the number of classes).
+        min_frames: as the converter's `--min_frames`.
+
+    Returns:
+        Dict: `mAP`, `top{k}` (percent), `num_videos`, `num_classes`,
+        `relabelled`, `num_short_videos` (left out),
+        `num_extra_predictions` (scored videos not in the list).
+
+    Raises:
+        ConfigError: unknown variant.
+        DataError: a listed video without scores, a label outside the
+            scores' classes (named), a malformed list or scores file.
+
+    Example:
+
+    ```python
+    evaluate("actnet_val_split.txt", "runs/x/predictions.npz")["mAP"]
+    ```
+    """
+    from tfaction.data.formats import adafocus_lists
+    from tfaction.evaluation import video_accuracy
+
+    if variant not in VARIANTS:
+        raise errors.ConfigError(f"unknown adafocus_map variant "
+                                 f"{variant!r}; expected one of "
+                                 f"{sorted(VARIANTS)}")
+    entries = adafocus_lists.read_split_list(split_list, variant)
+    kept = [e for e in entries if e.num_frames >= min_frames]
+    ids, scores = video_accuracy.read_scores(scores_path)
+    index = {v: i for i, v in enumerate(ids)}
+    missing = [e for e in kept if e.video_path not in index]
+    if missing:
+        raise errors.DataError(
+            f"no scores for {len(missing)} listed video(s), first "
+            f"{[e.video_path for e in missing[:3]]}", path=scores_path,
+            video_id=missing[0].video_path)
+    labels = np.full((len(kept), 3), -1, np.int64)
+    for row, entry in enumerate(kept):
+        labels[row, :len(entry.labels)] = entry.labels
+        if max(entry.labels) >= scores.shape[1]:
+            raise errors.UnknownLabelError(
+                f"label {max(entry.labels)} but the scores have "
+                f"{scores.shape[1]} classes", path=entry.path,
+                line=entry.line, video_id=entry.video_path)
+    logits = scores[[index[e.video_path] for e in kept]]
+    gt = labels if VARIANTS[variant] == "all" else labels[:, :1]
+    result = adafocus_map(logits, gt)
+    if top_k is None:
+        top_k = sorted({1, min(5, scores.shape[1])})
+    ks = (top_k,) if np.isscalar(top_k) else tuple(top_k)
+    accuracies = topk_accuracy(logits, labels, ks)
+    out = {"mAP": result.map}
+    out.update({f"top{int(k)}": a for k, a in zip(ks, accuracies)})
+    out.update(num_videos=len(kept), num_classes=int(scores.shape[1]),
+               relabelled=result.relabelled,
+               num_short_videos=len(entries) - len(kept),
+               num_extra_predictions=len(ids) - len(kept))
+    return out
+
+
+def run_cli(ground_truth, predictions, options):
+    """CLI contract used by `experiments/evaluate.py`.
+
+    Args:
+        ground_truth: the AdaFocus validation list (`options["split_list"]`
+            wins when given).
+        predictions: `.npz` or `.csv` scores file.
+        options: dict; uses `split_list`, `variant` ("actnet" default,
+            "fcvid", "minik") and `top_k` (int or list, default 1 and 5);
+            ignores the rest.
+
+    Returns:
+        JSON-serialisable dict with `metric` = "adafocus_map", `variant`
+        and the `evaluate` fields.
+
+    Example:
+
+    ```python
+    run_cli("actnet_val_split.txt", "predictions.npz", {})["mAP"]
+    ```
+    """
+    variant = options.get("variant") or "actnet"
+    result = evaluate(options.get("split_list") or ground_truth, predictions,
+                      variant, options.get("top_k"))
+    return {"metric": METRIC, "variant": variant, **result}
+
+
+def format_table(result):
+    """Readable summary of a `run_cli` result.
+
+    Args:
+        result: dict from `run_cli` or `evaluate`.
+
+    Returns:
+        str table: mAP, then the top-k rows, then the number of videos.
+
+    Example:
+
+    >>> print(format_table({"mAP": 75.0, "top1": 70.5, "num_videos": 4}))
+    metric          value
+    mAP           75.0000
+    top1          70.5000
+    videos              4
+    """
+    rows = [("mAP", result["mAP"])]
+    rows += [(k, v) for k, v in result.items()
+             if k.startswith("top") and isinstance(v, float)]
+    lines = [f"{'metric':<10} {'value':>10}"]
+    lines += [f"{k:<10} {v:10.4f}" for k, v in rows]
+    lines.append(f"{'videos':<10} {int(result['num_videos']):10d}")
+    return "\n".join(lines)

@@ -98,13 +98,18 @@ class GlobalBatchOptimizer:
                                   self.num_replicas)
         return loss
 
-    def minimize(self, loss, variables, tape):
+    def minimize(self, loss, variables, tape, gradient_scales=None):
         """Backpropagates `loss` and applies one update.
 
         Args:
             loss: the scalar from `compute_loss`, recorded by `tape`.
             variables: the trainable variables to update.
             tape: the `tf.GradientTape` that recorded `loss`.
+            gradient_scales: optional floats parallel to `variables`,
+                multiplying each variable's (clipped) gradient before the
+                update. With SGD they are per-variable learning-rate
+                multipliers (PyTorch parameter groups with their own `lr`);
+                adaptive optimizers (Adam) normalise them away.
 
         Returns:
             The global norm of the summed, unscaled gradient (before
@@ -117,6 +122,14 @@ class GlobalBatchOptimizer:
                         loss.dtype)
         grads = tape.gradient(loss, variables, output_gradients=scale)
         grads, norm = self._agree(grads, scale)
+        if gradient_scales is not None:
+            gradient_scales = list(gradient_scales)
+            if len(gradient_scales) != len(variables):
+                raise errors.ConfigError(
+                    f"{len(gradient_scales)} gradient scales for "
+                    f"{len(variables)} variables")
+            grads = [g if g is None or float(f) == 1.0 else _scale(g, f)
+                     for g, f in zip(grads, gradient_scales)]
         self.optimizer.apply(grads, variables)
         return norm
 

@@ -123,10 +123,10 @@ def test_registration_mistakes_are_caught_early():
 
 def test_builtin_formats_and_their_flags():
     formats = registry.load_builtin_formats()
-    assert formats.names() == ["activitynet_features", "ava",
-                               "charades_frames",
-                               "ego4d_mq", "hmdb51_frames", "tcc", "verify",
-                               "videos"]
+    assert formats.names() == ["activitynet_features", "actnet_frames",
+                               "ava", "charades_frames",
+                               "ego4d_mq", "fcvid_frames", "hmdb51_frames",
+                               "minik_frames", "tcc", "verify", "videos"]
     assert formats.get("verify").flag_names() == ["input"]
     videos = formats.get("videos").flag_names()
     assert "flow" in videos and "output_dir" in videos

@@ -15,6 +15,10 @@ structure a model must actually learn; noise carries no label information.
 - `ava` (`generate_ava`): AVA CSVs + label-map pbtxt + excluded
   timestamps + short mp4 videos; several people per keyframe whose actions
   depend on their motion and on context elsewhere in the frame.
+- `adafocus` (`generate_adafocus`): the AdaFocus ActivityNet layout (frame
+  folders, `classInd.txt`, comma-separated split lists); the class is the
+  pattern of one small glyph on a red or orange plate drifting among
+  distractor glyphs over clutter, readable only at full resolution.
 - `tcc` (`generate_tcc`): TCC / CARL TFRecords (one SequenceExample per
   video, JPEG frames + a phase label per frame); a tool moving through K
   phases at a different speed in every video, under appearance nuisance.
@@ -117,6 +121,9 @@ def _staged_remote_dir(out_dir, overwrite):
 
 
 # Imported after `staged_output_dir` is defined: the modules use it.
+from tfaction.data.synthetic.adafocus import (  # noqa: E402
+    generate_adafocus,
+)
 from tfaction.data.synthetic.ava import generate_ava  # noqa: E402
 from tfaction.data.formats.optical_flow import dequantize_flow  # noqa: E402
 from tfaction.data.formats.optical_flow import quantize_flow  # noqa: E402
@@ -137,11 +144,13 @@ GENERATORS = {
     "charades": generate_charades,
     "ava": generate_ava,
     "tcc": generate_tcc,
+    "adafocus": generate_adafocus,
 }
 
 __all__ = [
     "GENERATORS",
     "dequantize_flow",
+    "generate_adafocus",
     "generate_ava",
     "generate_charades",
     "generate_tcc",

@@ -10,6 +10,8 @@ Usage:
         --out_dir=/tmp/ava_synth [--num_videos=6] [--seed=0]
     python -m tfaction.data.synthetic --kind=tcc \\
         --out_dir=/tmp/tcc_synth [--num_videos=32] [--seed=0]
+    python -m tfaction.data.synthetic --kind=adafocus \\
+        --out_dir=/tmp/adafocus_synth [--num_videos=1200] [--seed=0]
 
 `--out_dir` may be remote (`s3://...`): the dataset is written locally
 first, then uploaded.
@@ -34,8 +36,8 @@ _OUT_DIR = flags.DEFINE_string(
 _NUM_VIDEOS = flags.DEFINE_integer(
     "num_videos", None,
     "Number of videos; default 60 (temporal_localization), 32 "
-    "(video_classification, 4 per class), 12 (charades), 6 (ava) or 32 "
-    "(tcc).")
+    "(video_classification, 4 per class), 12 (charades), 6 (ava), 32 "
+    "(tcc) or 1200 (adafocus).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed (same seed, same bytes).")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace a non-empty --out_dir.")

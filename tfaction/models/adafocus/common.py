@@ -15,10 +15,118 @@ import keras
 
 from tfaction import errors
 from tfaction.layers import torch_initializers
+from tfaction.layers.box_axis import BoxAxis
 from tfaction.models.backbones import small_convnet
 
 GLANCE_ARCHS = ("mobilenet_v2", "resnet50", "small")
 FOCUS_ARCHS = ("resnet50", "small")
+
+
+def frames_input(num_frames, frame_size):
+    """The `frames` input `[B, T, H, W, 3]` of the AdaFocus models."""
+    return keras.Input((num_frames, *frame_size, 3), name="frames")
+
+
+def locations_input(num_frames, name):
+    """A `[B, T, 2]` input of normalised (row, column) patch origins."""
+    return keras.Input((num_frames, 2), name=name)
+
+
+def checked_sizes(num_classes, num_frames, frame_size, patch_size,
+                  glance_arch, focus_arch):
+    """Checks the arguments both AdaFocus models share.
+
+    Args:
+        num_classes, num_frames: positive ints.
+        frame_size: int or `(height, width)`.
+        patch_size: positive int, at most the frame's shorter side.
+        glance_arch, focus_arch: names from `GLANCE_ARCHS` / `FOCUS_ARCHS`.
+
+    Returns:
+        `(num_classes, num_frames, frame_size, patch_size)` normalised
+        (`frame_size` a `[height, width]` list).
+
+    Raises:
+        ConfigError: naming the bad argument.
+    """
+    num_classes = positive_int(num_classes, "num_classes")
+    num_frames = positive_int(num_frames, "num_frames")
+    frame_size = size_pair(frame_size, "frame_size")
+    patch_size = positive_int(patch_size, "patch_size")
+    if patch_size > min(frame_size):
+        raise errors.ConfigError(f"AdaFocus patch_size {patch_size} exceeds "
+                                 f"the frame size {frame_size}")
+    check_arch(glance_arch, GLANCE_ARCHS, "glance_arch")
+    check_arch(focus_arch, FOCUS_ARCHS, "focus_arch")
+    return num_classes, num_frames, frame_size, patch_size
+
+
+class AdaFocusParts:
+    """Accessors of the parts every AdaFocus model names alike.
+
+    A model using it sets `self._layer_names` (part key -> layer name, or
+    None for a part it does not have) after building; each property then
+    returns the layer of this model's graph, so weights stay shared.
+    """
+
+    def _get(self, key):
+        name = self._layer_names[key]
+        return None if name is None else self.get_layer(name)
+
+    @property
+    def glance(self):
+        """The glance trunk f_G (`[N, h, w, 3] -> [N, h', w', C]`)."""
+        return self._get("glance")
+
+    @property
+    def focus(self):
+        """The focus trunk f_L (on `P x P` patches)."""
+        return self._get("focus")
+
+    @property
+    def policy(self):
+        """The patch policy (V1: `ActorCritic`, V2: `PolicySTN`)."""
+        return self._get("policy")
+
+    @property
+    def classifier(self):
+        """The classifier on `[glance, focus]` features (V1:
+        `RecurrentClassifier`, V2: `PoolingClassifier`)."""
+        return self._get("classifier")
+
+    @property
+    def glance_head(self):
+        """The `Dense` frame-classifier head on the glance features."""
+        return self._get("glance_head")
+
+    @property
+    def focus_head(self):
+        """The `Dense` frame-classifier head on the focus features."""
+        return self._get("focus_head")
+
+    def _remember(self, layers, **values):
+        """Stores the constructor's values and the parts' layer names."""
+        for key, value in values.items():
+            setattr(self, key, value)
+        self._layer_names = {key: (None if layer is None else layer.name)
+                             for key, layer in layers.items()}
+
+    def _shared_config(self):
+        """`get_config` entries both models have."""
+        return dict(
+            num_classes=self.num_classes, num_frames=self.num_frames,
+            frame_size=list(self.frame_size), patch_size=self.patch_size,
+            glance_arch=self.glance_arch, glance_size=list(self.glance_size),
+            focus_arch=self.focus_arch, mobilenet_width=self.mobilenet_width,
+            small_filters=list(self.small_filters),
+            policy_hidden_units=self.policy_hidden_units,
+            policy_conv_filters=self.policy_conv_filters,
+            classifier_hidden_units=self.classifier_hidden_units,
+            dropout=self.dropout)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
 
 def size_pair(value, what):
@@ -101,6 +209,54 @@ def trunk_output(trunk, size, what):
                                  f"unknown feature map {shape[1:]} on "
                                  f"{size[0]} x {size[1]} inputs")
     return tuple(int(d) for d in shape[1:])
+
+
+def frame_layers(num_classes, *, glance_arch, glance_size, focus_arch,
+                 patch_size, mobilenet_width, small_filters, dtype):
+    """The per-frame layers both AdaFocus models have, by part key.
+
+    Args:
+        num_classes: classes of the auxiliary heads.
+        glance_arch, focus_arch: trunk names (`build_trunk`).
+        glance_size: `(height, width)` of the glance trunk's input.
+        patch_size: side of the focus patches.
+        mobilenet_width, small_filters: trunk settings.
+        dtype: dtype policy of every layer.
+
+    Returns:
+        Dict with `fold` / `unfold` (`BoxAxis` merge / split of the
+        frame axis), `glance`, `glance_pool`, `glance_head`,
+        `glance_logits`, `focus`, `focus_pool`, `focus_head`,
+        `focus_logits` and `concat`.
+
+    Raises:
+        ConfigError: a trunk output that is empty at its input size.
+    """
+    glance = build_trunk(glance_arch, name="glance", dtype=dtype,
+                         mobilenet_width=mobilenet_width,
+                         small_filters=small_filters)
+    glance_channels = trunk_output(glance, glance_size, "glance")[-1]
+    focus = build_trunk(focus_arch, name="focus", dtype=dtype,
+                        small_filters=small_filters)
+    focus_channels = trunk_output(focus, (patch_size, patch_size),
+                                  "focus")[-1]
+    return {
+        "fold": BoxAxis("merge", dtype=dtype, name="fold_frames"),
+        "unfold": BoxAxis("split", dtype=dtype, name="unfold_frames"),
+        "glance": glance,
+        "glance_pool": keras.layers.GlobalAveragePooling2D(
+            dtype=dtype, name="glance_pool"),
+        "glance_head": dense(num_classes, glance_channels, "glance_head",
+                             dtype),
+        "glance_logits": float32_output("glance_logits"),
+        "focus": focus,
+        "focus_pool": keras.layers.GlobalAveragePooling2D(
+            dtype=dtype, name="focus_pool"),
+        "focus_head": dense(num_classes, focus_channels, "focus_head",
+                            dtype),
+        "focus_logits": float32_output("focus_logits"),
+        "concat": keras.layers.Concatenate(dtype=dtype, name="features"),
+    }
 
 
 def dense(units, fan_in, name, dtype):

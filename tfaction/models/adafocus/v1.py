@@ -41,7 +41,6 @@ import keras
 
 from tfaction import errors
 from tfaction.layers.actor_critic import ActorCritic
-from tfaction.layers.box_axis import BoxAxis
 from tfaction.layers.differentiable_patch_crop import DifferentiablePatchCrop
 from tfaction.layers.frame_resize import FrameResize
 from tfaction.layers.recurrent_classifier import RecurrentClassifier
@@ -49,10 +48,6 @@ from tfaction.models.adafocus import common
 
 # torchvision MobileNet-V2's classifier: Dropout(0.2) -> Linear.
 GLANCE_HEAD_DROPOUT = 0.2
-
-
-def _frames_input(num_frames, frame_size):
-    return keras.Input((num_frames, *frame_size, 3), name="frames")
 
 
 def _glance(get, frames):
@@ -77,7 +72,7 @@ def _classify(get, frames, glance_features, focus_features):
 
 
 @keras.saving.register_keras_serializable(package="tfaction")
-class AdaFocusV1(keras.Model):
+class AdaFocusV1(common.AdaFocusParts, keras.Model):
     """AdaFocus (V1) video classifier with its deterministic policy.
 
     A functional model `{"frames": [B, T, H, W, 3]}` -> a dict:
@@ -149,15 +144,9 @@ class AdaFocusV1(keras.Model):
         # A functional model ignores `dtype`: it is set below and passed to
         # every layer.
         dtype = kwargs.pop("dtype", None)
-        num_classes = common.positive_int(num_classes, "num_classes")
-        num_frames = common.positive_int(num_frames, "num_frames")
-        frame_size = common.size_pair(frame_size, "frame_size")
-        patch_size = common.positive_int(patch_size, "patch_size")
-        if patch_size > min(frame_size):
-            raise errors.ConfigError(f"AdaFocus patch_size {patch_size} "
-                                     f"exceeds the frame size {frame_size}")
-        common.check_arch(glance_arch, common.GLANCE_ARCHS, "glance_arch")
-        common.check_arch(focus_arch, common.FOCUS_ARCHS, "focus_arch")
+        num_classes, num_frames, frame_size, patch_size = (
+            common.checked_sizes(num_classes, num_frames, frame_size,
+                                 patch_size, glance_arch, focus_arch))
         glance_size = common.size_pair(
             frame_size if glance_size is None else glance_size,
             "glance_size")
@@ -169,49 +158,30 @@ class AdaFocusV1(keras.Model):
         dropout = common.rate(dropout, "dropout")
 
         # === Layers ===
-        glance = common.build_trunk(
-            glance_arch, name="glance", dtype=dtype,
-            mobilenet_width=mobilenet_width, small_filters=small_filters)
-        glance_channels = common.trunk_output(glance, glance_size,
-                                              "glance")[-1]
-        focus = common.build_trunk(focus_arch, name="focus", dtype=dtype,
-                                   small_filters=small_filters)
-        focus_channels = common.trunk_output(
-            focus, (patch_size, patch_size), "focus")[-1]
-        layers = {
+        layers = common.frame_layers(
+            num_classes, glance_arch=glance_arch, glance_size=glance_size,
+            focus_arch=focus_arch, patch_size=patch_size,
+            mobilenet_width=mobilenet_width, small_filters=small_filters,
+            dtype=dtype)
+        layers.update({
             "glance_resize": (FrameResize(glance_size, "nearest", dtype=dtype,
                                           name="glance_resize")
                               if glance_size != frame_size else None),
-            "fold": BoxAxis("merge", dtype=dtype, name="fold_frames"),
-            "unfold": BoxAxis("split", dtype=dtype, name="unfold_frames"),
-            "glance": glance,
-            "glance_pool": keras.layers.GlobalAveragePooling2D(
-                dtype=dtype, name="glance_pool"),
             "glance_dropout": keras.layers.Dropout(
                 GLANCE_HEAD_DROPOUT, dtype=dtype, name="glance_dropout"),
-            "glance_head": common.dense(num_classes, glance_channels,
-                                        "glance_head", dtype),
-            "glance_logits": common.float32_output("glance_logits"),
             "policy": ActorCritic(grid_size, int(policy_hidden_units),
                                   int(policy_conv_filters), dtype=dtype,
                                   name="policy"),
             "patch_crop": DifferentiablePatchCrop(
                 patch_size, "integer", dtype=dtype, name="patch_crop"),
-            "focus": focus,
-            "focus_pool": keras.layers.GlobalAveragePooling2D(
-                dtype=dtype, name="focus_pool"),
-            "focus_head": common.dense(num_classes, focus_channels,
-                                       "focus_head", dtype),
-            "focus_logits": common.float32_output("focus_logits"),
-            "concat": keras.layers.Concatenate(dtype=dtype, name="features"),
             "classifier": RecurrentClassifier(
                 num_classes, int(classifier_hidden_units), dropout,
                 dtype=dtype, name="classifier"),
-        }
+        })
         get = layers.get
 
         # === Functional Model ===
-        frames = _frames_input(num_frames, frame_size)
+        frames = common.frames_input(num_frames, frame_size)
         maps, glance_features = _glance(get, frames)
         policy = get("policy")(maps)
         focus_features = _focus(get, frames, policy["locations"])
@@ -236,58 +206,18 @@ class AdaFocusV1(keras.Model):
             self.dtype_policy = dtype
 
         # === Config ===
-        self.num_classes = num_classes
-        self.num_frames = num_frames
-        self.frame_size = frame_size
-        self.patch_size = patch_size
-        self.glance_arch = glance_arch
-        self.glance_size = glance_size
-        self.focus_arch = focus_arch
-        self.mobilenet_width = float(mobilenet_width)
-        self.small_filters = small_filters
-        self.grid_size = grid_size
-        self.policy_hidden_units = int(policy_hidden_units)
-        self.policy_conv_filters = int(policy_conv_filters)
-        self.classifier_hidden_units = int(classifier_hidden_units)
-        self.dropout = dropout
-        self._layer_names = {key: (None if layer is None else layer.name)
-                             for key, layer in layers.items()}
+        self._remember(
+            layers, num_classes=num_classes, num_frames=num_frames,
+            frame_size=frame_size, patch_size=patch_size,
+            glance_arch=glance_arch, glance_size=glance_size,
+            focus_arch=focus_arch, mobilenet_width=float(mobilenet_width),
+            small_filters=small_filters, grid_size=grid_size,
+            policy_hidden_units=int(policy_hidden_units),
+            policy_conv_filters=int(policy_conv_filters),
+            classifier_hidden_units=int(classifier_hidden_units),
+            dropout=dropout)
 
     # ------------------------------------------------------------- parts
-    def _get(self, key):
-        name = self._layer_names[key]
-        return None if name is None else self.get_layer(name)
-
-    @property
-    def glance(self):
-        """The glance trunk f_G."""
-        return self._get("glance")
-
-    @property
-    def focus(self):
-        """The focus trunk f_L."""
-        return self._get("focus")
-
-    @property
-    def policy(self):
-        """The `ActorCritic` policy (with `step` for online rollouts)."""
-        return self._get("policy")
-
-    @property
-    def classifier(self):
-        """The `RecurrentClassifier` (with `step` for the PPO reward)."""
-        return self._get("classifier")
-
-    @property
-    def glance_head(self):
-        """The glance network's frame-classifier `Dense` (stage 0)."""
-        return self._get("glance_head")
-
-    @property
-    def focus_head(self):
-        """The focus network's frame-classifier `Dense` (stage 0)."""
-        return self._get("focus_head")
-
     def glance_model(self):
         """Glance maps and features of every frame.
 
@@ -297,7 +227,7 @@ class AdaFocusV1(keras.Model):
             policy's input) and `features` `[B, T, C]` (their average), in
             the compute dtype.
         """
-        frames = _frames_input(self.num_frames, self.frame_size)
+        frames = common.frames_input(self.num_frames, self.frame_size)
         maps, features = _glance(self._get, frames)
         return keras.Model(
             {"frames": frames},
@@ -314,8 +244,8 @@ class AdaFocusV1(keras.Model):
             `[B, T, C]` average focus features (compute dtype) of the
             patches at `floor(locations (H - P, W - P))`.
         """
-        frames = _frames_input(self.num_frames, self.frame_size)
-        locations = keras.Input((self.num_frames, 2), name="locations")
+        frames = common.frames_input(self.num_frames, self.frame_size)
+        locations = common.locations_input(self.num_frames, "locations")
         features = _focus(self._get, frames, locations)
         return keras.Model({"frames": frames, "locations": locations},
                            self._get("unfold")([features, frames]),
@@ -334,8 +264,8 @@ class AdaFocusV1(keras.Model):
             `[B, T, classifier_hidden_units]` (the GRU state after each
             step) and `features` `[B, T, D]` (glance + focus features).
         """
-        frames = _frames_input(self.num_frames, self.frame_size)
-        locations = keras.Input((self.num_frames, 2), name="locations")
+        frames = common.frames_input(self.num_frames, self.frame_size)
+        locations = common.locations_input(self.num_frames, "locations")
         _, glance_features = _glance(self._get, frames)
         joint, out = _classify(self._get, frames, glance_features,
                                _focus(self._get, frames, locations))
@@ -382,20 +312,5 @@ class AdaFocusV1(keras.Model):
     # ------------------------------------------------------------ config
     def get_config(self):
         config = super().get_config()
-        config.update(
-            num_classes=self.num_classes, num_frames=self.num_frames,
-            frame_size=list(self.frame_size), patch_size=self.patch_size,
-            glance_arch=self.glance_arch, glance_size=list(self.glance_size),
-            focus_arch=self.focus_arch,
-            mobilenet_width=self.mobilenet_width,
-            small_filters=list(self.small_filters),
-            grid_size=self.grid_size,
-            policy_hidden_units=self.policy_hidden_units,
-            policy_conv_filters=self.policy_conv_filters,
-            classifier_hidden_units=self.classifier_hidden_units,
-            dropout=self.dropout)
+        config.update(self._shared_config(), grid_size=self.grid_size)
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -36,8 +36,6 @@ network; weights: `tfaction.checkpoints.adafocus`):
 
 import keras
 
-from tfaction import errors
-from tfaction.layers.box_axis import BoxAxis
 from tfaction.layers.differentiable_patch_crop import DifferentiablePatchCrop
 from tfaction.layers.frame_resize import FrameResize
 from tfaction.layers.policy_stn import PolicySTN
@@ -46,14 +44,6 @@ from tfaction.models.adafocus import common
 
 # AdaFocus V2's ResNet-50 glance sees 96 x 96 frames.
 RESNET_GLANCE_SIZE = 96
-
-
-def _frames_input(num_frames, frame_size):
-    return keras.Input((num_frames, *frame_size, 3), name="frames")
-
-
-def _locations_input(num_frames, name):
-    return keras.Input((num_frames, 2), name=name)
 
 
 def _glance(get, frames):
@@ -79,7 +69,7 @@ def _focus_and_classify(get, frames, locations, glance_features):
 
 
 @keras.saving.register_keras_serializable(package="tfaction")
-class AdaFocusV2(keras.Model):
+class AdaFocusV2(common.AdaFocusParts, keras.Model):
     """AdaFocus V2 video classifier (glance, policy, focus, pooling head).
 
     A functional model `{"frames": [B, T, H, W, 3]}` -> a dict of float32
@@ -151,15 +141,9 @@ class AdaFocusV2(keras.Model):
         # A functional model ignores `dtype`: it is set below and passed to
         # every layer.
         dtype = kwargs.pop("dtype", None)
-        num_classes = common.positive_int(num_classes, "num_classes")
-        num_frames = common.positive_int(num_frames, "num_frames")
-        frame_size = common.size_pair(frame_size, "frame_size")
-        patch_size = common.positive_int(patch_size, "patch_size")
-        if patch_size > min(frame_size):
-            raise errors.ConfigError(f"AdaFocus patch_size {patch_size} "
-                                     f"exceeds the frame size {frame_size}")
-        common.check_arch(glance_arch, common.GLANCE_ARCHS, "glance_arch")
-        common.check_arch(focus_arch, common.FOCUS_ARCHS, "focus_arch")
+        num_classes, num_frames, frame_size, patch_size = (
+            common.checked_sizes(num_classes, num_frames, frame_size,
+                                 patch_size, glance_arch, focus_arch))
         if glance_size is None:
             glance_size = (RESNET_GLANCE_SIZE if glance_arch == "resnet50"
                            else frame_size)
@@ -169,53 +153,34 @@ class AdaFocusV2(keras.Model):
         head_dropout = common.rate(head_dropout, "head_dropout")
 
         # === Layers ===
-        glance = common.build_trunk(
-            glance_arch, name="glance", dtype=dtype,
-            mobilenet_width=mobilenet_width, small_filters=small_filters)
-        glance_shape = common.trunk_output(glance, glance_size, "glance")
-        focus = common.build_trunk(
-            focus_arch, name="focus", dtype=dtype,
-            small_filters=small_filters)
-        focus_channels = common.trunk_output(
-            focus, (patch_size, patch_size), "focus")[-1]
-        layers = {
+        layers = common.frame_layers(
+            num_classes, glance_arch=glance_arch, glance_size=glance_size,
+            focus_arch=focus_arch, patch_size=patch_size,
+            mobilenet_width=mobilenet_width, small_filters=small_filters,
+            dtype=dtype)
+        layers.update({
             "glance_resize": (FrameResize(glance_size, "bilinear",
                                           align_corners=True, dtype=dtype,
                                           name="glance_resize")
                               if glance_size != frame_size else None),
-            "fold": BoxAxis("merge", dtype=dtype, name="fold_frames"),
-            "unfold": BoxAxis("split", dtype=dtype, name="unfold_frames"),
-            "glance": glance,
-            "glance_pool": keras.layers.GlobalAveragePooling2D(
-                dtype=dtype, name="glance_pool"),
             "glance_dropout": keras.layers.Dropout(
                 head_dropout, dtype=dtype, name="glance_dropout"),
-            "glance_head": common.dense(num_classes, glance_shape[-1],
-                                        "glance_head", dtype),
-            "glance_logits": common.float32_output("glance_logits"),
             "policy": PolicySTN(int(policy_hidden_units),
                                 int(policy_conv_filters),
                                 stop_input_gradient=True, dtype=dtype,
                                 name="policy"),
             "patch_crop": DifferentiablePatchCrop(
                 patch_size, "bilinear", dtype=dtype, name="patch_crop"),
-            "focus": focus,
-            "focus_pool": keras.layers.GlobalAveragePooling2D(
-                dtype=dtype, name="focus_pool"),
             "focus_dropout": keras.layers.Dropout(
                 head_dropout, dtype=dtype, name="focus_dropout"),
-            "focus_head": common.dense(num_classes, focus_channels,
-                                       "focus_head", dtype),
-            "focus_logits": common.float32_output("focus_logits"),
-            "concat": keras.layers.Concatenate(dtype=dtype, name="features"),
             "classifier": PoolingClassifier(
                 num_classes, num_frames, int(classifier_hidden_units),
                 dropout, dtype=dtype, name="classifier"),
-        }
+        })
         get = layers.get
 
         # === Functional Model ===
-        frames = _frames_input(num_frames, frame_size)
+        frames = common.frames_input(num_frames, frame_size)
         maps, glance_features, glance_logits = _glance(get, frames)
         locations = get("policy")(maps)["locations"]
         logits, focus_logits = _focus_and_classify(
@@ -229,58 +194,18 @@ class AdaFocusV2(keras.Model):
             self.dtype_policy = dtype
 
         # === Config ===
-        self.num_classes = num_classes
-        self.num_frames = num_frames
-        self.frame_size = frame_size
-        self.patch_size = patch_size
-        self.glance_arch = glance_arch
-        self.glance_size = glance_size
-        self.focus_arch = focus_arch
-        self.mobilenet_width = float(mobilenet_width)
-        self.small_filters = small_filters
-        self.policy_hidden_units = int(policy_hidden_units)
-        self.policy_conv_filters = int(policy_conv_filters)
-        self.classifier_hidden_units = int(classifier_hidden_units)
-        self.dropout = dropout
-        self.head_dropout = head_dropout
-        self._layer_names = {key: (None if layer is None else layer.name)
-                             for key, layer in layers.items()}
+        self._remember(
+            layers, num_classes=num_classes, num_frames=num_frames,
+            frame_size=frame_size, patch_size=patch_size,
+            glance_arch=glance_arch, glance_size=glance_size,
+            focus_arch=focus_arch, mobilenet_width=float(mobilenet_width),
+            small_filters=small_filters,
+            policy_hidden_units=int(policy_hidden_units),
+            policy_conv_filters=int(policy_conv_filters),
+            classifier_hidden_units=int(classifier_hidden_units),
+            dropout=dropout, head_dropout=head_dropout)
 
     # ------------------------------------------------------------- parts
-    def _get(self, key):
-        name = self._layer_names[key]
-        return None if name is None else self.get_layer(name)
-
-    @property
-    def glance(self):
-        """The glance trunk f_G (`[N, h, w, 3] -> [N, h', w', C]`)."""
-        return self._get("glance")
-
-    @property
-    def focus(self):
-        """The focus trunk f_L."""
-        return self._get("focus")
-
-    @property
-    def policy(self):
-        """The `PolicySTN`."""
-        return self._get("policy")
-
-    @property
-    def classifier(self):
-        """The `PoolingClassifier`."""
-        return self._get("classifier")
-
-    @property
-    def glance_head(self):
-        """The glance features' auxiliary `Dense` head."""
-        return self._get("glance_head")
-
-    @property
-    def focus_head(self):
-        """The focus features' auxiliary `Dense` head."""
-        return self._get("focus_head")
-
     def training_model(self):
         """The two passes of AdaFocus V2 training, sharing one glance.
 
@@ -296,8 +221,8 @@ class AdaFocusV2(keras.Model):
             two passes of CE(logits) + CE(glance_logits) +
             CE(focus_logits), each against the video label at every step.
         """
-        frames = _frames_input(self.num_frames, self.frame_size)
-        random = _locations_input(self.num_frames, "random_locations")
+        frames = common.frames_input(self.num_frames, self.frame_size)
+        random = common.locations_input(self.num_frames, "random_locations")
         maps, glance_features, glance_logits = _glance(self._get, frames)
         locations = self.policy(maps)["locations"]
         logits, focus_logits = _focus_and_classify(
@@ -321,8 +246,8 @@ class AdaFocusV2(keras.Model):
             float32 `logits`, `glance_logits`, `focus_logits` (e.g. random
             or centre patches as baselines of the learned policy).
         """
-        frames = _frames_input(self.num_frames, self.frame_size)
-        locations = _locations_input(self.num_frames, "locations")
+        frames = common.frames_input(self.num_frames, self.frame_size)
+        locations = common.locations_input(self.num_frames, "locations")
         _, glance_features, glance_logits = _glance(self._get, frames)
         logits, focus_logits = _focus_and_classify(
             self._get, frames, locations, glance_features)
@@ -335,19 +260,5 @@ class AdaFocusV2(keras.Model):
     # ------------------------------------------------------------ config
     def get_config(self):
         config = super().get_config()
-        config.update(
-            num_classes=self.num_classes, num_frames=self.num_frames,
-            frame_size=list(self.frame_size), patch_size=self.patch_size,
-            glance_arch=self.glance_arch, glance_size=list(self.glance_size),
-            focus_arch=self.focus_arch,
-            mobilenet_width=self.mobilenet_width,
-            small_filters=list(self.small_filters),
-            policy_hidden_units=self.policy_hidden_units,
-            policy_conv_filters=self.policy_conv_filters,
-            classifier_hidden_units=self.classifier_hidden_units,
-            dropout=self.dropout, head_dropout=self.head_dropout)
+        config.update(self._shared_config(), head_dropout=self.head_dropout)
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

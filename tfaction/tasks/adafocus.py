@@ -1,0 +1,485 @@
+"""AdaFocus V2 task: glance, a differentiable patch policy, focus, one stage.
+
+Wires the recipe of LeapLabTHU/AdaFocusV2 (`main_v2.py`,
+`models/adafocus_v2.py`, `scripts/train.sh`) into a `Task`:
+
+* data: frames records written by `python -m tfaction.data.convert
+  --format=actnet_frames` (or `fcvid_frames`, `minik_frames`; any frames
+  dataset with 1 to 3 labels per video works); T frames per video by TSN
+  sampling, one crop (+ flip) for all frames in training, the centre crop
+  at evaluation, ImageNet normalisation, frames reordered coarse-to-fine
+  (`frame_order`). Every example also carries `random_locations` `[T, 2]`,
+  uniform in `[0, 1)` and drawn in the input pipeline from (seed, epoch,
+  video id), so one and several replicas see the same random patches. A
+  video with several labels trains on the first one after a seeded
+  shuffle (`label_choice="random"`, the authors' loader permutes them) or
+  on the first in file order (`"first"`);
+* model: `tfaction.models.adafocus.AdaFocusV2` (trunks from local
+  ImageNet `.pth` files, the whole model from an authors' checkpoint or
+  an earlier run); trained batch norms are synchronised over replicas;
+* loss (`build_losses`): per video, the mean over the two passes of the
+  `AdaFocusV2.training_model()` (the policy's patches, its input
+  detached; the random patches) of the cross-entropy of the classifier's
+  logits at every step plus that of the focus head on every frame, plus
+  the glance head's cross-entropy on every frame (shared by both passes),
+  each averaged over the T frames against the video's label;
+* optimisation (`train_step`): SGD whose gradients are scaled per group
+  (`lr_multipliers`: policy, glance trunk + head, focus trunk + head,
+  classifier; with SGD a gradient scale is a learning-rate multiplier, so
+  any other optimizer is refused when a multiplier is not 1) after
+  PyTorch's coupled L2 decay (`weight_decay`, a loss term
+  `wd * sum(||w||^2) / 2` counted once per step);
+* evaluation: the last step's logits of every video (padding skipped):
+  `mAP` (`tfaction.evaluation.adafocus_map`, on the first label or on all
+  of them: `map_labels`) and `top1`; the same for the glance head alone
+  (its logits averaged over the frames: `glance_*`) and for the classifier
+  on uniformly random patches (`random_patch_*`); `gflops_per_video`
+  (`tfaction.models.adafocus.flops`, the papers' MACs convention).
+  Per-video scores go to `<workdir>/predictions.npz` (`video_ids`,
+  `scores`, `labels` `[N, 3]` padded with -1, `glance_scores`,
+  `random_patch_scores`), the input of `python -m experiments.evaluate
+  --metric=adafocus_map`.
+
+Config (`config.task`): the keys, defaults and rules of
+`tfaction.tasks.adafocus_config`.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfaction import errors
+from tfaction import tasks
+from tfaction.checkpoints import adafocus as adafocus_checkpoints
+from tfaction.checkpoints import resnet50 as resnet50_checkpoints
+from tfaction.data import filesystems
+from tfaction.data import frames_pipeline
+from tfaction.data import input_reader
+from tfaction.data import samplers
+from tfaction.data import schemas
+from tfaction.evaluation import adafocus_map
+from tfaction.models.adafocus import flops
+from tfaction.models.adafocus.v2 import AdaFocusV2
+from tfaction.tasks import adafocus_config
+from tfaction.tasks import base_task
+from tfaction.tasks import converted_dataset
+from tfaction.tasks.base_task import LOSS_METRIC
+from tfaction.training.checkpointing import restore_model_weights
+
+TASK_NAME = adafocus_config.TASK_NAME
+PREDICTIONS_FILE = "predictions.npz"
+MAX_LABELS = 3
+# Salts of the per-example random streams (samplers.make_seed).
+_LABEL_SALT, _LOCATION_SALT = 11, 13
+
+
+def coarse_to_fine_order(num_frames):
+    """AdaFocus V2's `--sample` frame order: middle, ends, then halvings.
+
+    The first three steps are the middle frame `(T - 1) // 2` and both
+    ends; then, for q = 2, 4, 8, ..., the midpoints of the q intervals
+    between `floor(linspace(0, T - 1, q + 1))` not taken yet, until every
+    frame is listed.
+
+    Args:
+        num_frames: T >= 1.
+
+    Returns:
+        A list, a permutation of `range(T)`.
+
+    Example:
+
+    >>> coarse_to_fine_order(16)
+    [7, 0, 15, 3, 11, 1, 5, 9, 13, 2, 4, 6, 8, 10, 12, 14]
+    """
+    num_frames = int(num_frames)
+    order = list(dict.fromkeys([(num_frames - 1) // 2, 0, num_frames - 1]))
+    intervals = 2
+    while len(order) < num_frames:
+        ends = np.floor(np.linspace(0, num_frames - 1, intervals + 1))
+        for a, b in zip(ends[:-1], ends[1:]):
+            middle = int((a + b) // 2)
+            if middle not in order:
+                order.append(middle)
+        intervals *= 2
+    return order
+
+
+def open_dataset(data_dir):
+    """The frames converter output `data_dir`."""
+    return converted_dataset.ConvertedDataset(
+        data_dir, schema="frames", converter="actnet_frames")
+
+
+def load_trunk_weights(model, config):
+    """Loads `glance_weights` / `focus_weights` into the model's trunks.
+
+    Args:
+        model: an `AdaFocusV2`.
+        config: the `task` section.
+
+    Raises:
+        CheckpointError: a file that does not fit the trunk (named).
+    """
+    for key, trunk, arch in (
+            ("glance_weights", model.glance, model.glance_arch),
+            ("focus_weights", model.focus, model.focus_arch)):
+        path = config[key]
+        if not path:
+            continue
+        if arch == "mobilenet_v2":
+            report = adafocus_checkpoints.load_mobilenet_v2_checkpoint(
+                trunk, path)
+        else:  # "resnet50" ("small" trunks take no weights: validate)
+            report = resnet50_checkpoints.load_resnet50_checkpoint(trunk,
+                                                                   path)
+        logging.info("task.%s: %s", key, report.summary())
+
+
+@tasks.register_task(TASK_NAME)
+class AdaFocusV2Task(tasks.Task):
+    """AdaFocus V2 in one training stage (see the module docstring).
+
+    Args:
+        config: the `config.task` section (`adafocus_config`).
+
+    Raises:
+        ConfigError: `adafocus_config.validate` fails, or the data does not
+            fit (an RGB frames dataset with the configured subsets).
+
+    Example:
+
+    ```python
+    config = adafocus_config.experiment_config("actnet")
+    config.task.data_dir = "data/actnet/records"
+    config.task.train_from_scratch = True
+    task = tasks.build_task(config)
+    model = task.build_model()
+    ```
+    """
+
+    config_schema = adafocus_config
+
+    def __init__(self, config):
+        super().__init__(config)
+        adafocus_config.validate(config)
+        if not config.data_dir:
+            raise errors.ConfigError(
+                "task.data_dir is empty: set it to a folder written by "
+                "`python -m tfaction.data.convert --format=actnet_frames` "
+                "(or fcvid_frames, minik_frames)")
+        self.data = open_dataset(config.data_dir)
+        self.class_names = self.data.class_names
+        self.num_classes = len(self.class_names)
+        self.data.require_subsets(config.train_subset, config.eval_subset)
+        if "rgb" not in self.data.info.get("modalities", ["rgb"]):
+            raise errors.ConfigError(
+                f"{config.data_dir} holds no RGB frames (dataset_info.json "
+                "modalities)")
+        values = adafocus_config.frames_values(config.frames)
+        self.num_frames = int(values["num_steps"])
+        self.frame_size = tuple(int(v) for v in values["crop_size"])
+        self.frame_order = (coarse_to_fine_order(self.num_frames)
+                            if config.frame_order == "coarse_to_fine"
+                            else list(range(self.num_frames)))
+        self._parts = {}  # id(model) -> (training, patch, gradient scales)
+        self._predictions = None
+        self._gflops = None
+        self.model = None
+
+    # -------------------------------------------------------------- data
+    def frames_config(self, batch_size=1):
+        """The `FramesConfig` of both pipelines (the pipeline's `training`
+        flag chooses sampling and crops)."""
+        values = adafocus_config.frames_values(self.config.frames)
+        # Deterministic order in training too: an epoch is a function of
+        # (seed, epoch), for exact resume and 1-vs-N-replica equality.
+        values.update(num_classes=self.num_classes, multi_label=False,
+                      batch_size=batch_size, fold_views="none",
+                      deterministic=True)
+        return frames_pipeline.FramesConfig(**values)
+
+    def _labels_stage(self, ex, *, training):
+        """Frames `[T, H, W, 3]` in the model's order, the labels, and the
+        random patch locations of one video."""
+        video_id = ex[schemas.VIDEO_ID]
+        labels = tf.cast(ex[schemas.CLIP_LABEL_INDEX], tf.int32)
+        count = tf.size(labels)
+        labels = input_reader.require(
+            (count >= 1) & (count <= MAX_LABELS) & tf.reduce_all(
+                (labels >= 0) & (labels < self.num_classes)),
+            [f"expected 1 to {MAX_LABELS} clip/label/index values in "
+             f"[0, {self.num_classes}) in video", video_id, labels], labels)
+        if training and self.config.label_choice == "random":
+            keys = tf.random.stateless_uniform(
+                [count], samplers.make_seed(ex["seed"], _LABEL_SALT))
+            labels = tf.gather(labels, tf.argsort(keys))
+        padded = tf.concat([labels, tf.fill([MAX_LABELS - count], -1)], 0)
+        frames = tf.gather(ex["frames"][0], self.frame_order)
+        frames = tf.ensure_shape(frames, [self.num_frames, *self.frame_size,
+                                          3])
+        locations = tf.random.stateless_uniform(
+            [self.num_frames, 2], samplers.make_seed(ex["seed"],
+                                                     _LOCATION_SALT))
+        return {"video_id": video_id, "frames": frames,
+                "random_locations": locations, "label": padded[0],
+                "labels": padded}
+
+    def build_inputs(self, training, *, global_batch_size, input_context=None,
+                     epoch=0, seed=0):
+        subset = (self.config.train_subset if training
+                  else self.config.eval_subset)
+        per_replica = (input_context.get_per_replica_batch_size(
+            global_batch_size) if input_context else global_batch_size)
+        config = self.frames_config(batch_size=global_batch_size)
+        pipeline = frames_pipeline.build_frames_pipeline(
+            config, training=training, seed=seed, batch_size=per_replica)
+        pipeline.replace("labels", input_reader.map_stage(
+            lambda ex: self._labels_stage(ex, training=training),
+            deterministic=True, name="adafocus_labels"))
+        read_context = input_context
+        if not training:
+            # Every worker reads every evaluation video (the chief writes
+            # all predictions), padded to whole steps of its replicas with
+            # blank videos (id "") that the evaluation skips.
+            read_context = None
+            base_task.pad_evaluation_split(
+                pipeline, input_context, per_replica,
+                self.data.num_records(subset), base_task.blank_example,
+                after="labels")
+        pipeline.add("split", lambda ds: ds.map(
+            lambda b: ({"frames": b["frames"],
+                        "random_locations": b["random_locations"]},
+                       {"label": b["label"], "labels": b["labels"],
+                        "video_id": b["video_id"]})),
+            after="fold_views")
+        return frames_pipeline.make_frames_dataset(
+            self.data.files(subset), config, training=training, seed=seed,
+            input_context=read_context, start_epoch=epoch, num_epochs=1,
+            pipeline=pipeline)
+
+    # ------------------------------------------------------------- model
+    def build_model(self):
+        adafocus_config.require_weights(self.config)
+        model = AdaFocusV2(self.num_classes,
+                           **adafocus_config.model_values(self.config))
+        # Trained batch norms take their statistics over the global batch,
+        # so that 1 and N replicas compute alike.
+        base_task.synchronize_batch_norms(model)
+        load_trunk_weights(model, self.config)
+        if self.config.adafocus_weights:
+            report = adafocus_checkpoints.load_adafocus_v2_checkpoint(
+                model, self.config.adafocus_weights)
+            logging.info("task.adafocus_weights: %s", report.summary())
+        if self.config.init_checkpoint:
+            path = restore_model_weights(model, self.config.init_checkpoint)
+            logging.info("initialised the model from %s", path)
+        self.model = model
+        self._model_parts(model)  # built eagerly, outside any tf.function
+        return model
+
+    def parameter_groups(self, model):
+        """The model's trainable variables by learning-rate group.
+
+        Args:
+            model: the task's `AdaFocusV2`.
+
+        Returns:
+            Dict group name (`adafocus_config.GROUPS`) -> list of
+            variables; every trainable variable is in exactly one group.
+
+        Raises:
+            ConfigError: a trainable variable outside the groups.
+        """
+        groups = {
+            "policy": model.policy.trainable_variables,
+            "glance": (model.glance.trainable_variables
+                       + model.glance_head.trainable_variables),
+            "focus": (model.focus.trainable_variables
+                      + model.focus_head.trainable_variables),
+            "classifier": model.classifier.trainable_variables,
+        }
+        grouped = {id(v) for members in groups.values() for v in members}
+        stray = [v.path for v in model.trainable_variables
+                 if id(v) not in grouped]
+        if stray:
+            raise errors.ConfigError(
+                f"AdaFocus V2 variables outside the learning-rate groups "
+                f"{adafocus_config.GROUPS}: {stray[:5]}")
+        return groups
+
+    def _model_parts(self, model):
+        """(training model, patch model, gradient scales) of `model`."""
+        key = id(model)
+        if key not in self._parts:
+            group_of = {id(v): name for name, members in
+                        self.parameter_groups(model).items()
+                        for v in members}
+            multipliers = self.config.lr_multipliers
+            scales = [float(multipliers[group_of[id(v)]])
+                      for v in model.trainable_variables]
+            self._parts[key] = (model.training_model(), model.patch_model(),
+                                scales)
+        return self._parts[key]
+
+    # ------------------------------------------------------------ losses
+    @staticmethod
+    def _frame_loss(label, logits):
+        """Cross-entropy of `[B, T, C]` logits, averaged over T -> [B]."""
+        steps = tf.shape(logits)[1]
+        per_step = keras.losses.sparse_categorical_crossentropy(
+            tf.repeat(label[:, None], steps, axis=1), logits,
+            from_logits=True)
+        return tf.reduce_mean(per_step, axis=1)
+
+    def build_losses(self, labels, outputs):
+        """Per-video AdaFocus V2 loss of the `training_model()` outputs.
+
+        Args:
+            labels: dict with `label` [B] (or the [B] labels).
+            outputs: the training model's dict.
+
+        Returns:
+            float32 [B].
+        """
+        label = labels["label"] if isinstance(labels, dict) else labels
+        passes = [self._frame_loss(label, outputs[key]) for key in (
+            "logits", "focus_logits", "random_logits",
+            "random_focus_logits")]
+        return (self._frame_loss(label, outputs["glance_logits"])
+                + 0.5 * tf.add_n(passes))
+
+    def build_metrics(self, training=True):
+        if not training:
+            return []
+        return [keras.metrics.Mean(name=LOSS_METRIC),
+                keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+    def process_metrics(self, metrics, labels, outputs, per_example_loss):
+        for metric in metrics:
+            if metric.name == LOSS_METRIC:
+                metric.update_state(per_example_loss)
+            else:
+                metric.update_state(labels["label"], outputs["logits"][:, -1])
+
+    def train_step(self, inputs, model, optimizer, metrics):
+        """One SGD step on both passes with per-group learning rates.
+
+        Args:
+            inputs: `(features, labels)` of one replica.
+            model: the task's `AdaFocusV2`.
+            optimizer: the trainer's `GlobalBatchOptimizer`.
+            metrics: the training metrics.
+
+        Returns:
+            Dict of scalar logs (`loss`, and `grad_norm` when clipping).
+
+        Raises:
+            ConfigError: a learning-rate multiplier other than 1 with an
+                optimizer other than SGD.
+        """
+        features, labels = inputs
+        training_model, _, scales = self._model_parts(model)
+        inner = getattr(optimizer.optimizer, "inner_optimizer",
+                        optimizer.optimizer)
+        if any(s != 1.0 for s in scales) and not isinstance(
+                inner, keras.optimizers.SGD):
+            raise errors.ConfigError(
+                f"task.lr_multipliers={dict(self.config.lr_multipliers)} "
+                f"scale gradients, which is a learning-rate multiplier "
+                f"only for SGD; optimizer.name must be 'sgd' (got "
+                f"{type(inner).__name__}) or every multiplier 1")
+        variables = model.trainable_variables
+        decay = float(self.config.weight_decay)
+        with tf.GradientTape() as tape:
+            outputs = training_model(features, training=True)
+            per_example_loss = self.build_losses(labels, outputs)
+            regularization = list(model.losses)
+            if decay:
+                regularization.append(decay * tf.add_n(
+                    [tf.nn.l2_loss(tf.cast(v, tf.float32))
+                     for v in variables]))
+            loss = optimizer.compute_loss(per_example_loss, regularization)
+        grad_norm = optimizer.minimize(loss, variables, tape,
+                                       gradient_scales=scales)
+        self.process_metrics(metrics, labels, outputs, per_example_loss)
+        logs = {LOSS_METRIC: loss}
+        if grad_norm is not None:
+            logs["grad_norm"] = grad_norm
+        return logs
+
+    # -------------------------------------------------------- evaluation
+    def validation_step(self, inputs, model, metrics):
+        del metrics
+        features, labels = inputs
+        outputs = model({"frames": features["frames"]}, training=False)
+        logs = {"video_id": labels["video_id"], "labels": labels["labels"],
+                "scores": outputs["logits"][:, -1],
+                "glance_scores": tf.reduce_mean(outputs["glance_logits"],
+                                                axis=1)}
+        if self.config.random_patch_baseline:
+            _, patch_model, _ = self._model_parts(model)
+            random = patch_model(
+                {"frames": features["frames"],
+                 "locations": features["random_locations"]}, training=False)
+            logs["random_patch_scores"] = random["logits"][:, -1]
+        return logs
+
+    def aggregate_logs(self, state, step_logs):
+        state = {} if state is None else state
+        for logs in step_logs:
+            for b, raw in enumerate(logs["video_id"]):
+                video_id = raw.decode() if isinstance(raw, bytes) else raw
+                if video_id:  # "" pads the last global batch
+                    state[video_id] = {k: v[b] for k, v in logs.items()
+                                       if k != "video_id"}
+        return state
+
+    def _scores(self, logits, labels):
+        """mAP and top-1 (percent) of `[N, C]` logits."""
+        gt = labels if self.config.map_labels == "all" else labels[:, :1]
+        return (adafocus_map.adafocus_map(logits, gt).map,
+                adafocus_map.topk_accuracy(logits, labels, (1,))[0])
+
+    def gflops(self):
+        """The model's GFLOPs (`flops.adafocus_v2_gflops`), computed once."""
+        if self._gflops is None:
+            self._gflops = flops.adafocus_v2_gflops(self.model)
+        return self._gflops
+
+    def reduce_aggregated_logs(self, aggregated_logs, global_step=None):
+        state = aggregated_logs or {}
+        if not state:
+            self._predictions = None
+            return {}
+        ids = sorted(state)
+        arrays = {key: np.stack([state[v][key] for v in ids])
+                  for key in state[ids[0]]}
+        labels = arrays.pop("labels").astype(np.int64)
+        self._predictions = {"video_ids": np.array(ids), "labels": labels,
+                             **{k: v.astype(np.float32)
+                                for k, v in arrays.items()}}
+        results = {"num_videos": float(len(ids))}
+        for key, prefix in (("scores", ""), ("glance_scores", "glance_"),
+                            ("random_patch_scores", "random_patch_")):
+            if key in arrays:
+                ap, top1 = self._scores(arrays[key], labels)
+                results[f"{prefix}mAP"] = ap
+                results[f"{prefix}top1"] = top1
+        if self.model is not None:
+            results["gflops_per_video"] = self.gflops()["per_video"]
+        return results
+
+    def write_evaluation_outputs(self, workdir, global_step=None):
+        """Writes the last evaluation's scores to `predictions.npz`."""
+        if self._predictions is None:
+            return None
+        path = os.path.join(workdir, PREDICTIONS_FILE)
+        arrays = dict(self._predictions)
+        if global_step is not None:
+            arrays["step"] = np.asarray(int(global_step))
+        filesystems.save_npz(path, **arrays)
+        return path
