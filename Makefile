@@ -2,7 +2,10 @@
 # run the whole suite. The install is redone whenever setup.py changes.
 # `make demo`: ActionFormer end to end on synthetic data (see README).
 # `make test-slow`: the long end-to-end tests `make test` leaves out.
-# `make test-demo`: both demos, checked against README's figures (slow).
+# `make test-demo`: every demo, checked against README's figures (slow).
+# `make demo-action-transformer`: the Video Action Transformer end to end on
+# synthetic AVA-layout data (see README).
+# `make demo-carl`: CARL end to end on synthetic phase videos (see README).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,7 +14,8 @@ PYTEST_ARGS ?=
 # Hide TensorFlow's C++ start-up log in the demos (override: =0 shows all).
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: test test-slow test-demo install demo demo-actionvlad clean
+.PHONY: test test-slow test-demo install demo demo-actionvlad \
+	demo-action-transformer demo-carl clean
 
 install: $(STAMP)
 
@@ -29,13 +33,14 @@ test: $(STAMP)
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The `slow` tests (deselected by `make test` to keep it under 15 minutes
-# on 2 cores): the ActionFormer learning run, fine-tuning an imported
-# checkpoint.
+# on 2 cores): the learning runs of every family, fine-tuning an imported
+# checkpoint, the S3 end-to-end commands.
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
-# The `demo` tests (deselected by `make test`) run `make demo` and
-# `make demo-actionvlad` in temporary folders and assert README's figures.
+# The `demo` tests (deselected by `make test`) run `make demo`,
+# `make demo-actionvlad`, `make demo-action-transformer` and
+# `make demo-carl` in temporary folders and assert README's figures.
 test-demo: $(STAMP)
 	$(PY) -m pytest -m demo tests/learning $(PYTEST_ARGS)
 
@@ -113,6 +118,74 @@ demo-actionvlad: $(STAMP)
 	    --frames_root=$(AV_DEMO)/raw/frames \
 	    --split_list=$(AV_DEMO)/raw/train_test_lists/test_split1.txt \
 	    --rest_body=$(AV_DEMO)/request.json
+
+AT_DEMO := runs/action_transformer_demo
+AT_CONFIG := experiments/configs/action_transformer_synthetic.py
+AT_VIDEOS := 240
+
+# `make demo-action-transformer`: person boxes and their actions (motion in
+# the box, and context: who addresses whom, the blinking lamp) with the Tx
+# head; frame-AP@0.5 of the detected people (official AVA metric).
+demo-action-transformer: $(STAMP)
+	rm -rf $(AT_DEMO)
+	@echo "== 1/6 synthetic people, motions and context actions (AVA layout)"
+	$(PY) -m tfaction.data.synthetic --kind=ava --num_videos=$(AT_VIDEOS) \
+	    --out_dir=$(AT_DEMO)/raw
+	@echo "== 2/6 convert keyframes, boxes and clips to TFRecords"
+	$(PY) -m tfaction.data.convert --format=ava \
+	    --input=$(AT_DEMO)/raw/ava_train_v2.1.csv,$(AT_DEMO)/raw/ava_val_v2.1.csv \
+	    --videos_root=$(AT_DEMO)/raw/videos \
+	    --label_map=$(AT_DEMO)/raw/ava_action_list_synthetic.pbtxt \
+	    --excluded_timestamps=$(AT_DEMO)/raw/ava_train_excluded_timestamps_v2.1.csv,$(AT_DEMO)/raw/ava_val_excluded_timestamps_v2.1.csv \
+	    --output_dir=$(AT_DEMO)/records
+	@echo "== 3/6 train the Action Transformer, Tx head (MirroredStrategy, 2 replicas)"
+	$(PY) -m experiments.train --config=$(AT_CONFIG):tx \
+	    --workdir=$(AT_DEMO)/train --mode=train_and_eval \
+	    --config.task.data_dir=$(AT_DEMO)/records
+	@echo "== 4/6 frame-AP@0.5 of the validation keyframes (official AVA metric)"
+	$(PY) -m experiments.evaluate --metric=ava_frame_ap \
+	    --ground_truth=$(AT_DEMO)/records/ground_truth_val.csv \
+	    --predictions=$(AT_DEMO)/train/detections_val.csv \
+	    --label_map=$(AT_DEMO)/records/label_map.pbtxt
+	@echo "== 5/6 export the SavedModel for TensorFlow Serving"
+	$(PY) -m export.export_saved_model --workdir=$(AT_DEMO)/train \
+	    --export_dir=$(AT_DEMO)/models/action_transformer  # the run's config.json
+	@echo "== 6/6 one request through serving_default"
+	$(PY) -m export.action_transformer_request \
+	    --saved_model=$(AT_DEMO)/models/action_transformer/1 \
+	    --data_dir=$(AT_DEMO)/records --subset=val \
+	    --rest_body=$(AT_DEMO)/request.json
+
+CARL_DEMO := runs/carl_demo
+CARL_CONFIG := experiments/configs/carl_synthetic.py
+
+# `make demo-carl`: frame-wise representations of synthetic phase videos
+# learnt by sequence contrastive learning (two views of every video,
+# MirroredStrategy over 2 replicas), then CARL's frame-wise protocols on the
+# embeddings of every frame (Kendall's tau, phase classification, phase
+# progression, retrieval), export and one request.
+demo-carl: $(STAMP)
+	rm -rf $(CARL_DEMO)
+	@echo "== 1/6 synthetic phase-structured videos (TCC TFRecord layout)"
+	$(PY) -m tfaction.data.synthetic --kind=tcc --out_dir=$(CARL_DEMO)/raw
+	@echo "== 2/6 convert to frame-labelled TFRecords"
+	$(PY) -m tfaction.data.convert --format=tcc \
+	    --input='$(CARL_DEMO)/raw/*.tfrecord' --output_dir=$(CARL_DEMO)/records
+	@echo "== 3/6 train CARL (MirroredStrategy, 2 replicas), embed every frame"
+	$(PY) -m experiments.train --config=$(CARL_CONFIG) \
+	    --workdir=$(CARL_DEMO)/train --mode=train_and_eval \
+	    --config.task.data_dir=$(CARL_DEMO)/records
+	@echo "== 4/6 frame-wise protocols on the written embeddings (val, per action)"
+	$(PY) -m experiments.evaluate --metric=framewise --variant=carl \
+	    --ground_truth=$(CARL_DEMO)/train/embeddings.npz \
+	    --predictions=$(CARL_DEMO)/train/embeddings.npz
+	@echo "== 5/6 export the SavedModel for TensorFlow Serving"
+	$(PY) -m export.export_saved_model --workdir=$(CARL_DEMO)/train \
+	    --export_dir=$(CARL_DEMO)/models/carl  # the run's config.json
+	@echo "== 6/6 one request through serving_default"
+	$(PY) -m export.carl_request --saved_model=$(CARL_DEMO)/models/carl/1 \
+	    --data_dir=$(CARL_DEMO)/records --subset=val \
+	    --rest_body=$(CARL_DEMO)/request.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

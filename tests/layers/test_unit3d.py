@@ -144,3 +144,23 @@ def test_config_round_trip_and_errors():
         Unit3D(4, kernel_size=(3, 3))
     with pytest.raises(ValueError, match=r"\[B, T, H, W, C\]"):
         Unit3D(4).build((None, 8, 8, 3))
+
+
+def test_batch_statistics_variant():
+    run_layer_test(Unit3D, {"filters": 4, "batch_norm": "batch"}, X,
+                   expected_output_shape=(2, 5, 7, 6, 4),
+                   expected_num_trainable_weights=2,
+                   expected_num_non_trainable_weights=2)
+    unit = Unit3D(4, batch_norm="batch", name="u")
+    out = unit(X, training=True).numpy()
+    # Training normalises by the batch: each channel's pre-ReLU values
+    # have mean 0 (beta = 0), so about half are positive.
+    assert isinstance(unit.batch_norm, keras.layers.BatchNormalization)
+    assert 0.3 < float(np.mean(out > 0)) < 0.7
+    assert not np.allclose(unit.batch_norm.moving_mean.numpy(), 0.0)
+    assert [w.path for w in unit.weights] == [
+        "u/conv_3d/kernel", "u/batch_norm/beta", "u/batch_norm/moving_mean",
+        "u/batch_norm/moving_variance"]
+    assert Unit3D.from_config(unit.get_config()).batch_norm_type == "batch"
+    with pytest.raises(ValueError, match="batch_norm"):
+        Unit3D(4, batch_norm="sync")

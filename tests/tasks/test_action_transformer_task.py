@@ -10,11 +10,17 @@
 * evaluation writes the official AVA CSV (at most 50 rows per keyframe),
   which `experiments.evaluate --metric=ava_frame_ap` scores to the
   trainer's number, with detected or ground-truth boxes;
+* trained batch-norm statistics (`trunk_batch_norm="batch"`, training
+  from scratch) are synchronised over the replicas (global-batch
+  statistics, as the frozen ones are the same on every replica);
+* `add_groundtruth_proposals` puts the ground-truth boxes among the
+  second stage's sampled boxes;
 * the recipe refuses to start without I3D weights unless told to.
 """
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -42,7 +48,8 @@ def dataset(tmp_path_factory):
     return root
 
 
-def make_config(dataset, head="tx"):
+def make_config(dataset, head="tx", batch_norm="frozen",
+                groundtruth_proposals=False):
     config = action_transformer_synthetic.get_config(head)
     task = config.task
     task.data_dir = str(dataset / "records")
@@ -57,6 +64,8 @@ def make_config(dataset, head="tx"):
     m.num_layers = 1
     m.query_reduction_channels = 4
     m.dropout = 0.0       # replicas would draw other dropout masks
+    m.trunk_batch_norm = batch_norm
+    task.losses.add_groundtruth_proposals = groundtruth_proposals
     task.losses.rpn_minibatch_size = 16
     task.losses.second_stage_batch_size = 4
     config.trainer.train_steps = 2
@@ -88,7 +97,8 @@ def test_batches(dataset):
 def one_device(dataset, tmp_path_factory):
     """Two steps of the Tx+I3D recipe on one device, then evaluation."""
     workdir = tmp_path_factory.mktemp("at_one_device")
-    config = make_config(dataset, "tx_i3d")
+    # Ground-truth proposals: positives for the box losses at step one.
+    config = make_config(dataset, "tx_i3d", groundtruth_proposals=True)
     training.configure_runtime(config.runtime, config.trainer.seed)
     trainer = training.Trainer(tasks.build_task(config), config, workdir,
                                training.get_strategy("one_device"))
@@ -114,13 +124,41 @@ def test_mirrored_matches_one_device(one_device, dataset, tmp_path,
                                      two_cpu_strategy):
     reference, ref_result, _, _ = one_device
     trainer, result = harness.train_and_evaluate(
-        make_config(dataset, "tx_i3d"), tmp_path, two_cpu_strategy)
+        make_config(dataset, "tx_i3d", groundtruth_proposals=True), tmp_path,
+        two_cpu_strategy)
     assert result["step"] == ref_result["step"] == 2
     for got, want in zip(trainer.model.weights, reference.model.weights):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want),
                                    atol=2e-5, err_msg=got.path)
     assert result["eval"]["frame_mAP"] == pytest.approx(
         ref_result["eval"]["frame_mAP"], abs=1e-6)
+
+
+def test_trained_batch_statistics_are_synchronised_over_replicas(dataset):
+    model = tasks.build_task(make_config(dataset, "tx_i3d",
+                                         batch_norm="batch")).build_model()
+    norms = [layer for layer in model._flatten_layers(include_self=False)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    # Every unit of the trunk and of the I3D head blocks.
+    assert len(norms) == 57
+    assert all(layer.synchronized for layer in norms)
+
+
+def test_groundtruth_boxes_join_the_sampled_proposals(dataset):
+    task = tasks.build_task(make_config(dataset, groundtruth_proposals=True))
+    model = task.build_model()
+    clips, labels = next(iter(task.build_inputs(True, global_batch_size=2)))
+    seeds = task.sampling_seeds(labels, 0)
+    out = task.forward_train(model, clips, labels, seeds=seeds)
+    sampled = np.asarray(out["sampled_boxes"])
+    boxes = np.asarray(labels["boxes"])
+    mask = np.asarray(labels["box_mask"])
+    for b in range(2):
+        # At most half the minibatch (2 of 4) is positive; the untrained
+        # RPN's 8 proposals rarely overlap a person, the true boxes do.
+        found = [np.any(np.all(np.isclose(sampled[b], box), axis=1))
+                 for box in boxes[b][mask[b]]]
+        assert sum(found) >= min(2, int(mask[b].sum())), (b, sampled[b])
 
 
 def test_detections_csv_is_scored_by_the_evaluate_cli(one_device, dataset,
@@ -193,3 +231,11 @@ def test_trunk_weights_load_deepmind_i3d_into_trunk_and_head(dataset,
     checked = assert_loaded(
         [model.trunk, model.box_head.get_layer("i3d_blocks")], arrays)
     assert checked == 57 * 4  # every unit of Mixed_4f's trunk + the head
+
+
+def test_config_names_a_bad_batch_norm_choice(dataset):
+    config = make_config(dataset)
+    config.task.model.trunk_batch_norm = "sync"
+    with pytest.raises(errors.ConfigError,
+                       match=r"task.model.trunk_batch_norm='sync'"):
+        tasks.build_task(config)

@@ -10,6 +10,7 @@ from tfaction.layers.frozen_batch_normalization import (
 # divides its stddev by 0.8796... (the std of a unit normal truncated at 2),
 # so scale = 0.8796...^2 gives the same distribution.
 _SONNET_TRUNCATED_STD = 0.87962566103423978
+BATCH_NORMS = ("frozen", "batch")
 
 
 def sonnet_conv_initializer():
@@ -40,7 +41,13 @@ class Unit3D(keras.layers.Layer):
     offset but no scale (epsilon 1e-3), then a ReLU. The batch norm is a
     `FrozenBatchNormalization`: its moving statistics are never updated
     (the Video Action Transformer fine-tunes I3D with frozen statistics),
-    its offset trains. The Logits unit of I3D is the variant without batch
+    its offset trains. With `batch_norm="batch"` it is a Keras
+    `BatchNormalization` (same variable names, no scale) normalising by
+    batch statistics in training and updating its moving ones, as I3D was
+    trained on Kinetics: the choice for a trunk trained from scratch, whose
+    identity "frozen" statistics would leave every layer unnormalised (the
+    activations shrink about twofold per layer under Sonnet's
+    initialisation). The Logits unit of I3D is the variant without batch
     norm and activation and with a bias (`use_batch_norm=False,
     activation=None, use_bias=True`).
 
@@ -55,7 +62,9 @@ class Unit3D(keras.layers.Layer):
         kernel_size: `(kt, kh, kw)` or one int.
         strides: `(st, sh, sw)` or one int.
         activation: activation after the normalisation (`None`: linear).
-        use_batch_norm: add the frozen batch norm.
+        use_batch_norm: add the batch norm.
+        batch_norm: "frozen" (`FrozenBatchNormalization`, default) or
+            "batch" (Keras `BatchNormalization`, trained statistics).
         use_bias: give the convolution a bias.
         epsilon: batch-norm epsilon.
         kernel_initializer: conv kernel initializer (default: Sonnet's,
@@ -89,8 +98,12 @@ class Unit3D(keras.layers.Layer):
     def __init__(self, filters, kernel_size=(1, 1, 1), strides=(1, 1, 1),
                  activation="relu", use_batch_norm=True, use_bias=False,
                  epsilon=1e-3, kernel_initializer=None,
-                 kernel_regularizer=None, **kwargs):
+                 kernel_regularizer=None, batch_norm="frozen", **kwargs):
         super().__init__(**kwargs)
+        if batch_norm not in BATCH_NORMS:
+            raise ValueError(f"Unit3D: batch_norm must be one of "
+                             f"{BATCH_NORMS}, got {batch_norm!r}")
+        self.batch_norm_type = batch_norm
         self.filters = int(filters)
         if self.filters < 1:
             raise ValueError(f"Unit3D: filters must be >= 1, got {filters}")
@@ -116,7 +129,9 @@ class Unit3D(keras.layers.Layer):
             kernel_initializer=self.kernel_initializer,
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy, name="conv_3d")
-        self.batch_norm = (FrozenBatchNormalization(
+        norm = (FrozenBatchNormalization if self.batch_norm_type == "frozen"
+                else keras.layers.BatchNormalization)
+        self.batch_norm = (norm(
             center=True, scale=False, epsilon=self.epsilon,
             dtype=self.dtype_policy, name="batch_norm")
             if self.use_batch_norm else None)
@@ -152,7 +167,8 @@ class Unit3D(keras.layers.Layer):
             "kernel_initializer": keras.initializers.serialize(
                 self.kernel_initializer),
             "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer)})
+                self.kernel_regularizer),
+            "batch_norm": self.batch_norm_type})
         return config
 
 

@@ -13,7 +13,11 @@ per clip, no gradient) are matched to the ground truth at IoU 0.5 and a
 minibatch of 64 (a quarter positive at most) goes through the box head,
 trained with per-class sigmoid cross-entropy (background column) and a
 class-agnostic smooth-L1 box loss. The per-clip losses are summed and the
-trainer divides by the global batch.
+trainer divides by the global batch. With `losses.add_groundtruth_proposals`
+the ground-truth boxes join the proposals before the minibatch is sampled
+(positives from the first step, before the RPN finds anyone). Trained
+batch norms (`model.trunk_batch_norm="batch"`, for training from scratch)
+take their statistics over the global batch.
 
 Evaluation: the whole model on each validation clip, person NMS (0.6),
 per-box action probabilities, the top 50 (box, action) rows of each
@@ -179,6 +183,9 @@ class ActionTransformerTask(tasks.Task):
         model = model_lib.ActionTransformer(
             self.num_classes,
             **action_transformer_config.model_values(self.config.model))
+        # Trained batch norms take their statistics over the global batch,
+        # so that 1 and N replicas compute alike.
+        base_task.synchronize_batch_norms(model)
         if self.config.trunk_weights:
             report = load_trunk_weights(
                 self._i3d_models(model), self.config.trunk_weights,
@@ -237,8 +244,14 @@ class ActionTransformerTask(tasks.Task):
         generator = model.proposal_generator
         anchors = generator.anchors(centre, clips)
         proposals = generator([rpn_logits, rpn_deltas, centre, clips])
+        boxes, mask = proposals["boxes"], proposals["mask"]
+        if losses.add_groundtruth_proposals:
+            boxes = tf.concat([boxes, tf.cast(labels["boxes"], boxes.dtype)],
+                              axis=1)
+            mask = tf.concat([mask, tf.cast(labels["box_mask"], tf.bool)],
+                             axis=1)
         sampled = detection_targets.sample_proposals(
-            proposals["boxes"], proposals["mask"], labels["boxes"],
+            boxes, mask, labels["boxes"],
             labels["box_mask"], labels["labels"],
             batch_size=int(losses.second_stage_batch_size),
             positive_fraction=float(losses.second_stage_positive_fraction),

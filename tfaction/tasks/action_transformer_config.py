@@ -39,6 +39,7 @@ import ml_collections
 from tfaction import config as config_lib
 from tfaction import errors
 from tfaction.data import keyframe_boxes_pipeline
+from tfaction.layers import unit3d
 from tfaction.models.action_transformer import model as model_lib
 
 TASK_NAME = "action_transformer"
@@ -57,6 +58,7 @@ _TUPLE_MODEL_KEYS = ("anchor_scales", "anchor_aspect_ratios",
                      "location_spatial_units", "location_temporal_units")
 BOX_SOURCES = ("detected", "groundtruth")
 TRUNK_WEIGHT_FORMATS = ("auto", "tf1", "h5")
+BATCH_NORMS = unit3d.BATCH_NORMS
 
 
 def task_config():
@@ -114,6 +116,11 @@ def task_config():
             "rpn_inside_anchors_only": True,
             "second_stage_batch_size": 64,
             "second_stage_positive_fraction": 0.25,
+            # Ground-truth boxes join the proposals the second-stage
+            # minibatch is sampled from (Detectron's practice; not in the
+            # TF OD API): positives from the first step on, before the RPN
+            # finds the people.
+            "add_groundtruth_proposals": False,
             "localization_weight": 2.0,
             "classification_weight": 1.0,
         },
@@ -267,6 +274,11 @@ def validate(config, require_trunk_weights=False):
     if m.query not in model_lib.QUERIES:
         raise errors.ConfigError(f"task.model.query={m.query!r} must be "
                                  f"one of {model_lib.QUERIES}")
+    if m.trunk_batch_norm not in BATCH_NORMS:
+        raise errors.ConfigError(
+            f"task.model.trunk_batch_norm={m.trunk_batch_norm!r} must be "
+            f"one of {BATCH_NORMS} ('batch' trains the statistics, for "
+            "training from scratch)")
     if m.ffn_input not in ("attended", "query"):
         raise errors.ConfigError(f"task.model.ffn_input={m.ffn_input!r} "
                                  "must be 'attended' or 'query'")

@@ -93,6 +93,8 @@ class ActionTransformerBoxHead(keras.Model):
         pool_size: max pool after the crop (2: 14 -> 7).
         i3d_width_multiplier: width factor of the I3D head blocks (1.0 =
             I3D; must match the trunk's).
+        i3d_batch_norm: batch norms of the I3D head blocks, "frozen" or
+            "batch" (see `tfaction.layers.unit3d.Unit3D`).
         weight_decay: Keras `L2` on the I3D head's conv kernels.
         **kwargs: base `keras.Model` arguments (`name`, `dtype`).
 
@@ -122,7 +124,7 @@ class ActionTransformerBoxHead(keras.Model):
                  location_spatial_units=(4, 8),
                  location_temporal_units=(4, 8), centre_frame=None,
                  crop_size=14, pool_size=2, i3d_width_multiplier=1.0,
-                 weight_decay=0.0, **kwargs):
+                 i3d_batch_norm="frozen", weight_decay=0.0, **kwargs):
         kwargs.setdefault("name", "box_head")
         dtype = kwargs.pop("dtype", None)
         _check_choice(head, HEADS, "head")
@@ -172,8 +174,8 @@ class ActionTransformerBoxHead(keras.Model):
                                           name="tube_pool")([features, boxes])
             blocks = i3d.build_i3d_head(
                 weight_decay=weight_decay,
-                width_multiplier=i3d_width_multiplier, dtype=dtype,
-                name="i3d_blocks")
+                width_multiplier=i3d_width_multiplier,
+                batch_norm=i3d_batch_norm, dtype=dtype, name="i3d_blocks")
             # One tube per box: the blocks run once on [B * S, T', 7, 7, C].
             folded = BoxAxis("merge", dtype=dtype, name="fold_boxes")(tubes)
             per_box = blocks(folded)
@@ -212,6 +214,7 @@ class ActionTransformerBoxHead(keras.Model):
         self.crop_size = int(crop_size)
         self.pool_size = int(pool_size)
         self.i3d_width_multiplier = float(i3d_width_multiplier)
+        self.i3d_batch_norm = i3d_batch_norm
         self.weight_decay = float(weight_decay)
 
     def get_config(self):
@@ -230,7 +233,7 @@ class ActionTransformerBoxHead(keras.Model):
             centre_frame=self.centre_frame, crop_size=self.crop_size,
             pool_size=self.pool_size,
             i3d_width_multiplier=self.i3d_width_multiplier,
-            weight_decay=self.weight_decay)
+            i3d_batch_norm=self.i3d_batch_norm, weight_decay=self.weight_decay)
         return config
 
     @classmethod

@@ -62,6 +62,10 @@ class ActionTransformer(keras.Model):
             checkpoints load; smaller for CPU-sized experiments).
         trunk_weight_decay: Keras `L2` on the trunk's and I3D head's conv
             kernels.
+        trunk_batch_norm: the batch norms of the trunk and I3D head blocks:
+            "frozen" (statistics fixed, the paper's fine-tuning of a
+            Kinetics I3D) or "batch" (trained statistics, for training
+            from scratch).
         rpn_frame: trunk frame the RPN and the Tx query use (None: the
             central `T' // 2`, 8 of 16).
         rpn_filters: channels of the RPN's 3x3 conv (512).
@@ -98,7 +102,7 @@ class ActionTransformer(keras.Model):
     def __init__(self, num_classes, head="tx", query="high_res",
                  num_proposals=proposals_lib.FIRST_STAGE_MAX_PROPOSALS,
                  trunk_width_multiplier=1.0, trunk_weight_decay=0.0,
-                 rpn_frame=None, rpn_filters=512,
+                 trunk_batch_norm="frozen", rpn_frame=None, rpn_filters=512,
                  anchor_scales=anchors_lib.DEFAULT_SCALES,
                  anchor_aspect_ratios=anchors_lib.DEFAULT_ASPECT_RATIOS,
                  anchor_base_size=256.0,
@@ -119,8 +123,8 @@ class ActionTransformer(keras.Model):
         # === Layers ===
         trunk = i3d.build_i3d_trunk(
             weight_decay=trunk_weight_decay,
-            width_multiplier=trunk_width_multiplier, dtype=dtype,
-            name="trunk")
+            width_multiplier=trunk_width_multiplier,
+            batch_norm=trunk_batch_norm, dtype=dtype, name="trunk")
         channels = i3d.endpoint_channels(i3d.TRUNK_ENDPOINT,
                                          trunk_width_multiplier)
         frame = CentreFrame(rpn_frame, dtype=dtype, name="rpn_frame")
@@ -143,7 +147,8 @@ class ActionTransformer(keras.Model):
             location_temporal_units=location_temporal_units,
             centre_frame=rpn_frame, crop_size=crop_size,
             pool_size=pool_size, i3d_width_multiplier=trunk_width_multiplier,
-            weight_decay=trunk_weight_decay, dtype=dtype, name="box_head")
+            i3d_batch_norm=trunk_batch_norm, weight_decay=trunk_weight_decay,
+            dtype=dtype, name="box_head")
 
         # === Functional Model ===
         clips = keras.Input((None, None, None, 3), name="clips")
@@ -176,6 +181,7 @@ class ActionTransformer(keras.Model):
         self.num_proposals = int(num_proposals)
         self.trunk_width_multiplier = float(trunk_width_multiplier)
         self.trunk_weight_decay = float(trunk_weight_decay)
+        self.trunk_batch_norm = trunk_batch_norm
         self.rpn_frame = None if rpn_frame is None else int(rpn_frame)
         self.rpn_filters = int(rpn_filters)
         self.anchor_scales = anchor_scales
@@ -231,7 +237,7 @@ class ActionTransformer(keras.Model):
             num_proposals=self.num_proposals,
             trunk_width_multiplier=self.trunk_width_multiplier,
             trunk_weight_decay=self.trunk_weight_decay,
-            rpn_frame=self.rpn_frame, rpn_filters=self.rpn_filters,
+            trunk_batch_norm=self.trunk_batch_norm, rpn_frame=self.rpn_frame, rpn_filters=self.rpn_filters,
             anchor_scales=list(self.anchor_scales),
             anchor_aspect_ratios=list(self.anchor_aspect_ratios),
             anchor_base_size=self.anchor_base_size,

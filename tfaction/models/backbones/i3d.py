@@ -57,7 +57,7 @@ expect pixels scaled to [-1, 1], the flow ones 2-channel flow clipped to
 import keras
 
 from tfaction import errors
-from tfaction.layers.unit3d import Unit3D
+from tfaction.layers.unit3d import BATCH_NORMS, Unit3D
 
 ENDPOINTS = (
     "Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3",
@@ -211,6 +211,9 @@ class InceptionI3D(keras.Model):
             1). 1.0 is I3D, whose checkpoints load; smaller values keep the
             topology, strides and names at a fraction of the cost (e.g.
             0.125 for CPU-sized experiments and tests).
+        batch_norm: "frozen" (statistics fixed, the fine-tuning setting)
+            or "batch" (trained statistics, for training from scratch);
+            see `Unit3D`.
         **kwargs: base `keras.Model` arguments: `name` (default
             "inception_i3d"), `dtype` (passed on to every layer; e.g.
             "mixed_float16" computes in float16 with float32 variables,
@@ -247,7 +250,8 @@ class InceptionI3D(keras.Model):
 
     def __init__(self, final_endpoint=TRUNK_ENDPOINT,
                  first_endpoint="Conv3d_1a_7x7", input_channels=None,
-                 weight_decay=0.0, width_multiplier=1.0, **kwargs):
+                 weight_decay=0.0, width_multiplier=1.0,
+                 batch_norm="frozen", **kwargs):
         kwargs.setdefault("name", "inception_i3d")
         # A functional model ignores `dtype`: the policy is set below and
         # passed to every layer.
@@ -279,14 +283,17 @@ class InceptionI3D(keras.Model):
         if weight_decay < 0:
             raise errors.ConfigError(f"weight_decay must be >= 0, got "
                                      f"{weight_decay}")
+        if batch_norm not in BATCH_NORMS:
+            raise errors.ConfigError(f"batch_norm must be one of "
+                                     f"{BATCH_NORMS}, got {batch_norm!r}")
         regularizer = (keras.regularizers.L2(weight_decay) if weight_decay
                        else None)
 
         def unit(x, name, filters, kernel, stride=1):
             filters = _scaled(filters, width_multiplier)
             return Unit3D(filters, kernel_size=kernel, strides=stride,
-                          kernel_regularizer=regularizer, dtype=dtype,
-                          name=name)(x)
+                          kernel_regularizer=regularizer,
+                          batch_norm=batch_norm, dtype=dtype, name=name)(x)
 
         pool_dtype = _pool_dtype(dtype)
 
@@ -333,6 +340,7 @@ class InceptionI3D(keras.Model):
         self.input_channels = channels
         self.weight_decay = weight_decay
         self.width_multiplier = width_multiplier
+        self.batch_norm = batch_norm
 
     @property
     def endpoints(self):
@@ -358,7 +366,8 @@ class InceptionI3D(keras.Model):
                       first_endpoint=self.first_endpoint,
                       input_channels=self.input_channels,
                       weight_decay=self.weight_decay,
-                      width_multiplier=self.width_multiplier)
+                      width_multiplier=self.width_multiplier,
+                      batch_norm=self.batch_norm)
         return config
 
     @classmethod
@@ -368,7 +377,7 @@ class InceptionI3D(keras.Model):
 
 def build_i3d_trunk(endpoint=TRUNK_ENDPOINT, input_channels=3,
                     weight_decay=0.0, name="i3d_trunk", *,
-                    width_multiplier=1.0, dtype=None):
+                    width_multiplier=1.0, batch_norm="frozen", dtype=None):
     """Builds I3D from its first layer up to `endpoint` (the trunk).
 
     The Video Action Transformer's trunk is I3D cut at `Mixed_4f`: a clip
@@ -382,6 +391,7 @@ def build_i3d_trunk(endpoint=TRUNK_ENDPOINT, input_channels=3,
         weight_decay: Keras `L2` factor on conv kernels (0 = none).
         name: model name.
         width_multiplier: factor on every unit's filters (`InceptionI3D`).
+        batch_norm: "frozen" or "batch" (`InceptionI3D`).
         dtype: dtype policy of every layer; None uses the global policy.
 
     Returns:
@@ -406,13 +416,13 @@ def build_i3d_trunk(endpoint=TRUNK_ENDPOINT, input_channels=3,
     return InceptionI3D(endpoint, first_endpoint=ENDPOINTS[0],
                         input_channels=input_channels,
                         weight_decay=weight_decay,
-                        width_multiplier=width_multiplier, name=name,
-                        dtype=dtype)
+                        width_multiplier=width_multiplier,
+                        batch_norm=batch_norm, name=name, dtype=dtype)
 
 
 def build_i3d_head(trunk_endpoint=TRUNK_ENDPOINT, final_endpoint="Mixed_5c",
                    weight_decay=0.0, name="i3d_head", *,
-                   width_multiplier=1.0, dtype=None):
+                   width_multiplier=1.0, batch_norm="frozen", dtype=None):
     """Builds the I3D blocks after `trunk_endpoint` (the I3D head).
 
     The Video Action Transformer's I3D head runs the blocks the trunk
@@ -428,6 +438,7 @@ def build_i3d_head(trunk_endpoint=TRUNK_ENDPOINT, final_endpoint="Mixed_5c",
         weight_decay: Keras `L2` factor on conv kernels (0 = none).
         name: model name.
         width_multiplier: factor on every unit's filters (`InceptionI3D`).
+        batch_norm: "frozen" or "batch" (`InceptionI3D`).
         dtype: dtype policy of every layer; None uses the global policy.
 
     Returns:
@@ -456,5 +467,5 @@ def build_i3d_head(trunk_endpoint=TRUNK_ENDPOINT, final_endpoint="Mixed_5c",
                                  f"; the head would be empty")
     return InceptionI3D(final_endpoint, first_endpoint=ENDPOINTS[index + 1],
                         weight_decay=weight_decay,
-                        width_multiplier=width_multiplier, name=name,
-                        dtype=dtype)
+                        width_multiplier=width_multiplier,
+                        batch_norm=batch_norm, name=name, dtype=dtype)
