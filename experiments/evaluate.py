@@ -28,6 +28,12 @@ flags None. The table is printed to stdout; `--output_json` writes the
 result dict. On a terminal, stderr shows the elapsed time while the metric
 runs (`--noprogress`: nothing). A `tfaction.errors` exception prints one
 line to stderr and exits with status 1.
+
+`--metric=framewise --alignment_dir=DIR` also draws the nearest-neighbour
+alignment of video pairs (`tfaction.evaluation.framewise_visualization`):
+a plot per pair, and with `--records` an MP4 and a contact sheet of the
+frames (drawn before the scores; one line per pair is printed after the
+table, and the result dict gets an `alignment` entry).
 """
 
 import argparse
@@ -137,6 +143,20 @@ def build_parser():
     p.add_argument("--skip_missing_clips", action="store_true",
                    help="ego4d_recall: count GT of clips without predictions "
                         "as misses instead of failing")
+    p.add_argument("--alignment_dir", default=None,
+                   help="framewise: also draw the nearest-neighbour "
+                        "alignment of video pairs here (plot PNG; with "
+                        "--records an MP4 and a contact sheet too)")
+    p.add_argument("--alignment_pairs", default=None,
+                   help="framewise --alignment_dir: pairs of consecutive "
+                        "val videos per dataset (default 1), or video ids "
+                        "'query,candidate[;query,candidate...]'")
+    p.add_argument("--alignment_stride", type=int, default=None,
+                   help="framewise --alignment_dir: every n-th query frame "
+                        "in the MP4 and contact sheet (default 1)")
+    p.add_argument("--records", default=None,
+                   help="framewise --alignment_dir: converted records "
+                        "(--format=tcc file pattern) holding the frames")
     p.add_argument("--output_json", default=None,
                    help="write the result dict to this JSON file")
     progress.add_argument(p)
@@ -192,17 +212,35 @@ def main(argv=None):
     from tfaction import errors
     from tfaction.data import filesystems
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = [f"--{name}" for name in ("alignment_pairs", "alignment_stride",
+                                      "records")
+             if getattr(args, name) is not None]
+    if given and not args.alignment_dir:
+        parser.error(f"{', '.join(given)} need(s) --alignment_dir")
+    if args.alignment_dir and args.metric != "framewise":
+        parser.error("--alignment_dir is for --metric=framewise")
     options = vars(args).copy()
     progress.set_enabled(args.progress)
     try:
         module = load_metric(args.metric)
+        alignment = None
+        if args.alignment_dir:  # first: its flag and file errors come fast
+            from tfaction.evaluation import framewise_visualization as vis
+            with progress.Stage(f"framewise: drawing alignments into "
+                                f"{args.alignment_dir}"):
+                alignment = vis.run_cli(args.ground_truth, args.predictions,
+                                        options)
         # The metrics are vectorised (no per-item loop to count): a line
         # with the elapsed time shows that a large file is being scored.
         with progress.Stage(f"{args.metric}: scoring {args.predictions}"):
             result = module.run_cli(args.ground_truth, args.predictions,
                                     options)
         print(module.format_table(result))
+        if alignment is not None:
+            result["alignment"] = alignment
+            print(vis.format_lines(alignment))
         if args.output_json:
             filesystems.write_json(args.output_json, result)
     except errors.TfactionError as e:

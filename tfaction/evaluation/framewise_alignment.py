@@ -31,6 +31,46 @@ def _strided(embs_list, stride):
     return [np.asarray(e)[::int(stride)] for e in embs_list]
 
 
+def nearest_neighbours(query, candidate, distance=DEFAULT_DISTANCE):
+    """Index of the nearest candidate frame of every query frame.
+
+    The official alignment rule: `argmin` over `cdist` rows, so ties go to
+    the first candidate frame.
+
+    Args:
+        query: (Tq, D) embeddings.
+        candidate: (Tc, D) embeddings.
+        distance: any `scipy.spatial.distance.cdist` metric name.
+
+    Returns:
+        int64 array (Tq,) of candidate frame indices.
+
+    Example:
+
+    >>> nearest_neighbours(np.eye(3), np.eye(3)[::-1]).tolist()
+    [2, 1, 0]
+    """
+    return np.argmin(cdist(query, candidate, distance), axis=1).astype(
+        np.int64)
+
+
+def alignment_tau(nns):
+    """Kendall's tau-b between frame order and nearest-neighbour indices.
+
+    Args:
+        nns: (T,) nearest candidate index of each query frame.
+
+    Returns:
+        float; NaN when `nns` is constant (tau-b undefined).
+
+    Example:
+
+    >>> round(alignment_tau(np.array([0, 2, 1, 3])), 4)
+    0.6667
+    """
+    return float(kendalltau(np.arange(len(nns)), nns).correlation)
+
+
 def kendalls_tau_pairs(embs_list, stride, distance=DEFAULT_DISTANCE):
     """Tau of every ordered pair (i, j), i != j, in the official loop order.
 
@@ -52,12 +92,11 @@ def kendalls_tau_pairs(embs_list, stride, distance=DEFAULT_DISTANCE):
     feats = _strided(embs_list, stride)
     taus = []
     for i, query in enumerate(feats):
-        ranks = np.arange(len(query))
         for j, cand in enumerate(feats):
             if i == j:
                 continue
-            nns = np.argmin(cdist(query, cand, distance), axis=1)
-            taus.append(kendalltau(ranks, nns).correlation)
+            taus.append(alignment_tau(nearest_neighbours(query, cand,
+                                                         distance)))
     return np.asarray(taus, dtype=np.float64)
 
 
