@@ -196,8 +196,8 @@ def test_unknown_format_and_flag_of_another_format(runs):
     assert result["code"] == 1
     assert ("unknown --format=hmdb51; registered formats: "
             "activitynet_features, actnet_frames, ava, charades_frames, "
-            "ego4d_mq, fcvid_frames, hmdb51_frames, minik_frames, tcc, "
-            "verify, videos") in result["stderr"]
+            "ego4d_mq, fcvid_frames, finegym, hmdb51_frames, minik_frames, "
+            "tcc, verify, videos") in result["stderr"]
     result = runs["results"]["foreign_flag"]
     assert result["code"] == 1
     assert ("--feature_stride is not a flag of --format=hmdb51_frames (it "

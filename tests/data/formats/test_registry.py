@@ -125,7 +125,8 @@ def test_builtin_formats_and_their_flags():
     formats = registry.load_builtin_formats()
     assert formats.names() == ["activitynet_features", "actnet_frames",
                                "ava", "charades_frames",
-                               "ego4d_mq", "fcvid_frames", "hmdb51_frames",
+                               "ego4d_mq", "fcvid_frames", "finegym",
+                               "hmdb51_frames",
                                "minik_frames", "tcc", "verify", "videos"]
     assert formats.get("verify").flag_names() == ["input"]
     videos = formats.get("videos").flag_names()
