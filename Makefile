@@ -6,6 +6,8 @@
 # `make demo-action-transformer`: the Video Action Transformer end to end on
 # synthetic AVA-layout data (see README).
 # `make demo-carl`: CARL end to end on synthetic phase videos (see README).
+# `make demo-adafocus`: AdaFocus V2 end to end on synthetic glyph videos,
+# with the V2+ early-exit sweep (see README).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -15,7 +17,7 @@ PYTEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: test test-slow test-demo install demo demo-actionvlad \
-	demo-action-transformer demo-carl clean
+	demo-action-transformer demo-carl demo-adafocus clean
 
 install: $(STAMP)
 
@@ -39,8 +41,9 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 # The `demo` tests (deselected by `make test`) run `make demo`,
-# `make demo-actionvlad`, `make demo-action-transformer` and
-# `make demo-carl` in temporary folders and assert README's figures.
+# `make demo-actionvlad`, `make demo-action-transformer`,
+# `make demo-carl` and `make demo-adafocus` in temporary folders and
+# assert README's figures.
 test-demo: $(STAMP)
 	$(PY) -m pytest -m demo tests/learning $(PYTEST_ARGS)
 
@@ -175,10 +178,12 @@ demo-carl: $(STAMP)
 	$(PY) -m experiments.train --config=$(CARL_CONFIG) \
 	    --workdir=$(CARL_DEMO)/train --mode=train_and_eval \
 	    --config.task.data_dir=$(CARL_DEMO)/records
-	@echo "== 4/6 frame-wise protocols on the written embeddings (val, per action)"
+	@echo "== 4/6 frame-wise protocols on the written embeddings (val, per action), alignment of two val videos"
 	$(PY) -m experiments.evaluate --metric=framewise --variant=carl \
 	    --ground_truth=$(CARL_DEMO)/train/embeddings.npz \
-	    --predictions=$(CARL_DEMO)/train/embeddings.npz
+	    --predictions=$(CARL_DEMO)/train/embeddings.npz \
+	    --alignment_dir=$(CARL_DEMO)/alignment \
+	    --records='$(CARL_DEMO)/records/*.tfrecord'
 	@echo "== 5/6 export the SavedModel for TensorFlow Serving"
 	$(PY) -m export.export_saved_model --workdir=$(CARL_DEMO)/train \
 	    --export_dir=$(CARL_DEMO)/models/carl  # the run's config.json
@@ -186,6 +191,51 @@ demo-carl: $(STAMP)
 	$(PY) -m export.carl_request --saved_model=$(CARL_DEMO)/models/carl/1 \
 	    --data_dir=$(CARL_DEMO)/records --subset=val \
 	    --rest_body=$(CARL_DEMO)/request.json
+
+AF_DEMO := runs/adafocus_demo
+AF_CONFIG := experiments/configs/adafocus_v2_synthetic.py
+AF_VIDEOS := 1200
+# V2+ early-exit budgets q (exit fractions ~ q^k) evaluated, and the one
+# whose thresholds the export bakes in.
+AF_BUDGETS := (0.5,0.7,1.0,1.5,2.0,3.0,3.9)
+AF_EXPORT_BUDGET := 0.5
+
+# `make demo-adafocus`: glance at every frame, focus on the patch the
+# policy picks (AdaFocus V2, MirroredStrategy over 2 replicas), then V2+
+# early exit: thresholds calibrated on the training videos for each
+# budget, top-1 / mAP and expected GFLOPs of the held-out videos at each
+# (train/early_exit.json, the figure train/early_exit.png), export with
+# the thresholds of one budget and one request.
+demo-adafocus: $(STAMP)
+	rm -rf $(AF_DEMO)
+	@echo "== 1/6 synthetic glyph videos (ActivityNet split-list layout)"
+	$(PY) -m tfaction.data.synthetic --kind=adafocus \
+	    --num_videos=$(AF_VIDEOS) --out_dir=$(AF_DEMO)/raw
+	@echo "== 2/6 convert the frames to TFRecords"
+	$(PY) -m tfaction.data.convert --format=actnet_frames \
+	    --input=$(AF_DEMO)/raw/actnet_train_split.txt,$(AF_DEMO)/raw/actnet_val_split.txt \
+	    --frames_root=$(AF_DEMO)/raw/frames \
+	    --class_list=$(AF_DEMO)/raw/classInd.txt --num_workers=2 \
+	    --output_dir=$(AF_DEMO)/records
+	@echo "== 3/6 train AdaFocus V2 (MirroredStrategy, 2 replicas); evaluate, with the early-exit sweep"
+	$(PY) -m experiments.train --config=$(AF_CONFIG) \
+	    --workdir=$(AF_DEMO)/train --mode=train_and_eval \
+	    --config.task.data_dir=$(AF_DEMO)/records \
+	    '--config.task.early_exit_budgets=$(AF_BUDGETS)'
+	@echo "== 4/6 mAP and top-1 of the held-out videos, all frames (the authors' cal_map)"
+	$(PY) -m experiments.evaluate --metric=adafocus_map \
+	    --ground_truth=$(AF_DEMO)/raw/actnet_val_split.txt \
+	    --predictions=$(AF_DEMO)/train/predictions.npz --top_k=1
+	@echo "== 5/6 export the SavedModel with the early-exit thresholds of q = $(AF_EXPORT_BUDGET)"
+	$(PY) -m export.export_saved_model --workdir=$(AF_DEMO)/train \
+	    --export_dir=$(AF_DEMO)/models/adafocus \
+	    --config.task.export_early_exit_file=$(AF_DEMO)/train/early_exit.json \
+	    --config.task.export_early_exit_budget=$(AF_EXPORT_BUDGET)
+	@echo "== 6/6 one request through serving_default"
+	$(PY) -m export.adafocus_request \
+	    --saved_model=$(AF_DEMO)/models/adafocus/1 \
+	    --data_dir=$(AF_DEMO)/records --subset=val --num_steps=8 \
+	    --rest_body=$(AF_DEMO)/request.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

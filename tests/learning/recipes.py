@@ -390,7 +390,7 @@ def carl_framewise(root, records, name, overrides=()):
     run(["-m", "experiments.train", f"--config={CARL_CONFIG}",
          f"--workdir={workdir}", "--mode=train_and_eval",
          f"--config.task.data_dir={records}", *overrides],
-        root / f"{name}_train.log")
+        root / f"{name}_train.log", timeout=1200)
     result = root / f"{name}_framewise.json"
     embeddings = workdir / "embeddings.npz"
     run(["-m", "experiments.evaluate", "--metric=framewise",
@@ -491,3 +491,86 @@ def adafocus_scores(root, num_videos, overrides=(), seed=0):
     metrics = json.loads((workdir / "eval_metrics.json").read_text())
     return {"eval_metrics": metrics["metrics"],
             "evaluate": json.loads(result.read_text())}
+
+
+ADAFOCUS_V1_CONFIG = "experiments/configs/adafocus_v1_synthetic.py"
+
+
+def adafocus_records(root, num_videos, seed=0):
+    """Synthetic AdaFocus data and its conversion, as a user runs them.
+
+    `python -m tfaction.data.synthetic --kind=adafocus`, then `python -m
+    tfaction.data.convert --format=actnet_frames`.
+
+    Args:
+        root: working folder (gets `raw/` and `records/`).
+        num_videos: synthetic videos to generate (a quarter held out).
+        seed: the generator's seed.
+
+    Returns:
+        `(raw, records)` folders.
+
+    Example:
+
+    >>> raw, records = adafocus_records(tmp, 1200)
+    """
+    root = pathlib.Path(root)
+    raw, records = root / "raw", root / "records"
+    run(["-m", "tfaction.data.synthetic", "--kind=adafocus",
+         f"--num_videos={num_videos}", f"--seed={seed}", f"--out_dir={raw}"],
+        root / "data.log")
+    run(["-m", "tfaction.data.convert", "--format=actnet_frames",
+         f"--input={raw / 'actnet_train_split.txt'},"
+         f"{raw / 'actnet_val_split.txt'}",
+         f"--frames_root={raw / 'frames'}",
+         f"--class_list={raw / 'classInd.txt'}", "--num_workers=2",
+         f"--output_dir={records}"], root / "convert.log")
+    return raw, records
+
+
+def adafocus_v1_stages(root, num_videos, overrides=None, seed=0):
+    """The four AdaFocus V1 stages on synthetic data, each from the last.
+
+    Data and conversion (`adafocus_records`), then `python -m
+    experiments.train --config=...adafocus_v1_synthetic.py:stage<k>
+    --mode=train_and_eval` for k = 0 ... 3, stage k with
+    `--config.task.init_checkpoint=<stage k - 1 workdir>`, then `python -m
+    experiments.evaluate --metric=adafocus_map` on stage 3's predictions.
+
+    Args:
+        root: empty working folder.
+        num_videos: synthetic videos to generate (a quarter held out).
+        overrides: dict stage -> extra `--config.x.y=v` flags.
+        seed: the generator's seed.
+
+    Returns:
+        `{0: metrics, ..., 3: metrics, "evaluate": ...}`: each stage's
+        `eval_metrics.json` metrics and the JSON result of
+        `experiments.evaluate` on stage 3's `predictions.npz`.
+
+    Example:
+
+    >>> scores = adafocus_v1_stages(tmp, 1200)
+    >>> scores[2]["top1"], scores[1]["top1"]
+    """
+    root = pathlib.Path(root)
+    raw, records = adafocus_records(root, num_videos, seed)
+    scores, previous = {}, None
+    for stage in range(4):
+        workdir = root / f"stage{stage}"
+        run(["-m", "experiments.train",
+             f"--config={ADAFOCUS_V1_CONFIG}:stage{stage}",
+             f"--workdir={workdir}", "--mode=train_and_eval",
+             f"--config.task.data_dir={records}",
+             *([f"--config.task.init_checkpoint={previous}"] if previous
+               else []), *(overrides or {}).get(stage, ())],
+            root / f"train_stage{stage}.log", timeout=1800)
+        metrics = json.loads((workdir / "eval_metrics.json").read_text())
+        scores[stage], previous = metrics["metrics"], workdir
+    result = root / "scored.json"
+    run(["-m", "experiments.evaluate", "--metric=adafocus_map",
+         f"--ground_truth={raw / 'actnet_val_split.txt'}",
+         f"--predictions={previous / 'predictions.npz'}", "--top_k=1",
+         f"--output_json={result}"], root / "evaluate.log")
+    scores["evaluate"] = json.loads(result.read_text())
+    return scores

@@ -221,3 +221,38 @@ def test_dynamic_length_graph_matches_eager():
         graph, eager = fn(data), model(data, training=False)
         for key in ("embeddings", "projections"):
             np.testing.assert_allclose(graph[key], eager[key], atol=1e-6)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_two_part_forward_equals_the_model(normalize):
+    """`frame_features` + `embed_frame_features` = the model's inference
+    `embeddings` (what `embed_whole_videos` relies on)."""
+    model = CARL(**small_kwargs(normalize_embeddings=normalize))
+    x = inputs(steps=5, lengths=np.array([[5], [5]]))
+    full = model(x, training=False)["embeddings"]
+    frames = tf.reshape(x["frames"], [10, *CROP, 3])
+    features = tf.reshape(model.frame_features(frames), [2, 5, -1])
+    assert features.shape == (2, 5, 8)
+    parts = model.embed_frame_features(features, x["mask"])
+    np.testing.assert_allclose(parts, full, atol=1e-6)
+
+
+def test_whole_videos_trunk_batches_give_the_same_embeddings():
+    """Trunk calls of a few frames (the authors' backbone blocks) leave
+    the embeddings unchanged, eager and in a graph, for chunks that do
+    not divide evenly."""
+    from tfaction.models.carl.whole_videos import embed_whole_videos
+
+    model = CARL(**small_kwargs())
+    rng = np.random.default_rng(3)
+    frames = tf.constant(rng.normal(size=(2, 11, *CROP, 3)), tf.float32)
+    lengths = tf.constant([11, 6])
+    whole = embed_whole_videos(model, frames, lengths, 5)
+    assert not np.allclose(whole[0, :6], whole[1, :6])
+    graph = tf.function(lambda f, n: embed_whole_videos(
+        model, f, n, 5, frames_per_trunk_batch=4))
+    for batched in (embed_whole_videos(model, frames, lengths, 5,
+                                       frames_per_trunk_batch=2),
+                    graph(frames, lengths)):
+        np.testing.assert_allclose(batched, whole, atol=1e-6)
+    np.testing.assert_array_equal(whole[1, 6:], 0.0)

@@ -75,6 +75,7 @@ def make_config(dataset, dropout=0.0):
     ev.few_shot_num_labeled = (1, 2)
     ev.few_shot_num_episodes = 2
     ev.frames_per_chunk = 7   # several chunks per video
+    ev.frames_per_trunk_batch = 3  # several trunk calls per chunk
     config.trainer.train_steps = 2
     config.trainer.steps_per_epoch = 2  # 4 training videos (not counted)
     config.trainer.global_batch_size = 2
@@ -318,6 +319,11 @@ def test_recipe_needs_trunk_weights(dataset):
     config.task.model.trunk = "small"
     config.task.trunk_weights = "BYOL_1000.pth"
     with pytest.raises(errors.ConfigError, match="task.model.trunk"):
+        tasks.build_task(config)
+    config.task.trunk_weights = ""
+    config.task.evaluation.frames_per_trunk_batch = -1
+    with pytest.raises(errors.ConfigError,
+                       match="evaluation.frames_per_trunk_batch"):
         tasks.build_task(config)
 
 

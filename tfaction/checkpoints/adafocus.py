@@ -2,7 +2,7 @@
 
 Files are read by tfaction's restricted reader
 (`tfaction.checkpoints.torch_zip`: no PyTorch, nothing in the file
-executed). Three loaders:
+executed). Three loaders, and one for keras.applications' weights:
 
 * `load_mobilenet_v2_checkpoint(model, path)`: ImageNet MobileNet-V2
   weights into a `MobileNetV2` (or the one glance trunk of a model), in
@@ -40,6 +40,14 @@ executed). Three loaders:
   `encoder.4` Linear, `encoder.5` BN, `gru`, `fc.0`) and `classifier.*`
   -> `classifier` (`mlp.layers.0` Linear, `mlp.layers.1` BN,
   `classifiers.{t}.1` the per-step heads, stacked).
+* `load_keras_mobilenet_v2_weights(model, path)`: keras.applications'
+  ImageNet MobileNetV2 (`mobilenet_v2_weights_tf_dim_ordering_tf_kernels_
+  1.0_224_no_top.h5`, HDF5, by layer name: `keras_mobilenet_v2_name`) into
+  a `MobileNetV2(variant="keras")`, the alternative glance weights (a
+  different network and other numbers than the authors'). Its ResNet-50
+  counterpart for the focus (and the ResNet-50 glance) is
+  `tfaction.checkpoints.resnet50.load_keras_resnet50_weights` into a v1
+  `ResNet50`.
 
 Conversions: conv weights `[out, in, kh, kw]` -> Keras `[kh, kw, in,
 out]`; depthwise `[C, 1, kh, kw]` -> `[kh, kw, C, 1]`; `Linear` weights
@@ -81,6 +89,9 @@ import numpy as np
 
 from tfaction import errors
 from tfaction.checkpoints.errors import CheckpointError
+from tfaction.checkpoints.resnet50 import keras_unused
+from tfaction.checkpoints.resnet50 import load_keras_application_weights
+from tfaction.checkpoints.resnet50 import read_keras_application_weights
 from tfaction.checkpoints.resnet50 import torchvision_targets
 from tfaction.checkpoints.state_dicts import strip_parallel_prefix
 from tfaction.checkpoints.state_dicts import summary
@@ -99,6 +110,8 @@ BATCH_COUNTER = "batch-norm counter num_batches_tracked, not needed"
 POLICY_OLD = "PPO's behaviour copy policy_old (equals policy after updates)"
 POLICY_IN_FOCUSER = "the policy inside the focuser (part 'policy')"
 UNEXPECTED = "unexpected tensor (not part of the AdaFocus module)"
+# keras.applications MobileNetV2's classifier layer.
+KERAS_TOP = "predictions"
 
 V1_PARTS = ("glancer", "focuser", "fc", "policy")
 LAYOUTS = ("torchvision", "tonylins")
@@ -108,6 +121,12 @@ _BN_LEAVES = ("weight", "bias", "running_mean", "running_var")
 _TONYLINS_RATIO_1 = {"0.0": "0", "0.1": "1", "1": "3", "2": "4"}
 _TONYLINS_EXPANDED = {"0.0": "0", "0.1": "1", "1.0": "3", "1.1": "4",
                       "2": "6", "3": "7"}
+# Inside each block: our layer-name tail -> keras.applications' suffix
+# (expand ratio 1 / > 1).
+_KERAS_RATIO_1 = {"0_0": "depthwise", "0_1": "depthwise_BN",
+                  "1": "project", "2": "project_BN"}
+_KERAS_EXPANDED = {"0_0": "expand", "0_1": "expand_BN", "1_0": "depthwise",
+                   "1_1": "depthwise_BN", "2": "project", "3": "project_BN"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,9 +300,20 @@ def _resnet_entries(part, model, prefix):
             for key, variable in torchvision_targets(model).items()]
 
 
+def _check_torchvision_mobilenet(network, part):
+    if network.variant != "torchvision":
+        raise errors.ConfigError(
+            f"the {part} trunk {network.name!r} is a MobileNet-V2 of variant "
+            f"{network.variant!r}; PyTorch checkpoints hold torchvision's "
+            f"layout: build it with variant='torchvision', or load "
+            f"keras.applications weights with load_keras_mobilenet_v2_"
+            f"weights")
+
+
 def _trunk_entries(part, trunk, prefix, weights, path):
     """Entries of a glance / focus trunk under `prefix`; its description."""
     if isinstance(trunk, MobileNetV2):
+        _check_torchvision_mobilenet(trunk, part)
         layout = _mobilenet_layout(weights, prefix, path)
         return _mobilenet_entries(part, trunk, prefix, layout), \
             f"{prefix}* ({layout} MobileNet-V2)"
@@ -483,7 +513,8 @@ def load_mobilenet_v2_checkpoint(model, checkpoint, *, key=None,
         An `AdaFocusImport` (unused: the ImageNet `classifier`, counters).
 
     Raises:
-        ConfigError: no (or several) `MobileNetV2` in `model`.
+        ConfigError: no (or several) `MobileNetV2` in `model`, or one of
+            the "keras" variant.
         CheckpointError: no MobileNet-V2 found, a tensor missing or of the
             wrong shape (the model is then unchanged).
 
@@ -495,6 +526,7 @@ def load_mobilenet_v2_checkpoint(model, checkpoint, *, key=None,
     ```
     """
     network = find_mobilenet_v2(model)
+    _check_torchvision_mobilenet(network, "glance")
     path, loaded = _read(checkpoint)
     if key is not None:
         weights, where = _entry(loaded, key, path), f"entry {key!r}"
@@ -536,6 +568,126 @@ def load_mobilenet_v2_checkpoint(model, checkpoint, *, key=None,
     return AdaFocusImport(path, f"{where}, prefix {prefix!r} ({layout})",
                           ("glance",), tuple(keys), dict(sorted(
                               unused.items())))
+
+
+def keras_mobilenet_v2_name(layer_name, expand_ratio_one=False):
+    """The keras.applications MobileNetV2 layer of a `MobileNetV2` layer.
+
+    Args:
+        layer_name: a conv, depthwise conv or batch-norm layer name of
+            `MobileNetV2` (torchvision's module names, `.` -> `_`).
+        expand_ratio_one: the layer's block has expand ratio 1 (no 1x1
+            expansion; block 1 of the standard table).
+
+    Returns:
+        The keras.applications layer name.
+
+    Raises:
+        ValueError: not a conv or batch-norm layer name of `MobileNetV2`.
+
+    Example:
+
+    >>> keras_mobilenet_v2_name("features_0_1")
+    'bn_Conv1'
+    >>> keras_mobilenet_v2_name("features_1_conv_1", expand_ratio_one=True)
+    'expanded_conv_project'
+    >>> keras_mobilenet_v2_name("features_3_conv_1_0")
+    'block_2_depthwise'
+    >>> keras_mobilenet_v2_name("features_18_1")
+    'Conv_1_bn'
+    """
+    match = re.fullmatch(r"features_(\d+)_conv_(.+)", layer_name)
+    if match:
+        block, tail = int(match.group(1)), match.group(2)
+        table = _KERAS_RATIO_1 if expand_ratio_one else _KERAS_EXPANDED
+        if tail in table:
+            prefix = "expanded_conv_" if block == 1 else f"block_{block - 1}_"
+            return prefix + table[tail]
+    match = re.fullmatch(r"features_(\d+)_([01])", layer_name)
+    if match:
+        stem = match.group(1) == "0"
+        return (("Conv1", "bn_Conv1") if stem else ("Conv_1", "Conv_1_bn"))[
+            int(match.group(2))]
+    raise ValueError(f"{layer_name!r} is not a conv or batch-norm layer of "
+                     f"tfaction's MobileNetV2")
+
+
+def _keras_mobilenet_v2(**kwargs):
+    return keras.applications.MobileNetV2(weights=None, alpha=1.0, **kwargs)
+
+
+def load_keras_mobilenet_v2_weights(model, path):
+    """keras.applications' MobileNetV2 weights into a "keras" `MobileNetV2`.
+
+    Reads the ImageNet file Keras downloads for `alpha=1.0`
+    (`mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5`,
+    or the one with the classifier) by layer name
+    (`keras_mobilenet_v2_name`), and any other file Keras loads into
+    `keras.applications.MobileNetV2(alpha=1.0)` (Keras 3 `.weights.h5`,
+    also renamed to the download's name, `.keras`) through such a model
+    (`tfaction.checkpoints.resnet50.read_keras_application_weights`).
+
+    The weights expect keras.applications' "tf" input (`x / 127.5 - 1`);
+    build the model with `input_normalization="imagenet"` to feed it
+    torchvision-normalised RGB.
+
+    Args:
+        model: a `MobileNetV2(variant="keras", width_multiplier=1.0)`, or a
+            model containing exactly one (an `AdaFocusV2` with a keras
+            glance).
+        path: the weights file, local or remote.
+
+    Returns:
+        An `AdaFocusImport` (names like "block_1_expand/kernel"; unused:
+        the classifier `predictions`).
+
+    Raises:
+        ConfigError: no (or several) `MobileNetV2`, or one of the
+            "torchvision" variant (keras.applications pads and normalises
+            differently).
+        CheckpointError: missing or unreadable file, a weight missing or
+            of the wrong shape (naming the file, the weight and both
+            shapes); the model is then unchanged.
+
+    Example:
+
+    ```python
+    glance = build_mobilenet_v2(variant="keras",
+                                input_normalization="imagenet")
+    load_keras_mobilenet_v2_weights(
+        glance,
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5")
+    ```
+
+    Reference:
+        keras.applications `mobilenet_v2.py` (layer names, padding).
+    """
+    network = find_mobilenet_v2(model)
+    if network.variant != "keras":
+        raise errors.ConfigError(
+            f"load_keras_mobilenet_v2_weights loads keras.applications' "
+            f"layout, but {network.name!r} is variant {network.variant!r}; "
+            f"build it with variant='keras'")
+    path = os.fspath(path)
+    ratios = _block_ratios(network)
+
+    def name_of(layer_name):
+        match = re.match(r"features_(\d+)_conv_", layer_name)
+        return keras_mobilenet_v2_name(
+            layer_name, bool(match) and ratios[int(match.group(1))])
+
+    needed = [name_of(layer.name) for layer in network.layers
+              if isinstance(layer, (keras.layers.Conv2D,
+                                    keras.layers.DepthwiseConv2D,
+                                    keras.layers.BatchNormalization))]
+    stored = read_keras_application_weights(path, _keras_mobilenet_v2,
+                                            needed, "MobileNetV2")
+    loaded, used = load_keras_application_weights(network.layers, name_of,
+                                                  stored, path)
+    unused = keras_unused(stored, used, lambda layer_name: (
+        IMAGENET_CLASSIFIER if layer_name == KERAS_TOP else UNEXPECTED))
+    return AdaFocusImport(path, "keras.applications MobileNetV2",
+                          ("glance",), tuple(loaded), unused)
 
 
 def load_adafocus_v1_checkpoint(model, checkpoint, *, parts=None,

@@ -38,8 +38,13 @@ Two sources:
   {k}_conv` / `_bn` goes to `layer{s}_{b}_conv{k}` / `bn{k}`, `_0_conv` /
   `_0_bn` to the projection shortcut `layer{s}_0_downsample_0` / `_1`,
   `conv1_conv` / `conv1_bn` to `conv1` / `bn1`. Other layouts (Keras 3
-  `.weights.h5`, `.keras`) are read through a `keras.applications.
-  ResNet50` model.
+  `.weights.h5`, also renamed to the download's name, `.keras`, legacy
+  files with other layer names) are read through a `keras.applications.
+  ResNet50` model (`read_keras_application_weights`, shared with the
+  MobileNetV2 loader of `tfaction.checkpoints.adafocus`). The weights
+  expect keras.applications' "caffe" input; a model built with
+  `input_normalization="imagenet"` converts torchvision-normalised RGB to
+  it.
 
 Conversion: PyTorch conv weights `[out, in, kh, kw]` become Keras kernels
 `[kh, kw, in, out]`; batch norm `weight`, `bias`, `running_mean`,
@@ -71,8 +76,10 @@ load_resnet50_checkpoint(encoder, "BYOL_1000.pth")  # module.encoder. found
 """
 
 import collections
+import contextlib
 import dataclasses
 import os
+import tempfile
 from collections.abc import Mapping
 
 import h5py
@@ -112,8 +119,7 @@ _CARL_BACKBONE, _CARL_FINETUNE = "backbone.", "res_finetune."
 _BN_LEAVES = (("weight", "gamma"), ("bias", "beta"),
               ("running_mean", "moving_mean"),
               ("running_var", "moving_variance"))
-# keras.applications weight names of a conv and a batch norm.
-_KERAS_CONV_LEAVES = ("kernel", "bias")
+# keras.applications weight names of a batch norm.
 _KERAS_BN_LEAVES = ("gamma", "beta", "moving_mean", "moving_variance")
 _KERAS_TOP = "predictions"
 
@@ -625,26 +631,192 @@ def _read_legacy_h5(path, local):
     return layers
 
 
-def _read_via_keras_application(path, local):
-    """Loads the file into keras.applications.ResNet50, returns its weights."""
+@contextlib.contextmanager
+def _keras_loadable(local):
+    """`local`, or a link to it named `*.weights.h5` when it is a Keras 3
+    weights file under another name (Keras picks its reader by the name;
+    `save_weights` files renamed to the downloads' `.h5` names)."""
+    name = os.path.basename(local)
+    keras3 = False
+    if not name.endswith((".weights.h5", ".keras")) and h5py.is_hdf5(local):
+        with h5py.File(local, "r") as f:
+            keras3 = "vars" in f or "layers" in f
+    if not keras3:
+        yield local
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        link = os.path.join(folder, "weights.weights.h5")
+        os.symlink(os.path.abspath(local), link)
+        yield link
+
+
+def _read_via_keras_application(path, local, application, what):
+    """Loads the file into a keras.applications model, returns its weights
+    (`{layer: {leaf: (weight name, array)}}`)."""
     failures = []
     for include_top, shape in ((False, (None, None, 3)),
                                (True, (224, 224, 3))):
-        app = keras.applications.ResNet50(weights=None,
-                                          include_top=include_top,
-                                          input_shape=shape)
+        app = application(include_top=include_top, input_shape=shape)
         try:
-            app.load_weights(local)
+            with _keras_loadable(local) as loadable:
+                app.load_weights(loadable)
         except Exception as e:  # noqa: BLE001 - reported below
             text = str(e).strip().splitlines()
             failures.append(f"include_top={include_top}: "
                             f"{text[0] if text else type(e).__name__}")
             continue
-        return {layer.name: {_leaf(v.path): (v.path, np.asarray(v.numpy()))
+        return {layer.name: {_leaf(v.path): (f"{layer.name}/{_leaf(v.path)}",
+                                             np.asarray(v.numpy()))
                              for v in layer.weights}
                 for layer in app.layers if layer.weights}
-    raise CheckpointError("not a keras.applications.ResNet50 weights file (" +
-                          "; ".join(failures) + ")", path=path)
+    raise CheckpointError(f"not a keras.applications.{what} weights file ("
+                          + "; ".join(failures) + ")", path=path)
+
+
+def _keras_attributes(layer):
+    """`[(attribute, variable, stored leaves)]` of a conv / batch norm, or
+    [] for a layer without weights to load."""
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        # Keras 2 files name it "depthwise_kernel", Keras 3 "kernel".
+        return [("kernel", layer.kernel, ("depthwise_kernel", "kernel"))]
+    if isinstance(layer, keras.layers.Conv2D):
+        found = [("kernel", layer.kernel, ("kernel",))]
+        if layer.use_bias:
+            found.append(("bias", layer.bias, ("bias",)))
+        return found
+    if _is_batch_norm(layer):
+        return [(leaf, getattr(layer, leaf), (leaf,))
+                for leaf in _KERAS_BN_LEAVES]
+    return []
+
+
+def read_keras_application_weights(path, application, needed, what):
+    """Reads a keras.applications ImageNet weights file.
+
+    The files Keras downloads are legacy HDF5 (`layer_names` on the root
+    or on `model_weights`, one group per layer with its `weight_names`):
+    read by layer name. A legacy file that lacks one of the `needed`
+    layers (e.g. older layer names), a Keras 3 `.weights.h5` (also under
+    the downloads' `.h5` names) or a `.keras` file is loaded into
+    `application` by Keras and read back from it.
+
+    Args:
+        path: the weights file, local or remote.
+        application: `callable(include_top=, input_shape=)` building the
+            keras.applications model with `weights=None`.
+        needed: layer names (keras.applications') the caller loads.
+        what: the application's name, for messages ("ResNet50").
+
+    Returns:
+        `{layer name: {leaf: (weight name "layer/leaf", array)}}` (of a
+        legacy file that fits neither way: as read, for the caller to name
+        the missing weight).
+
+    Raises:
+        CheckpointError: missing or unreadable file, or not a weights file
+            of the application.
+
+    Example:
+
+    ```python
+    layers = read_keras_application_weights(
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        lambda **kw: keras.applications.ResNet50(weights=None, **kw),
+        ["conv1_conv"], "ResNet50")
+    ```
+    """
+    path = os.fspath(path)
+    if not filesystems.isfile(path):
+        raise CheckpointError("weights file not found", path=path)
+    with filesystems.local_copy(path) as local:
+        try:
+            layers = (_read_legacy_h5(path, local) if h5py.is_hdf5(local)
+                      else None)
+            missing = [] if layers is None else [
+                name for name in needed if name not in layers]
+            if layers is not None and not missing:
+                return layers
+            try:
+                return _read_via_keras_application(path, local, application,
+                                                   what)
+            except CheckpointError:
+                if not missing:
+                    raise
+            # Neither way fits: the caller reports the first weight missing.
+            return layers
+        except (OSError, KeyError) as e:
+            raise CheckpointError(f"corrupt weights file: {e}",
+                                  path=path) from e
+
+
+def load_keras_application_weights(layers, name_of, stored, path):
+    """Assigns read keras.applications weights to a model's layers.
+
+    All-or-nothing: every weight is found and shape-checked before any is
+    assigned.
+
+    Args:
+        layers: the model's layers (those without weights are skipped).
+        name_of: `callable(layer name) -> keras.applications layer name`.
+        stored: `read_keras_application_weights`' result.
+        path: the file, for messages.
+
+    Returns:
+        `(loaded, used)`: the weight names assigned, in model order, and
+        the set of `(layer, leaf)` of `stored` they came from.
+
+    Raises:
+        CheckpointError: a weight missing or of the wrong shape (naming
+            the file, the weight and both shapes); nothing is assigned.
+    """
+    updates, loaded, used = [], [], set()
+    for layer in layers:
+        attributes = _keras_attributes(layer)
+        if not attributes:
+            continue
+        source_layer = name_of(layer.name)
+        weights = stored.get(source_layer, {})
+        for attribute, variable, leaves in attributes:
+            leaf = next((leaf for leaf in leaves if leaf in weights), None)
+            if leaf is None:
+                raise CheckpointError(
+                    f"weight missing (needed by layer {layer.name!r} "
+                    f"{attribute}, shape {tuple(variable.shape)})",
+                    path=path, key=f"{source_layer}/{leaves[0]}")
+            name, value = weights[leaf]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise CheckpointError(
+                    f"layer {layer.name!r} {attribute}: expected shape "
+                    f"{tuple(variable.shape)}, got {tuple(value.shape)}",
+                    path=path, key=name)
+            updates.append((variable, value))
+            loaded.append(name)
+            used.add((source_layer, leaf))
+    _assign_all(updates)
+    return loaded, used
+
+
+def keras_unused(stored, used, reason_of):
+    """`{weight name: reason}` of the stored weights not loaded.
+
+    Args:
+        stored: `read_keras_application_weights`' result.
+        used: the `(layer, leaf)` pairs loaded.
+        reason_of: `callable(layer name) -> reason`.
+
+    Returns:
+        A dict sorted by name.
+    """
+    unused = {}
+    for layer_name, weights in stored.items():
+        for leaf, (name, _) in weights.items():
+            if (layer_name, leaf) not in used:
+                unused[name] = reason_of(layer_name)
+    return dict(sorted(unused.items()))
+
+
+def _keras_resnet50(**kwargs):
+    return keras.applications.ResNet50(weights=None, **kwargs)
 
 
 def load_keras_resnet50_weights(model, path):
@@ -652,11 +824,14 @@ def load_keras_resnet50_weights(model, path):
 
     Reads the ImageNet files Keras downloads
     (`resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5` and the one
-    with the classifier; legacy HDF5: `layer_names` on the root or on
-    `model_weights`, one group per layer with its `weight_names`) by layer
-    name (`keras_applications_name`); any other file Keras can load into
-    `keras.applications.ResNet50` (Keras 3 `.weights.h5`, `.keras`) through
-    such a model.
+    with the classifier) by layer name (`keras_applications_name`), and any
+    other file Keras can load into `keras.applications.ResNet50` (Keras 3
+    `.weights.h5`, also renamed to the downloads' names, `.keras`) through
+    such a model (`read_keras_application_weights`).
+
+    The weights expect keras.applications' "caffe" input (BGR pixels minus
+    the ImageNet mean); build the model with
+    `input_normalization="imagenet"` to feed it torchvision-normalised RGB.
 
     Args:
         model: a built `ResNet50` of variant "v1" (or a model containing
@@ -678,7 +853,7 @@ def load_keras_resnet50_weights(model, path):
     Example:
 
     ```python
-    model = build_resnet50(variant="v1")
+    model = build_resnet50(variant="v1", input_normalization="imagenet")
     load_keras_resnet50_weights(
         model, "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
     ```
@@ -689,55 +864,14 @@ def load_keras_resnet50_weights(model, path):
     resnet = find_resnet50(model)
     _check_variant(resnet, "v1", "load_keras_resnet50_weights")
     path = os.fspath(path)
-    if not filesystems.isfile(path):
-        raise CheckpointError("weights file not found", path=path)
-    with filesystems.local_copy(path) as local:
-        try:
-            layers = (_read_legacy_h5(path, local) if h5py.is_hdf5(local)
-                      else None)
-            if layers is None:
-                layers = _read_via_keras_application(path, local)
-        except (OSError, KeyError) as e:
-            raise CheckpointError(f"corrupt weights file: {e}",
-                                  path=path) from e
-
-    updates, loaded, used = [], [], set()
-    for layer in resnet.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            attributes = _KERAS_CONV_LEAVES
-        elif _is_batch_norm(layer):
-            attributes = _KERAS_BN_LEAVES
-        else:
-            continue
-        source_layer = keras_applications_name(layer.name)
-        for attribute in attributes:
-            variable = getattr(layer, attribute)
-            stored = layers.get(source_layer, {}).get(attribute)
-            key = f"{source_layer}/{attribute}"
-            if stored is None:
-                raise CheckpointError(
-                    f"weight missing (needed by layer {layer.name!r} "
-                    f"{attribute}, shape {tuple(variable.shape)})",
-                    path=path, key=key)
-            name, value = stored
-            if tuple(value.shape) != tuple(variable.shape):
-                raise CheckpointError(
-                    f"layer {layer.name!r} {attribute}: expected shape "
-                    f"{tuple(variable.shape)}, got {tuple(value.shape)}",
-                    path=path, key=name)
-            updates.append((variable, value))
-            loaded.append(name)
-            used.add((source_layer, attribute))
-    _assign_all(updates)
-
-    unused = {}
-    for layer_name, weights in layers.items():
-        for leaf, (name, _) in weights.items():
-            if (layer_name, leaf) in used:
-                continue
-            unused[name] = (CLASSIFIER if layer_name == _KERAS_TOP else
-                            NOT_IN_MODEL if layer_name.startswith("conv")
-                            else UNEXPECTED)
+    needed = [keras_applications_name(layer.name) for layer in resnet.layers
+              if _keras_attributes(layer)]
+    stored = read_keras_application_weights(path, _keras_resnet50, needed,
+                                            "ResNet50")
+    loaded, used = load_keras_application_weights(
+        resnet.layers, keras_applications_name, stored, path)
+    unused = keras_unused(stored, used, lambda layer_name: (
+        CLASSIFIER if layer_name == _KERAS_TOP else
+        NOT_IN_MODEL if layer_name.startswith("conv") else UNEXPECTED))
     return ResNet50Import(path=path, source="keras.applications ResNet50",
-                          loaded=tuple(loaded),
-                          unused=dict(sorted(unused.items())))
+                          loaded=tuple(loaded), unused=unused)

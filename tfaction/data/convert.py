@@ -13,6 +13,14 @@ Formats (`--format`):
   (ActivityNet / FCVID `path,num_frames,label[,label...]`, Mini-Kinetics
   `path num_frames label`) + RGB frame folders -> frames records with up to
   3 labels per video.
+* `ava`: AVA v2.x CSVs + videos -> keyframe-boxes records (person boxes,
+  their actions and a clip of frames around each keyframe).
+* `ego4d_mq`: Ego4D moment-query JSON + per-clip features ->
+  feature-sequence records, one per clip.
+* `tcc`: TCC-layout TFRecords (Pouring, PennAction, `--kind=tcc` synthetic)
+  -> frame-label records (one per video, a phase label per frame; CARL).
+* `finegym`: FineGym annotation JSON + Gym99 / Gym288 element lists +
+  YouTube videos or event clips -> one frame-label record per event.
 * `videos`: video files (glob, folder or list file) -> frames records, decoded
   with PyAV at `--fps`, optional TV-L1/Farneback optical flow.
 * `verify`: re-read an output folder (`--input`) and check every shard

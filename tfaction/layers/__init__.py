@@ -5,6 +5,7 @@ from tfaction.layers.action_transformer_unit import ActionTransformerUnit
 from tfaction.layers.actor_critic import ActorCritic
 from tfaction.layers.box_axis import BoxAxis
 from tfaction.layers.centre_frame import CentreFrame
+from tfaction.layers.channel_affine import ChannelAffine
 from tfaction.layers.classification_head import ClassificationHead
 from tfaction.layers.conv_transformer_backbone import ConvTransformerBackbone
 from tfaction.layers.conv_transformer_block import ConvTransformerBlock
@@ -43,6 +44,7 @@ __all__ = [
     "ActorCritic",
     "BoxAxis",
     "CentreFrame",
+    "ChannelAffine",
     "ClassificationHead",
     "ConvTransformerBackbone",
     "ConvTransformerBlock",

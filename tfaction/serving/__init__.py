@@ -17,6 +17,10 @@
   seconds, named; ActivityNet: per-video resampling, class-agnostic
   detections, and `serving_with_class_scores` fusing video-level class
   scores);
+- `adafocus`: `AdaFocusExportModule` (a video's T uint8 or JPEG frames
+  -> class probabilities, top-k and their names, the focus patch centre
+  of every frame in input pixels; with V2+ early-exit thresholds baked in,
+  the exit step and its GFLOPs);
 - `actionvlad`: `ActionVLADExportModule` (sampled JPEG / uint8 frames of
   one stream -> probabilities, top-k and their class names) and
   `TwoStreamExportModule` (RGB + flow, late fusion of the logits);
@@ -34,6 +38,7 @@ path = export_saved_model(module, "models/actionformer")
 from tfaction.serving.action_transformer import ActionTransformerExportModule
 from tfaction.serving.actionformer import ActionFormerExportModule
 from tfaction.serving.actionvlad import ActionVLADExportModule
+from tfaction.serving.adafocus import AdaFocusExportModule
 from tfaction.serving.actionvlad import TwoStreamExportModule
 from tfaction.serving.carl import CARLExportModule
 from tfaction.serving.export_module import SERVING_DEFAULT
@@ -49,6 +54,7 @@ __all__ = [
     "ActionFormerExportModule",
     "ActionTransformerExportModule",
     "ActionVLADExportModule",
+    "AdaFocusExportModule",
     "CARLExportModule",
     "ExportModule",
     "TwoStreamExportModule",

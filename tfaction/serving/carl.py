@@ -94,11 +94,15 @@ class CARLExportModule(export_module.ExportModule):
         frames_per_chunk: the largest chunk embedded in one model call
             (`evaluation.frames_per_chunk`: 1000 Pouring / PennAction,
             6000 FineGym).
+        frames_per_trunk_batch: frames per trunk call within a chunk
+            (`evaluation.frames_per_trunk_batch`, 40); 0 or None: the
+            whole chunk at once.
         name: module name.
 
     Raises:
         ConfigError: a `views_config` that is not a `FrameSequenceConfig`,
-            `frames_per_chunk < 1`, a model without an `embedding_size`, or
+            `frames_per_chunk < 1`, `frames_per_trunk_batch < 0`, a model
+            without an `embedding_size`, or
             one whose `crop_size` is not the views' `image_size`.
 
     Example:
@@ -113,7 +117,8 @@ class CARLExportModule(export_module.ExportModule):
     ```
     """
 
-    def __init__(self, model, views_config, frames_per_chunk, name=None):
+    def __init__(self, model, views_config, frames_per_chunk,
+                 frames_per_trunk_batch=None, name=None):
         super().__init__(model, name=name)
         if not isinstance(views_config, pipeline_lib.FrameSequenceConfig):
             raise errors.ConfigError(
@@ -122,6 +127,10 @@ class CARLExportModule(export_module.ExportModule):
         if int(frames_per_chunk) < 1:
             raise errors.ConfigError(
                 f"frames_per_chunk must be >= 1, got {frames_per_chunk}")
+        if int(frames_per_trunk_batch or 0) < 0:
+            raise errors.ConfigError(
+                "frames_per_trunk_batch must be >= 0, got "
+                f"{frames_per_trunk_batch}")
         if not hasattr(model, "embedding_size"):
             raise errors.ConfigError(
                 f"{type(self).__name__} serves a CARL model (with an "
@@ -136,6 +145,7 @@ class CARLExportModule(export_module.ExportModule):
                 f"is {self.image_size}")
         self.views_config = views_config
         self.frames_per_chunk = int(frames_per_chunk)
+        self.frames_per_trunk_batch = int(frames_per_trunk_batch or 0)
         self.embedding_size = int(model.embedding_size)
         self._frames_spec = tf.TensorSpec([None, *self.image_size, 3],
                                           tf.float32)
@@ -234,7 +244,8 @@ class CARLExportModule(export_module.ExportModule):
         `CARLTask.embed_videos`.
         """
         return {"embeddings": whole_videos.embed_whole_videos(
-            self.model, frames, lengths, self.frames_per_chunk)}
+            self.model, frames, lengths, self.frames_per_chunk,
+            self.frames_per_trunk_batch)}
 
     def embed(self, frames, lengths):
         """Model frames `[B, T, h, w, 3]` float32 + lengths -> outputs."""
@@ -296,7 +307,8 @@ def export_module_from_task(task, model):
 
     Args:
         task: the task (its `views_config()` and
-            `config.evaluation.frames_per_chunk`).
+            `config.evaluation.frames_per_chunk` /
+            `frames_per_trunk_batch`).
         model: its restored model.
 
     Returns:
@@ -309,6 +321,8 @@ def export_module_from_task(task, model):
     module = export_module_from_task(task, trainer.model)
     ```
     """
+    ev = task.config.evaluation
     return CARLExportModule(
         model, task.views_config(),
-        frames_per_chunk=int(task.config.evaluation.frames_per_chunk))
+        frames_per_chunk=int(ev.frames_per_chunk),
+        frames_per_trunk_batch=int(ev.frames_per_trunk_batch))

@@ -38,12 +38,24 @@ Wires the recipe of LeapLabTHU/AdaFocusV2 (`main_v2.py`,
   Per-video scores go to `<workdir>/predictions.npz` (`video_ids`,
   `scores`, `labels` `[N, 3]` padded with -1, `glance_scores`,
   `random_patch_scores`), the input of `python -m experiments.evaluate
-  --metric=adafocus_map`.
+  --metric=adafocus_map`;
+* V2+ early exit (`early_exit_budgets`, `tfaction.models.adafocus.
+  early_exit`): the evaluation also runs the model on the training videos
+  (the authors' calibration pass: training-time frame sampling, crops and
+  flips, inference mode; the first `early_exit_calibration_videos` of the
+  shuffled epoch-0 order, or all), calibrates the thresholds of every
+  budget `q` on their per-step logits, and scores the evaluation videos
+  exiting by them: `early_exit_q<q>_mAP`, `_top1` and `_gflops` (expected
+  GFLOPs per video) in the results, the whole curve with the thresholds
+  in `<workdir>/early_exit.json` (`export_early_exit_file` of the export)
+  and the accuracy-vs-GFLOPs figure (mAP and top-1 panels) in
+  `<workdir>/early_exit.png`.
 
 Config (`config.task`): the keys, defaults and rules of
 `tfaction.tasks.adafocus_config`.
 """
 
+import json
 import os
 
 import keras
@@ -61,6 +73,7 @@ from tfaction.data import input_reader
 from tfaction.data import samplers
 from tfaction.data import schemas
 from tfaction.evaluation import adafocus_map
+from tfaction.models.adafocus import early_exit
 from tfaction.models.adafocus import flops
 from tfaction.models.adafocus.v2 import AdaFocusV2
 from tfaction.tasks import adafocus_config
@@ -71,6 +84,14 @@ from tfaction.training.checkpointing import restore_model_weights
 
 TASK_NAME = adafocus_config.TASK_NAME
 PREDICTIONS_FILE = "predictions.npz"
+EARLY_EXIT_FILE = "early_exit.json"
+EARLY_EXIT_FIGURE = "early_exit.png"
+# The `subset` tag of an evaluation example: scored, or early-exit
+# calibration (a training video).
+_SCORED, _CALIBRATION = 0, 1
+# The aggregated state's entry of the calibration videos (a tuple, so it
+# never clashes with a video id).
+_CALIBRATION_KEY = ("early exit calibration",)
 MAX_LABELS = 3
 # Salts of the per-example random streams (samplers.make_seed).
 _LABEL_SALT, _LOCATION_SALT = 11, 13
@@ -117,11 +138,16 @@ def open_dataset(data_dir):
 def load_trunk_weights(model, config):
     """Loads `glance_weights` / `focus_weights` into the model's trunks.
 
+    A `.h5` is keras.applications' ImageNet weights (into a "keras" trunk:
+    `load_keras_mobilenet_v2_weights`, `load_keras_resnet50_weights`), any
+    other file a PyTorch checkpoint (into a "torchvision" trunk).
+
     Args:
         model: an `AdaFocusV2`.
         config: the `task` section.
 
     Raises:
+        ConfigError: a trunk of the other variant than the file's.
         CheckpointError: a file that does not fit the trunk (named).
     """
     for key, trunk, arch in (
@@ -130,12 +156,18 @@ def load_trunk_weights(model, config):
         path = config[key]
         if not path:
             continue
+        # keras.applications' .h5 into "keras" trunks, PyTorch files into
+        # "torchvision" ones (adafocus_config.validate checks the pairing).
+        keras_file = adafocus_config.trunk_weights_format(path) == "h5"
         if arch == "mobilenet_v2":
-            report = adafocus_checkpoints.load_mobilenet_v2_checkpoint(
-                trunk, path)
+            load = (adafocus_checkpoints.load_keras_mobilenet_v2_weights
+                    if keras_file else
+                    adafocus_checkpoints.load_mobilenet_v2_checkpoint)
         else:  # "resnet50" ("small" trunks take no weights: validate)
-            report = resnet50_checkpoints.load_resnet50_checkpoint(trunk,
-                                                                   path)
+            load = (resnet50_checkpoints.load_keras_resnet50_weights
+                    if keras_file else
+                    resnet50_checkpoints.load_resnet50_checkpoint)
+        report = load(trunk, path)
         logging.info("task.%s: %s", key, report.summary())
 
 
@@ -187,6 +219,7 @@ class AdaFocusV2Task(tasks.Task):
                             else list(range(self.num_frames)))
         self._parts = {}  # id(model) -> (training, patch, gradient scales)
         self._predictions = None
+        self._early_exit = None  # the last evaluation's early_exit.json
         self._gflops = None
         self.model = None
 
@@ -240,6 +273,8 @@ class AdaFocusV2Task(tasks.Task):
         pipeline.replace("labels", input_reader.map_stage(
             lambda ex: self._labels_stage(ex, training=training),
             deterministic=True, name="adafocus_labels"))
+        if not training and self.early_exit_budgets():
+            return self._early_exit_inputs(input_context, per_replica, seed)
         read_context = input_context
         if not training:
             # Every worker reads every evaluation video (the chief writes
@@ -260,6 +295,65 @@ class AdaFocusV2Task(tasks.Task):
             self.data.files(subset), config, training=training, seed=seed,
             input_context=read_context, start_epoch=epoch, num_epochs=1,
             pipeline=pipeline)
+
+    def early_exit_budgets(self):
+        """The V2+ early-exit budgets q evaluated (empty: off)."""
+        return tuple(float(q) for q in self.config.early_exit_budgets)
+
+    def _tagged_examples(self, subset, tag, *, training_views, seed):
+        """Unbatched evaluation examples of `subset` with `subset` = tag.
+
+        `training_views`: the training pipeline's frame sampling, crops
+        and flips (the authors' calibration loader), in its seeded epoch-0
+        order; else the evaluation pipeline's.
+        """
+        config = self.frames_config()
+        pipeline = frames_pipeline.build_frames_pipeline(
+            config, training=training_views, seed=seed, batch_size=1)
+        pipeline.replace("labels", input_reader.map_stage(
+            lambda ex: dict(self._labels_stage(ex, training=False),
+                            subset=tf.constant(tag, tf.int32)),
+            deterministic=True, name="adafocus_labels"))
+        for stage in ("batch", "fold_views", "prefetch"):
+            pipeline.remove(stage)
+        return frames_pipeline.make_frames_dataset(
+            self.data.files(subset), config, training=training_views,
+            seed=seed, input_context=None, start_epoch=0, num_epochs=1,
+            pipeline=pipeline)
+
+    def _early_exit_inputs(self, input_context, per_replica, seed):
+        """Evaluation videos, then the calibration (training) videos.
+
+        Every worker reads both in full (the chief scores them), padded
+        with blank videos (id "") to whole steps of its replicas.
+        """
+        scored = self._tagged_examples(self.config.eval_subset, _SCORED,
+                                       training_views=False, seed=seed)
+        calibration = self._tagged_examples(
+            self.config.train_subset, _CALIBRATION, training_views=True,
+            seed=seed)
+        available = self.data.num_records(self.config.train_subset)
+        limit = int(self.config.early_exit_calibration_videos)
+        if limit:
+            calibration = calibration.take(limit)
+            available = min(available, limit)
+        num_videos = self.data.num_records(self.config.eval_subset) + (
+            available)
+        post = input_reader.StagedPipeline([
+            ("calibration", lambda ds: ds.concatenate(calibration)),
+            ("batch", lambda ds: ds.batch(per_replica)),
+            ("split", lambda ds: ds.map(
+                lambda b: ({"frames": b["frames"],
+                            "random_locations": b["random_locations"]},
+                           {"label": b["label"], "labels": b["labels"],
+                            "video_id": b["video_id"],
+                            "subset": b["subset"]}))),
+            ("prefetch", lambda ds: ds.prefetch(input_reader.AUTOTUNE)),
+        ])
+        base_task.pad_evaluation_split(post, input_context, per_replica,
+                                       num_videos, base_task.blank_example,
+                                       after="calibration")
+        return post(scored)
 
     # ------------------------------------------------------------- model
     def build_model(self):
@@ -420,6 +514,9 @@ class AdaFocusV2Task(tasks.Task):
                 "scores": outputs["logits"][:, -1],
                 "glance_scores": tf.reduce_mean(outputs["glance_logits"],
                                                 axis=1)}
+        if "subset" in labels:  # early exit: the logits of every step
+            logs.update(subset=labels["subset"], step_scores=outputs[
+                "logits"])
         if self.config.random_patch_baseline:
             _, patch_model, _ = self._model_parts(model)
             random = patch_model(
@@ -431,11 +528,17 @@ class AdaFocusV2Task(tasks.Task):
     def aggregate_logs(self, state, step_logs):
         state = {} if state is None else state
         for logs in step_logs:
+            subsets = logs.get("subset")
             for b, raw in enumerate(logs["video_id"]):
                 video_id = raw.decode() if isinstance(raw, bytes) else raw
-                if video_id:  # "" pads the last global batch
-                    state[video_id] = {k: v[b] for k, v in logs.items()
-                                       if k != "video_id"}
+                if not video_id:  # "" pads the last global batch
+                    continue
+                if subsets is not None and subsets[b] == _CALIBRATION:
+                    state.setdefault(_CALIBRATION_KEY, {})[video_id] = (
+                        logs["step_scores"][b])
+                    continue
+                state[video_id] = {k: v[b] for k, v in logs.items()
+                                   if k not in ("video_id", "subset")}
         return state
 
     def _scores(self, logits, labels):
@@ -451,7 +554,9 @@ class AdaFocusV2Task(tasks.Task):
         return self._gflops
 
     def reduce_aggregated_logs(self, aggregated_logs, global_step=None):
-        state = aggregated_logs or {}
+        state = dict(aggregated_logs or {})
+        calibration = state.pop(_CALIBRATION_KEY, {})
+        self._early_exit = None
         if not state:
             self._predictions = None
             return {}
@@ -459,6 +564,7 @@ class AdaFocusV2Task(tasks.Task):
         arrays = {key: np.stack([state[v][key] for v in ids])
                   for key in state[ids[0]]}
         labels = arrays.pop("labels").astype(np.int64)
+        step_scores = arrays.pop("step_scores", None)
         self._predictions = {"video_ids": np.array(ids), "labels": labels,
                              **{k: v.astype(np.float32)
                                 for k, v in arrays.items()}}
@@ -471,10 +577,86 @@ class AdaFocusV2Task(tasks.Task):
                 results[f"{prefix}top1"] = top1
         if self.model is not None:
             results["gflops_per_video"] = self.gflops()["per_video"]
+        if step_scores is not None:
+            results.update(self._evaluate_early_exit(
+                calibration, step_scores, labels, results, global_step))
         return results
 
+    def _evaluate_early_exit(self, calibration, step_scores, labels,
+                             results, global_step):
+        """The V2+ sweep over `early_exit_budgets` (module docstring).
+
+        Args:
+            calibration: training video id -> its per-step logits `[T, C]`.
+            step_scores: `[N, T, C]` per-step logits of the scored videos.
+            labels: their `[N, 3]` labels.
+            results: the results so far (`mAP`, `top1` of the last step).
+            global_step: the step evaluated.
+
+        Returns:
+            Dict of scalar results; keeps the curve for
+            `write_evaluation_outputs`.
+
+        Raises:
+            DataError: the calibration pass saw no training video.
+        """
+        if not calibration:
+            raise errors.DataError(
+                f"early exit: no training video to calibrate the "
+                f"thresholds on (subset {self.config.train_subset!r})",
+                path=self.config.data_dir)
+        train = np.stack([calibration[v] for v in sorted(calibration)])
+        per_frame = self.gflops()["per_frame"]
+
+        def score(logits):
+            mean_ap, top1 = self._scores(logits, labels)
+            return {"mAP": mean_ap, "top1": top1}
+
+        curve = early_exit.sweep(train, step_scores,
+                                 self.early_exit_budgets(), per_frame, score)
+        for point in curve:
+            point["thresholds"] = early_exit.thresholds_to_json(
+                point["thresholds"])
+        self._early_exit = {
+            "step": None if global_step is None else int(global_step),
+            "num_steps": self.num_frames,
+            "frame_order": list(self.frame_order),
+            "per_frame_gflops": per_frame,
+            "calibration_subset": self.config.train_subset,
+            "num_calibration_videos": len(calibration),
+            "eval_subset": self.config.eval_subset,
+            "num_videos": int(step_scores.shape[0]),
+            "map_labels": self.config.map_labels,
+            "all_frames": {"gflops": per_frame * self.num_frames,
+                           "mAP": results["mAP"], "top1": results["top1"]},
+            "budgets": curve,
+        }
+        out = {"early_exit_calibration_videos": float(len(calibration))}
+        for point in curve:
+            name = f"early_exit_q{point['budget']:g}"
+            out[f"{name}_gflops"] = point["expected_gflops"]
+            out[f"{name}_mAP"] = point["mAP"]
+            out[f"{name}_top1"] = point["top1"]
+        return out
+
+    def early_exit_figure(self):
+        """The last sweep's accuracy-vs-GFLOPs figure: PNG bytes (mAP and
+        top-1 panels side by side), or None without a sweep."""
+        result = self._early_exit
+        if result is None:
+            return None
+        full = result["all_frames"]
+        panels = [early_exit.render_curve(
+            result["budgets"], metric,
+            full_model=(full["gflops"], full[metric]),
+            title=f"AdaFocus V2+ early exit: {metric} "
+                  f"({result['eval_subset']})")
+            for metric in ("mAP", "top1")]
+        return early_exit.encode_png(np.concatenate(panels, axis=1))
+
     def write_evaluation_outputs(self, workdir, global_step=None):
-        """Writes the last evaluation's scores to `predictions.npz`."""
+        """Writes the last evaluation's scores to `predictions.npz` (and,
+        with early exit, `early_exit.json` and `early_exit.png`)."""
         if self._predictions is None:
             return None
         path = os.path.join(workdir, PREDICTIONS_FILE)
@@ -482,4 +664,11 @@ class AdaFocusV2Task(tasks.Task):
         if global_step is not None:
             arrays["step"] = np.asarray(int(global_step))
         filesystems.save_npz(path, **arrays)
+        if self._early_exit is not None:
+            filesystems.atomic_write_text(
+                os.path.join(workdir, EARLY_EXIT_FILE),
+                json.dumps(self._early_exit, indent=1) + "\n")
+            filesystems.atomic_write_bytes(
+                os.path.join(workdir, EARLY_EXIT_FIGURE),
+                self.early_exit_figure())
         return path

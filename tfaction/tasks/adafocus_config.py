@@ -44,10 +44,27 @@ The recipe (Wang et al., CVPR 2022, and the authors' `scripts/train.sh`):
   `cal_map` mAP (`tfaction.evaluation.adafocus_map`; ActivityNet its first
   label, FCVID all labels: `map_labels`) and top-1 (Mini-Kinetics), the
   glance head alone and the classifier on uniformly random patches as
-  baselines, and GFLOPs per video.
+  baselines, and GFLOPs per video; with `early_exit_budgets`, V2+'s
+  early exit (`tfaction.models.adafocus.early_exit`): thresholds on the
+  max logit calibrated on the training videos for each budget `q`, the
+  accuracy / mAP and expected GFLOPs at each budget (the authors'
+  `test_early_exit.py`; Mini-Kinetics calibrates on 20,000 training
+  videos: `early_exit_calibration_videos`).
 
 The authors keep the checkpoint of the best validation epoch; this recipe
 evaluates the final weights.
+
+Trunk weights: `glance_weights` / `focus_weights` are the ImageNet `.pth`
+files of torchvision's layout (`model.glance_variant` / `focus_variant`
+"torchvision", the default), or, as the documented alternative,
+keras.applications' ImageNet `.h5` files (variant "keras": MobileNetV2
+`mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5`,
+ResNet-50 v1 `resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5`, for
+the focus and the ResNet-50 glance). Those are other networks (keras'
+padding; ResNet v1 strides in the first 1x1 conv) with other weights, so
+expect other numbers than the paper's. The frames stay ImageNet mean / std
+normalised; a "keras" trunk converts them in the graph to its weights'
+input (MobileNetV2 `x / 127.5 - 1`, ResNet-50 "caffe" BGR minus the mean).
 
 Example:
 
@@ -70,6 +87,7 @@ from tfaction import config as config_lib
 from tfaction import errors
 from tfaction.data import frames_pipeline
 from tfaction.models.adafocus import common as model_common
+from tfaction.models.adafocus.v1 import AdaFocusV1
 from tfaction.models.adafocus.v2 import AdaFocusV2
 
 TASK_NAME = "adafocus_v2"
@@ -139,7 +157,8 @@ def task_config():
         "weight_decay": 1e-4,      # PyTorch SGD's coupled L2 decay
         # ImageNet trunk weights (.pth, torchvision layout; MobileNet-V2
         # also in the layout AdaFocus V2 builds; the ResNet-50 glance: the
-        # authors' 96 x 96 initialisation).
+        # authors' 96 x 96 initialisation), or keras.applications' .h5
+        # (model.glance_variant / focus_variant "keras").
         "glance_weights": "",
         "focus_weights": "",
         "adafocus_weights": "",    # an authors' AdaFocus V2 .pth.tar
@@ -147,6 +166,16 @@ def task_config():
         # The recipe refuses to start from random trunks unless True.
         "train_from_scratch": False,
         "random_patch_baseline": True,  # also score uniformly random patches
+        # V2+ early exit at every evaluation: the budgets q (exit fractions
+        # ~ q^k; the authors sweep 0.5, 0.6, ..., 3.9), each calibrated on
+        # the training subset; () = off.
+        "early_exit_budgets": (),
+        "early_exit_calibration_videos": 0,  # 0: every training video
+        # Export: bake the thresholds of budget `export_early_exit_budget`
+        # from an evaluation's early_exit.json into the SavedModel
+        # ("" = no early exit in the export).
+        "export_early_exit_file": "",
+        "export_early_exit_budget": 0.0,
     })
     return config.lock()
 
@@ -185,6 +214,8 @@ def experiment_config(dataset="actnet", glance="mbv2", patch_size=128):
     task.model.patch_size = int(patch_size)
     task.map_labels = "all" if dataset == "fcvid" else "first"
     minik = dataset == "minik"
+    if minik:  # the authors' early exit calibrates on 20k training videos
+        task.early_exit_calibration_videos = 20000
     config.trainer.global_batch_size = 48 if minik else 32
     config.trainer.eval_batch_size = 32
     config.trainer.epochs = 49
@@ -280,7 +311,8 @@ def require_weights(config):
         raise errors.ConfigError(
             f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'}"
             f" empty: the recipe fine-tunes ImageNet trunks. Set "
-            f"{' and '.join(missing)} (local .pth files), or "
+            f"{' and '.join(missing)} (local .pth files, or keras."
+            f"applications .h5 files with the 'keras' trunk variants), or "
             f"task.adafocus_weights / task.init_checkpoint, or "
             f"task.train_from_scratch=True to train from random weights on "
             f"purpose")
@@ -311,6 +343,29 @@ def _check_frames(config):
             f"task.frames.test_crop={values.test_crop!r}: AdaFocus scores "
             "one view per video ('center' or 'none')")
     return values
+
+
+def _check_early_exit(config):
+    budgets = config.early_exit_budgets
+    if not isinstance(budgets, (tuple, list)) or not all(
+            isinstance(q, (int, float)) and not isinstance(q, bool)
+            and 0 < q < float("inf") for q in budgets):
+        raise errors.ConfigError(
+            f"task.early_exit_budgets={budgets!r} must be a tuple of "
+            "numbers q > 0, e.g. (0.5, 1.0, 2.0); () turns early exit off")
+    if int(config.early_exit_calibration_videos) < 0:
+        raise errors.ConfigError(
+            f"task.early_exit_calibration_videos="
+            f"{config.early_exit_calibration_videos} must be >= 0 (0: every "
+            "training video)")
+    if bool(config.export_early_exit_file) != (
+            float(config.export_early_exit_budget) > 0):
+        raise errors.ConfigError(
+            f"task.export_early_exit_file={config.export_early_exit_file!r}"
+            f" and task.export_early_exit_budget="
+            f"{config.export_early_exit_budget} go together: set both (an "
+            "evaluation's early_exit.json and one of its budgets q > 0) or "
+            "neither")
 
 
 def validate(config, require_trunk_weights=False):
@@ -360,10 +415,400 @@ def validate(config, require_trunk_weights=False):
     if float(config.weight_decay) < 0:
         raise errors.ConfigError(f"task.weight_decay={config.weight_decay} "
                                  "must be >= 0")
+    _check_early_exit(config)
     for key, arch_key in _WEIGHTS:
         if config[key] and model[arch_key] == "small":
             raise errors.ConfigError(
                 f"task.{key} is set but task.model.{arch_key}='small' has "
                 "no pre-trained weights format")
+    _check_trunk_variants(config)
     if require_trunk_weights:
         require_weights(config)
+
+
+def trunk_weights_format(path):
+    """"h5" (keras.applications' ImageNet weights) for a `.h5` file, else
+    "pth" (a PyTorch file)."""
+    return "h5" if str(path).endswith(".h5") else "pth"
+
+
+def _check_trunk_variants(config):
+    """Trunk variants against the weights files and the normalisation.
+
+    keras.applications' `.h5` weights (the documented alternative: another
+    network, other numbers) load into `"keras"` trunks only, PyTorch files
+    (`*_weights`, `adafocus_weights`) into `"torchvision"` ones; a "keras"
+    trunk converts ImageNet mean / std-normalised frames to its weights'
+    input, so `frames.mean` / `frames.std` must be ImageNet's.
+    """
+    model = config.model
+    for key, arch_key in _WEIGHTS:
+        variant_key = arch_key.replace("_arch", "_variant")
+        variant = model[variant_key]
+        if variant not in model_common.TRUNK_VARIANTS:
+            raise errors.ConfigError(
+                f"task.model.{variant_key}={variant!r} must be one of "
+                f"{model_common.TRUNK_VARIANTS}")
+        if model[arch_key] == "small":
+            continue
+        if config[key]:
+            wanted = ("keras" if trunk_weights_format(config[key]) == "h5"
+                      else "torchvision")
+            source = ("keras.applications'" if wanted == "keras"
+                      else "PyTorch (torchvision layout)")
+            if variant != wanted:
+                raise errors.ConfigError(
+                    f"task.{key}={config[key]!r} holds {source} weights, "
+                    f"but task.model.{variant_key}={variant!r}; set "
+                    f"task.model.{variant_key}={wanted!r}")
+        if variant == "keras" and config.adafocus_weights:
+            raise errors.ConfigError(
+                f"task.adafocus_weights holds the authors' torchvision-"
+                f"layout trunks, but task.model.{variant_key}='keras'")
+        if variant == "keras":
+            for name, want in (("mean", IMAGENET_MEAN), ("std",
+                                                        IMAGENET_STD)):
+                if tuple(config.frames[name]) != want:
+                    raise errors.ConfigError(
+                        f"task.frames.{name}={tuple(config.frames[name])} "
+                        f"must be ImageNet's {want} with task.model."
+                        f"{variant_key}='keras': the trunk converts "
+                        f"ImageNet-normalised frames to its weights' input")
+
+
+# --------------------------------------------------------------------------
+# AdaFocus (V1): the four training stages of `tfaction.tasks.adafocus_v1`.
+#
+# The recipe (Wang et al., ICCV 2021, and the README commands of
+# blackfeather-wang/AdaFocus; ActivityNet, P = 128): the data of V2 above
+# (16 TSN frames, multi-scale crop + flip, ImageNet mean / std) in their
+# natural order; a MobileNet-V2 glance on the full 224 frame, a ResNet-50
+# focus on the patch, the `ActorCritic` policy over a 7 x 7 grid of patch
+# origins and the GRU `RecurrentClassifier` (dropout 0.8). Batch 64, SGD
+# momentum 0.9 with PyTorch's coupled L2 decay 1e-4, cosine annealing per
+# epoch; the authors run epochs 0 ... E at `lr / 2 (1 + cos(pi e / E))`,
+# these recipes run the E - 1 epochs 0 ... E - 2 at the same rates (the
+# two left out are at < 1 % of the peak, as the V2 recipe does).
+#
+# Stages (what is not trained is frozen, in inference mode):
+# 0. glance and focus as frame classifiers on full frames (cross-entropy of
+#    the frame-averaged logits; `pretrain`): lr 0.01, E = 15;
+# 1. focus + classifier on uniformly random patches: classifier lr 0.05,
+#    focus x 0.01 (5e-4), E = 50;
+# 2. the policy by PPO (reward: p(label) with its patch minus with a random
+#    one): Adam 3e-4, 51 epochs (its rate is not scheduled);
+# 3. the classifier on the deterministic (argmax) policy's patches: lr
+#    0.005, E = 10.
+
+V1_TASK_NAME = "adafocus_v1"
+V1_TASK_MODULE = "tfaction.tasks.adafocus_v1"
+V1_STAGES = (0, 1, 2, 3)
+V1_PRETRAIN = ("both", "glance", "focus")
+# PPO rewards of the authors' code (`get_reward`): p_t(label) minus that of
+# a random patch, minus the previous step's, or p_t itself.
+V1_REWARDS = ("random", "prev", "conf")
+# Learning-rate groups: the glance and focus groups hold their frame heads.
+V1_GROUPS = ("glance", "focus", "policy", "classifier")
+# The groups each stage trains (stage 0: narrowed by `pretrain`).
+V1_TRAINED = {0: ("glance", "focus"), 1: ("focus", "classifier"),
+              2: ("policy",), 3: ("classifier",)}
+# Authors' checkpoint entries a stage-k model holds (the previous stage's
+# files must hold those of stage k - 1).
+V1_ENTRIES = {0: ("glancer", "focuser"), 1: ("glancer", "focuser", "fc"),
+              2: ("glancer", "focuser", "fc", "policy"),
+              3: ("glancer", "focuser", "fc", "policy")}
+# Per stage: (optimizer, peak lr, the authors' E, epochs run, focus lr
+# multiplier, coupled decay).
+_V1_STAGE_RECIPES = {0: ("sgd", 0.01, 15, 14, 1.0, 1e-4),
+                     1: ("sgd", 0.05, 50, 49, 0.01, 1e-4),
+                     2: ("adam", 3e-4, 50, 51, 1.0, 0.0),
+                     3: ("sgd", 0.005, 10, 9, 1.0, 1e-4)}
+
+
+def v1_task_config():
+    """The AdaFocus V1 `task` section with every key's default (locked).
+
+    Returns:
+        An `ml_collections.ConfigDict`: the data keys of V2's
+        `task_config()` (frames in their natural order), the `AdaFocusV1`
+        constructor's defaults under `model`, `stage` (0 to 3),
+        `pretrain` (stage 0: "both", "glance" or "focus"),
+        `lr_multipliers` per group (`V1_GROUPS`), `weight_decay`, `ppo`
+        (stage 2), the weights keys and `random_patch_baseline`.
+
+    Example:
+
+    ```python
+    task = v1_task_config()
+    task.stage = 2
+    task.ppo.epochs = 4
+    ```
+    """
+    config = ml_collections.ConfigDict({
+        "name": V1_TASK_NAME,
+        "module": V1_TASK_MODULE,
+        "data_dir": "",     # --format=actnet_frames / fcvid_frames / ...
+        "train_subset": "train",
+        "eval_subset": "val",
+        "frames": task_config().frames.to_dict(),
+        "frame_order": "natural",  # V1 glances in time order
+        "label_choice": "random",
+        "map_labels": "first",
+        "model": config_lib.constructor_defaults(AdaFocusV1,
+                                                 exclude=_NOT_MODEL_KEYS),
+        "stage": 0,
+        "pretrain": "both",        # stage 0: the frame classifiers trained
+        "lr_multipliers": {group: 1.0 for group in V1_GROUPS},
+        "weight_decay": 1e-4,      # PyTorch SGD's coupled L2 decay
+        "ppo": {
+            "gamma": 0.7,          # discount of the per-step rewards
+            "clip": 0.2,           # ratio clipped to [1 - clip, 1 + clip]
+            "epochs": 1,           # updates per rollout (K_epochs)
+            "value_coef": 0.5,
+            "entropy_coef": 0.01,
+            "reward": "random",
+            "std_epsilon": 1e-5,   # returns: (R - mean) / (std + this)
+        },
+        # Stage 0: ImageNet trunk weights (.pth, torchvision layout).
+        "glance_weights": "",
+        "focus_weights": "",
+        # The authors' .pth.tar files (every entry each holds is loaded):
+        # stage 1 from globalcnn + localcnn, stage 2 from a stage-1 file.
+        "adafocus_weights": (),
+        "init_checkpoint": "",     # stage k > 0: the stage k - 1 run
+        "train_from_scratch": False,  # stage 0 from random trunks
+        "random_patch_baseline": True,
+    })
+    return config.lock()
+
+
+def parse_v1_stage(variant):
+    """`"stage<k>"` (a V1 recipe's `:variant`) -> k.
+
+    Args:
+        variant: "stage0" ... "stage3"; "" or None means "stage0".
+
+    Returns:
+        The stage, an int in `V1_STAGES`.
+
+    Raises:
+        ConfigError: anything else.
+
+    Example:
+
+    >>> parse_v1_stage("stage2")
+    2
+    """
+    variant = variant or "stage0"
+    names = [f"stage{s}" for s in V1_STAGES]
+    if variant not in names:
+        raise errors.ConfigError(f"unknown AdaFocus V1 stage {variant!r}; "
+                                 f"expected one of {names}")
+    return int(variant[len("stage"):])
+
+
+def v1_experiment_config(dataset="actnet", stage=0, patch_size=128):
+    """Returns the authors' AdaFocus V1 experiment of one training stage.
+
+    Args:
+        dataset: "actnet", "fcvid" or "minik" (`map_labels`).
+        stage: 0, 1, 2 or 3 (see the table above).
+        patch_size: the focus patch side (96, 128, 160 or 192).
+
+    Returns:
+        An `ml_collections.ConfigDict`. Stage k > 0 still needs the stage
+        k - 1 model on the command line (`task.init_checkpoint` or
+        `task.adafocus_weights`): the task refuses to start without it.
+
+    Raises:
+        ConfigError: unknown dataset or stage.
+
+    Example:
+
+    ```python
+    config = v1_experiment_config("actnet", stage=2)
+    config.task.init_checkpoint = "runs/adafocus_v1/stage1"
+    ```
+    """
+    if dataset not in DATASETS:
+        raise errors.ConfigError(f"unknown AdaFocus V1 dataset {dataset!r}; "
+                                 f"expected one of {DATASETS}")
+    if stage not in V1_STAGES:
+        raise errors.ConfigError(f"unknown AdaFocus V1 stage {stage!r}; "
+                                 f"expected one of {V1_STAGES}")
+    name, lr, _, epochs, focus_multiplier, decay = _V1_STAGE_RECIPES[stage]
+    config = config_lib.base_config()
+    config.task = v1_task_config()
+    task = config.task
+    task.stage = stage
+    task.model.patch_size = int(patch_size)
+    task.model.dropout = 0.8        # the README commands
+    task.map_labels = "all" if dataset == "fcvid" else "first"
+    task.lr_multipliers.focus = focus_multiplier
+    task.weight_decay = decay
+    config.trainer.global_batch_size = 64
+    config.trainer.eval_batch_size = 64
+    config.trainer.epochs = epochs
+    config.trainer.checkpoint_interval = 1000
+    config.trainer.log_interval = 50
+    config.trainer.seed = 1007      # the authors' default seed
+    opt = config.optimizer
+    opt.name = name
+    opt.lr = lr
+    opt.weight_decay = 0.0          # coupled decay: task.weight_decay
+    if name == "sgd":
+        opt.momentum = 0.9
+        opt.schedule = "cosine_per_epoch"
+    else:                           # PPO's torch.optim.Adam defaults
+        opt.schedule = "constant"
+        opt.epsilon = 1e-8
+    return config
+
+
+def v1_model_values(config):
+    """The `AdaFocusV1` keyword arguments of a V1 `task` section (without
+    `num_classes`, which the data gives)."""
+    values = config_lib.section_values(config.model, ("small_filters",))
+    frames = frames_values(config.frames)
+    values.update(num_frames=int(frames["num_steps"]),
+                  frame_size=tuple(frames["crop_size"]))
+    if values.get("glance_size") is not None:
+        values["glance_size"] = tuple(values["glance_size"])
+    return values
+
+
+def v1_trained_groups(config):
+    """The learning-rate groups stage `config.stage` trains."""
+    stage = int(config.stage)
+    if stage == 0 and config.pretrain != "both":
+        return (config.pretrain,)
+    return V1_TRAINED[stage]
+
+
+def v1_require_previous_stage(config):
+    """Stage k starts from what stage k - 1 trained; stage 0 from weights.
+
+    Args:
+        config: a V1 `task` section.
+
+    Returns:
+        The key that provides the start: "init_checkpoint",
+        "adafocus_weights", a trunk weights key or "train_from_scratch".
+
+    Raises:
+        ConfigError: naming what to set, e.g. "task.stage=2 starts from the
+            stage-1 model: set task.init_checkpoint ...".
+    """
+    stage = int(config.stage)
+    if config.init_checkpoint:
+        return "init_checkpoint"
+    if config.adafocus_weights:
+        return "adafocus_weights"
+    if stage == 0:
+        if config.train_from_scratch:
+            return "train_from_scratch"
+        keys = [f"{g}_weights" for g in v1_trained_groups(config)]
+        missing = [f"task.{k}" for k in keys if not config[k]]
+        if not missing:
+            return keys[0]
+        raise errors.ConfigError(
+            f"task.stage=0 fine-tunes ImageNet trunks but "
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'}"
+            f" empty: set {' and '.join(missing)} (local .pth files), or "
+            f"task.train_from_scratch=True to train from random weights on "
+            f"purpose")
+    raise errors.ConfigError(
+        f"task.stage={stage} starts from the stage-{stage - 1} model: set "
+        f"task.init_checkpoint to the workdir of the stage-{stage - 1} run "
+        f"(or a checkpoint in its checkpoints/), or task.adafocus_weights to"
+        f" the authors' .pth.tar file(s) holding the entries "
+        f"{V1_ENTRIES[stage - 1]}")
+
+
+def _check_range(config, key, low, high=None, integer=False):
+    value = config[key]
+    ok = not isinstance(value, bool) and isinstance(
+        value, int if integer else (int, float))
+    if not ok or value < low or (high is not None and value > high):
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        kind = "an int" if integer else "a number"
+        raise errors.ConfigError(f"task.ppo.{key}={value!r} must be {kind} "
+                                 f"{bound}")
+
+
+def v1_validate(config, require_previous_stage=False):
+    """Checks an AdaFocus V1 `task` section; builds nothing.
+
+    Args:
+        config: the `task` section.
+        require_previous_stage: also apply `v1_require_previous_stage` (the
+            task does when it starts; recipes leave the weights to the
+            command line).
+
+    Raises:
+        ConfigError: an unknown or missing key, or a value that does not fit
+            the others, e.g. "task.stage=4 must be one of (0, 1, 2, 3)".
+
+    Example:
+
+    ```python
+    v1_validate(config.task)
+    ```
+    """
+    config_lib.check_keys(config, v1_task_config(),
+                          open_sections=("frames",), prefix="task.")
+    frames = _check_frames(config)
+    stage = config.stage
+    for key, value, allowed in (
+            ("stage", stage if type(stage) is int else None, V1_STAGES),
+            ("pretrain", config.pretrain, V1_PRETRAIN),
+            ("frame_order", config.frame_order, FRAME_ORDERS),
+            ("label_choice", config.label_choice, LABEL_CHOICES),
+            ("map_labels", config.map_labels, MAP_LABELS),
+            ("model.glance_arch", config.model.glance_arch,
+             model_common.GLANCE_ARCHS),
+            ("model.focus_arch", config.model.focus_arch,
+             model_common.FOCUS_ARCHS),
+            ("ppo.reward", config.ppo.reward, V1_REWARDS)):
+        if value not in allowed:
+            shown = stage if key == "stage" else value
+            raise errors.ConfigError(f"task.{key}={shown!r} must be one of "
+                                     f"{allowed}")
+    if int(config.model.patch_size) > min(frames.crop_size):
+        raise errors.ConfigError(
+            f"task.model.patch_size={config.model.patch_size} exceeds "
+            f"task.frames.crop_size={tuple(frames.crop_size)}")
+    for group, value in config.lr_multipliers.items():
+        if group not in V1_GROUPS or float(value) < 0:
+            raise errors.ConfigError(
+                f"task.lr_multipliers.{group}={value}: the groups are "
+                f"{V1_GROUPS}, each multiplier >= 0")
+    if float(config.weight_decay) < 0:
+        raise errors.ConfigError(f"task.weight_decay={config.weight_decay} "
+                                 "must be >= 0")
+    ppo = config.ppo
+    _check_range(ppo, "gamma", 0.0, 1.0)
+    _check_range(ppo, "clip", 0.0)
+    _check_range(ppo, "epochs", 1, integer=True)
+    for key in ("value_coef", "entropy_coef", "std_epsilon"):
+        _check_range(ppo, key, 0.0)
+    weights = config.adafocus_weights
+    if isinstance(weights, str) or not all(
+            isinstance(w, str) and w for w in weights):
+        raise errors.ConfigError(
+            f"task.adafocus_weights={weights!r} must be a tuple of paths "
+            "(e.g. ('globalcnn.pth.tar', 'localcnn.pth.tar'))")
+    for key, arch_key in _WEIGHTS:
+        if config[key] and config.model[arch_key] == "small":
+            raise errors.ConfigError(
+                f"task.{key} is set but task.model.{arch_key}='small' has "
+                "no pre-trained weights format")
+    if require_previous_stage:
+        v1_require_previous_stage(config)
+
+
+class V1Schema:
+    """The V1 task's `config_schema`: `task_config()` and `validate()`."""
+
+    task_config = staticmethod(v1_task_config)
+    validate = staticmethod(v1_validate)

@@ -255,7 +255,8 @@ class CARLTask(tasks.Task):
         if not config.data_dir:
             raise errors.ConfigError(
                 "task.data_dir is empty: set it to a folder written by "
-                "`python -m tfaction.data.convert --format=tcc`")
+                "`python -m tfaction.data.convert --format=tcc` (or "
+                "--format=finegym)")
         self.data = open_dataset(config.data_dir)
         self.class_names = self.data.class_names
         self.data.require_subsets(config.train_subset, config.eval_subset)
@@ -440,7 +441,8 @@ class CARLTask(tasks.Task):
 
         A video of n frames is cut into `k = ceil(n / frames_per_chunk)`
         chunks of `ceil(n / k)` frames (the last one shorter), each embedded
-        on its own, as the reference's evaluation
+        on its own, its frames through the trunk `frames_per_trunk_batch`
+        at a time, as the reference's evaluation
         (`tfaction.models.carl.whole_videos.embed_whole_videos`).
 
         Args:
@@ -452,9 +454,10 @@ class CARLTask(tasks.Task):
         Returns:
             float32 `[B, N, D]` (zeros after each video's length).
         """
+        ev = self.config.evaluation
         return whole_videos.embed_whole_videos(
-            model, frames, lengths,
-            int(self.config.evaluation.frames_per_chunk))
+            model, frames, lengths, int(ev.frames_per_chunk),
+            int(ev.frames_per_trunk_batch))
 
     def validation_step(self, inputs, model, metrics):
         del metrics

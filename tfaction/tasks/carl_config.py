@@ -29,6 +29,28 @@ The recipe (optimisation as the authors' training script):
   mixed precision (`mixed_float16`; the loss is computed in float32);
 * 500 epochs (Pouring) or 300 (PennAction, FineGym), seed 1.
 
+Trunk weights (`trunk_weights`, read once when the model is built):
+
+* `model.trunk_variant = "v1.5"` (default): a PyTorch `.pth` of a
+  torchvision ResNet-50: torchvision's ImageNet `resnet50-*.pth` (what the
+  authors' code loads) or the BYOL `BYOL_1000.pth` of their README (also
+  MoCo / SimCLR files; `tfaction.checkpoints.resnet50.
+  load_resnet50_checkpoint`).
+* `model.trunk_variant = "v1"`: the documented alternative,
+  keras.applications' ImageNet ResNet50
+  (`resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5`, a local file,
+  `load_keras_resnet50_weights`). This is ResNet-50 **v1** (the stride in
+  the first 1x1 conv of a block, conv biases) with other ImageNet weights:
+  a different network than the authors', so expect different numbers. Its
+  weights expect keras.applications' "caffe" input (BGR pixels in [0, 255]
+  minus the mean (103.939, 116.779, 123.68), no scaling); the data stay
+  normalised with `views.mean` / `views.std` (ImageNet's), and the trunk
+  converts them in the graph, so training, evaluation and export are the
+  same for both variants.
+
+A `.h5` with `trunk_variant="v1.5"`, or a `.pth` with `"v1"`, is refused
+(`validate`), naming both keys.
+
 Evaluation embeds every frame of every video of BOTH subsets (the probes
 train on the training videos) and runs `evaluation.protocols`:
 `"framewise"` (`tfaction.evaluation.framewise`, variant "carl": Kendall's
@@ -51,6 +73,7 @@ carl_config.validate(config.task, require_trunk_weights=True)
 import dataclasses
 
 import ml_collections
+import numpy as np
 
 from tfaction import config as config_lib
 from tfaction import errors
@@ -136,7 +159,9 @@ def task_config():
             "positive_window": 5.0,
             "masked_negative_weight": 1e-6,
         },
-        "trunk_weights": "",       # torchvision / BYOL .pth (ResNet-50)
+        # ResNet-50 weights: a torchvision / BYOL .pth (model.trunk_variant
+        # "v1.5") or keras.applications' .h5 ("v1").
+        "trunk_weights": "",
         "trunk_weights_format": "auto",  # auto, pth or h5
         "init_checkpoint": "",     # a tfaction run or checkpoint
         # The frozen conv1 ... layer3 need pretrained weights: refuse to
@@ -149,6 +174,9 @@ def task_config():
             "per_action": False,
             "frames_per_chunk": 1000,  # transformer chunk (EVAL.FRAMES_PER_
             #                            BATCH), interpolated positions
+            # Frames per trunk call within a chunk (MODEL.BASE_MODEL.
+            # FRAMES_PER_BATCH): bounds memory; 0 = the whole chunk at once.
+            "frames_per_trunk_batch": 40,
             "fractions": (0.1, 0.5, 1.0),  # of the training videos
             "kendalls_tau_stride": 5,
             "distance": "sqeuclidean",
@@ -280,7 +308,9 @@ def require_weights(config):
         "(conv1 ... layer3 and their batch-norm statistics) would keep "
         "their random initialisation. Set task.trunk_weights to a local "
         "ResNet-50 .pth (torchvision's resnet50-*.pth or CARL's "
-        "BYOL_1000.pth), or task.init_checkpoint, or "
+        "BYOL_1000.pth; with task.model.trunk_variant='v1' keras."
+        "applications' resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+        "), or task.init_checkpoint, or "
         "task.train_from_scratch=True to train from random weights on "
         "purpose")
 
@@ -307,6 +337,9 @@ def _check_views(views):
 def _check_model(m):
     if m.trunk not in model_lib.TRUNKS:
         _fail("model.trunk", m.trunk, f"one of {model_lib.TRUNKS}")
+    if m.trunk_variant not in model_lib.TRUNK_VARIANTS:
+        _fail("model.trunk_variant", m.trunk_variant,
+              f"one of {model_lib.TRUNK_VARIANTS}")
     for key in ("hidden_size", "num_heads", "ffn_units", "embedding_size",
                 "projection_hidden_units"):
         if int(m[key]) < 1:
@@ -362,6 +395,9 @@ def _check_evaluation(ev):
                 "few_shot_num_episodes"):
         if int(ev[key]) < 1:
             _fail(f"evaluation.{key}", ev[key], ">= 1")
+    if int(ev.frames_per_trunk_batch) < 0:
+        _fail("evaluation.frames_per_trunk_batch", ev.frames_per_trunk_batch,
+              ">= 0 (0: the whole chunk in one trunk call)")
     if int(ev.num_phase_classes) < 0:
         _fail("evaluation.num_phase_classes", ev.num_phase_classes,
               ">= 0 (0 = from the labels)")
@@ -371,6 +407,40 @@ def _check_evaluation(ev):
             _fail(f"evaluation.finegym.{key}", gym[key], ">= 1")
     if not float(gym.learning_rate) > 0:
         _fail("evaluation.finegym.learning_rate", gym.learning_rate, "> 0")
+
+
+def _check_imagenet_views(views):
+    """The v1 trunk converts ImageNet-normalised frames to "caffe" input."""
+    for key, want in (("mean", frame_sequence_pipeline.IMAGENET_MEAN),
+                      ("std", frame_sequence_pipeline.IMAGENET_STD)):
+        if not np.allclose(tuple(views[key]), want, rtol=0, atol=1e-6):
+            raise errors.ConfigError(
+                f"task.views.{key}={tuple(views[key])} must be ImageNet's "
+                f"{want} with task.model.trunk_variant='v1': the trunk "
+                f"converts ImageNet-normalised frames to the 'caffe' input "
+                f"of keras.applications' weights")
+
+
+def _check_weights_variant(config):
+    """keras.applications' .h5 weights need the v1 trunk, .pth the v1.5."""
+    fmt, variant = weights_format(config), config.model.trunk_variant
+    if fmt == "h5" and variant != "v1":
+        raise errors.ConfigError(
+            f"task.trunk_weights={config.trunk_weights!r} is a "
+            f"keras.applications .h5 (ResNet-50 v1, stride in the first 1x1 "
+            f"conv), but task.model.trunk_variant={variant!r} builds the "
+            f"torchvision ResNet-50 v1.5 (stride in the 3x3 conv): v1 "
+            f"weights would compute something else. Set "
+            f"task.model.trunk_variant='v1' (keras.applications weights, "
+            f"other numbers than the paper's), or use a torchvision / BYOL "
+            f".pth")
+    if fmt == "pth" and variant != "v1.5":
+        raise errors.ConfigError(
+            f"task.trunk_weights={config.trunk_weights!r} is a PyTorch .pth "
+            f"(torchvision ResNet-50 v1.5), but task.model.trunk_variant="
+            f"{variant!r} builds keras.applications' ResNet-50 v1. Set "
+            f"task.model.trunk_variant='v1.5', or use keras.applications' "
+            f"resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
 
 
 def validate(config, require_trunk_weights=False):
@@ -400,17 +470,14 @@ def validate(config, require_trunk_weights=False):
     if config.trunk_weights_format not in TRUNK_WEIGHT_FORMATS:
         _fail("trunk_weights_format", config.trunk_weights_format,
               f"one of {TRUNK_WEIGHT_FORMATS}")
+    if config.model.trunk == "resnet50" and (
+            config.model.trunk_variant == "v1"):
+        _check_imagenet_views(config.views)
     if config.trunk_weights:
         if config.model.trunk != "resnet50":
             raise errors.ConfigError(
                 "task.trunk_weights loads a ResNet-50, but task.model.trunk="
                 f"{config.model.trunk!r}")
-        if weights_format(config) == "h5":
-            raise errors.ConfigError(
-                f"task.trunk_weights={config.trunk_weights!r} is a "
-                "keras.applications .h5 (ResNet-50 v1, stride in the first "
-                "1x1 conv), but CARL's frame encoder is the torchvision "
-                "ResNet-50 v1.5 (stride in the 3x3 conv): v1 weights would "
-                "compute something else. Use a torchvision / BYOL .pth")
+        _check_weights_variant(config)
     if require_trunk_weights:
         require_weights(config)

@@ -9,6 +9,14 @@ a 2-D trunk on every frame, and average-pool its last feature map:
   small VGG-shaped conv stack for CPU-sized recipes and tests);
 * focus trunks (`FOCUS_ARCHS`): `"resnet50"` (2048-d after pooling) and
   `"small"`.
+
+Each MobileNet-V2 / ResNet-50 trunk has a variant (`TRUNK_VARIANTS`):
+`"torchvision"` (the layouts above, for torchvision's and the authors'
+weights) or `"keras"` (keras.applications' MobileNetV2 / ResNet-50 v1, for
+its ImageNet weights: a different network with other numbers). Both take
+ImageNet mean / std-normalised RGB frames; a "keras" trunk converts them in
+the graph to the input its weights expect ("tf" mode for MobileNetV2,
+"caffe" for ResNet-50).
 """
 
 import keras
@@ -20,6 +28,8 @@ from tfaction.models.backbones import small_convnet
 
 GLANCE_ARCHS = ("mobilenet_v2", "resnet50", "small")
 FOCUS_ARCHS = ("resnet50", "small")
+TRUNK_VARIANTS = ("torchvision", "keras")
+_RESNET50_VARIANTS = {"torchvision": "v1.5", "keras": "v1"}
 
 
 def frames_input(num_frames, frame_size):
@@ -171,7 +181,7 @@ def check_arch(arch, choices, what):
 
 
 def build_trunk(arch, *, name, dtype, mobilenet_width=1.0,
-                small_filters=(16, 32)):
+                small_filters=(16, 32), variant="torchvision"):
     """A per-frame trunk `[N, H, W, 3] -> [N, h, w, C]`.
 
     Args:
@@ -180,19 +190,24 @@ def build_trunk(arch, *, name, dtype, mobilenet_width=1.0,
         dtype: dtype policy of every layer.
         mobilenet_width: MobileNet-V2 width multiplier (1.0).
         small_filters: block widths of the "small" trunk.
+        variant: "torchvision" or "keras" (`TRUNK_VARIANTS`); ignored by
+            "small".
 
     Returns:
         A functional `keras.Model` (for "mobilenet_v2" a `MobileNetV2`, for
-        "resnet50" a `ResNet50`).
+        "resnet50" a `ResNet50`) on ImageNet mean / std-normalised frames.
     """
+    check_arch(variant, TRUNK_VARIANTS, f"{name}_variant")
     if arch == "mobilenet_v2":
         from tfaction.models.backbones import mobilenet_v2
         return mobilenet_v2.build_mobilenet_v2(
-            float(mobilenet_width), name=name, dtype=dtype)
+            float(mobilenet_width), name=name, variant=variant,
+            input_normalization="imagenet", dtype=dtype)
     if arch == "resnet50":
         from tfaction.models.backbones import resnet50
-        return resnet50.build_resnet50(variant="v1.5", endpoint="layer4",
-                                       name=name, dtype=dtype)
+        return resnet50.build_resnet50(
+            variant=_RESNET50_VARIANTS[variant], endpoint="layer4",
+            input_normalization="imagenet", name=name, dtype=dtype)
     if arch == "small":
         return small_convnet.build_small_convnet(
             3, filters=tuple(int(f) for f in small_filters), pre_relu=False,
@@ -212,7 +227,8 @@ def trunk_output(trunk, size, what):
 
 
 def frame_layers(num_classes, *, glance_arch, glance_size, focus_arch,
-                 patch_size, mobilenet_width, small_filters, dtype):
+                 patch_size, mobilenet_width, small_filters, dtype,
+                 glance_variant="torchvision", focus_variant="torchvision"):
     """The per-frame layers both AdaFocus models have, by part key.
 
     Args:
@@ -222,6 +238,8 @@ def frame_layers(num_classes, *, glance_arch, glance_size, focus_arch,
         patch_size: side of the focus patches.
         mobilenet_width, small_filters: trunk settings.
         dtype: dtype policy of every layer.
+        glance_variant, focus_variant: "torchvision" or "keras"
+            (`build_trunk`).
 
     Returns:
         Dict with `fold` / `unfold` (`BoxAxis` merge / split of the
@@ -234,10 +252,10 @@ def frame_layers(num_classes, *, glance_arch, glance_size, focus_arch,
     """
     glance = build_trunk(glance_arch, name="glance", dtype=dtype,
                          mobilenet_width=mobilenet_width,
-                         small_filters=small_filters)
+                         small_filters=small_filters, variant=glance_variant)
     glance_channels = trunk_output(glance, glance_size, "glance")[-1]
     focus = build_trunk(focus_arch, name="focus", dtype=dtype,
-                        small_filters=small_filters)
+                        small_filters=small_filters, variant=focus_variant)
     focus_channels = trunk_output(focus, (patch_size, patch_size),
                                   "focus")[-1]
     return {

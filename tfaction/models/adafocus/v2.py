@@ -108,6 +108,11 @@ class AdaFocusV2(common.AdaFocusParts, keras.Model):
         classifier_hidden_units: `PoolingClassifier` embedding width (4096).
         dropout: dropout before each classifier head (0.2).
         head_dropout: dropout before the auxiliary heads (0.2).
+        glance_variant, focus_variant: "torchvision" (the trunks of the
+            authors' and torchvision's weights) or "keras"
+            (keras.applications' MobileNetV2 / ResNet-50 v1, for its
+            ImageNet weights); frames are ImageNet mean / std-normalised
+            either way (`common.build_trunk`).
         **kwargs: base `keras.Model` arguments (`name`, default
             "adafocus_v2"; `dtype`, passed to every layer).
 
@@ -136,7 +141,8 @@ class AdaFocusV2(common.AdaFocusParts, keras.Model):
                  focus_arch="resnet50", mobilenet_width=1.0,
                  small_filters=(16, 32), policy_hidden_units=2048,
                  policy_conv_filters=64, classifier_hidden_units=4096,
-                 dropout=0.2, head_dropout=0.2, **kwargs):
+                 dropout=0.2, head_dropout=0.2, glance_variant="torchvision",
+                 focus_variant="torchvision", **kwargs):
         kwargs.setdefault("name", "adafocus_v2")
         # A functional model ignores `dtype`: it is set below and passed to
         # every layer.
@@ -157,7 +163,8 @@ class AdaFocusV2(common.AdaFocusParts, keras.Model):
             num_classes, glance_arch=glance_arch, glance_size=glance_size,
             focus_arch=focus_arch, patch_size=patch_size,
             mobilenet_width=mobilenet_width, small_filters=small_filters,
-            dtype=dtype)
+            dtype=dtype, glance_variant=glance_variant,
+            focus_variant=focus_variant)
         layers.update({
             "glance_resize": (FrameResize(glance_size, "bilinear",
                                           align_corners=True, dtype=dtype,
@@ -203,7 +210,8 @@ class AdaFocusV2(common.AdaFocusParts, keras.Model):
             policy_hidden_units=int(policy_hidden_units),
             policy_conv_filters=int(policy_conv_filters),
             classifier_hidden_units=int(classifier_hidden_units),
-            dropout=dropout, head_dropout=head_dropout)
+            dropout=dropout, head_dropout=head_dropout,
+            glance_variant=glance_variant, focus_variant=focus_variant)
 
     # ------------------------------------------------------------- parts
     def training_model(self):
@@ -260,5 +268,7 @@ class AdaFocusV2(common.AdaFocusParts, keras.Model):
     # ------------------------------------------------------------ config
     def get_config(self):
         config = super().get_config()
-        config.update(self._shared_config(), head_dropout=self.head_dropout)
+        config.update(self._shared_config(), head_dropout=self.head_dropout,
+                      glance_variant=self.glance_variant,
+                      focus_variant=self.focus_variant)
         return config

@@ -1,4 +1,4 @@
-"""MobileNet-V2 feature extractor in torchvision's layout and padding.
+"""MobileNet-V2 feature extractor: torchvision's layout, or keras.applications'.
 
 AdaFocus' glance network is torchvision's MobileNet-V2 (`features`, the
 `7 x 7 x 1280` map at 224 x 224). `keras.applications.MobileNetV2` is
@@ -39,9 +39,28 @@ and PyTorch's momentum 0.1 (Keras 0.9). Every stride-2 step maps a size
 `width_multiplier` scales every width as torchvision does
 (`_make_divisible(c * width, 8)`, at least 8; the last conv keeps 1280
 unless the multiplier exceeds 1). The classifier (`classifier.1`) is not
-part of the model. Inputs are RGB normalised by the ImageNet mean (0.485,
-0.456, 0.406) and std (0.229, 0.224, 0.225), as torchvision's weights
-expect.
+part of the model.
+
+`variant="keras"` builds `keras.applications.MobileNetV2` instead (for its
+ImageNet weights, `tfaction.checkpoints.adafocus.
+load_keras_mobilenet_v2_weights`): the same layers and names, but every
+stride-2 3x3 conv pads as keras.applications does with a static input
+size (TF "same": 0 before and 1 after on even sizes, 1 and 1 on odd ones;
+no `_pad` layers) and the batch norms use epsilon 1e-3. (A
+keras.applications model built for an unknown input size pads its blocks
+0 / 1 on odd sizes too; at 224 x 224 and 96 x 96 every strided size is
+even and both agree.) The moving-average momentum stays PyTorch's 0.1
+(Keras 0.9) in both variants: it only matters in training.
+
+Input normalisation follows the weights. torchvision's weights expect RGB
+in [0, 1] normalised by the ImageNet mean (0.485, 0.456, 0.406) and std
+(0.229, 0.224, 0.225); keras.applications' expect
+`keras.applications.mobilenet_v2.preprocess_input` of pixels in [0, 255]
+("tf" mode: `x / 127.5 - 1`, RGB). With `input_normalization="native"`
+(the default) the model takes its variant's convention; with "imagenet"
+it always takes the torchvision normalisation and the keras variant
+converts it in the graph (a fixed `tfaction.layers.ChannelAffine` named
+`input_conversion`).
 """
 
 import math
@@ -49,6 +68,7 @@ import math
 import keras
 
 from tfaction import errors
+from tfaction.layers.channel_affine import ChannelAffine
 
 # (expand ratio t, output channels c, repeats n, first stride s).
 INVERTED_RESIDUAL_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2),
@@ -57,7 +77,13 @@ INVERTED_RESIDUAL_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2),
 STEM_CHANNELS = 32
 LAST_CHANNELS = 1280
 BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
-BN_EPSILON = 1e-5
+VARIANTS = ("torchvision", "keras")
+BN_EPSILON = {"torchvision": 1e-5, "keras": 1e-3}
+# "native": the variant's weights' own input convention; "imagenet":
+# torchvision's ImageNet mean / std normalisation for both variants.
+INPUT_NORMALIZATIONS = ("native", "imagenet")
+# keras.applications.mobilenet_v2.preprocess_input's mode.
+KERAS_PREPROCESSING_MODE = "tf"
 
 
 def make_divisible(value, divisor=8, min_value=None):
@@ -109,7 +135,7 @@ def _conv_initializer(fan_out):
 
 @keras.saving.register_keras_serializable(package="tfaction")
 class MobileNetV2(keras.Model):
-    """torchvision's MobileNet-V2 `features` as a functional Keras model.
+    """MobileNet-V2 features (torchvision's or keras.applications' layout).
 
     Maps `[N, H, W, C]` images (H, W dynamic) to the last feature map
     `[N, ceil(H / 32), ceil(W / 32), last_channels]` (after the final
@@ -122,6 +148,11 @@ class MobileNetV2(keras.Model):
         width_multiplier: torchvision's `width_mult` (1.0 for the
             ImageNet and AdaFocus weights; smaller for quick tests).
         input_channels: image channels (3).
+        variant: "torchvision" (symmetric padding, BN epsilon 1e-5) or
+            "keras" (keras.applications' padding, BN epsilon 1e-3).
+        input_normalization: "native" (the variant's weights'
+            convention) or "imagenet" (torchvision's for both; the keras
+            variant converts in the graph; needs `input_channels=3`).
         **kwargs: base `keras.Model` arguments: `name` (default
             "mobilenet_v2") and `dtype` (passed to every layer, e.g.
             "mixed_float16"; batch norms compute in float32).
@@ -135,7 +166,8 @@ class MobileNetV2(keras.Model):
         dtype.
 
     Raises:
-        ConfigError: non-positive width multiplier or channels.
+        ConfigError: non-positive width multiplier or channels, unknown
+            variant or input normalisation.
 
     Example:
 
@@ -152,7 +184,9 @@ class MobileNetV2(keras.Model):
         names, padding, initialisation).
     """
 
-    def __init__(self, width_multiplier=1.0, input_channels=3, **kwargs):
+    def __init__(self, width_multiplier=1.0, input_channels=3,
+                 variant="torchvision", input_normalization="native",
+                 **kwargs):
         kwargs.setdefault("name", "mobilenet_v2")
         # A functional model ignores `dtype`: it is set below and passed to
         # every layer.
@@ -165,32 +199,50 @@ class MobileNetV2(keras.Model):
         if input_channels < 1:
             raise errors.ConfigError(f"MobileNetV2 input_channels must be >= "
                                      f"1, got {input_channels}")
+        for value, choices, what in (
+                (variant, VARIANTS, "variant"),
+                (input_normalization, INPUT_NORMALIZATIONS,
+                 "input_normalization")):
+            if value not in choices:
+                raise errors.ConfigError(f"unknown MobileNetV2 {what} "
+                                         f"{value!r}; expected one of "
+                                         f"{choices}")
+        convert = variant == "keras" and input_normalization == "imagenet"
+        if convert and input_channels != 3:
+            raise errors.ConfigError(
+                f"MobileNetV2 input_normalization='imagenet' converts RGB "
+                f"images, but input_channels={input_channels}")
         last_channels = make_divisible(LAST_CHANNELS
                                        * max(1.0, width_multiplier))
+        # torchvision pads a strided 3x3 conv 1 / 1 (explicit padding, then
+        # "valid"); keras.applications pads it TF-"same" (0 / 1 on even
+        # sizes).
+        symmetric = variant == "torchvision"
 
-        def conv(x, name, filters, kernel=1, stride=1):
-            if stride > 1:
+        def pad(x, name, kernel, stride):
+            if stride > 1 and symmetric:
                 x = keras.layers.ZeroPadding2D(kernel // 2, name=name + "_pad",
                                                dtype=dtype)(x)
+            return x, ("valid" if stride > 1 and symmetric else "same")
+
+        def conv(x, name, filters, kernel=1, stride=1):
+            x, padding = pad(x, name, kernel, stride)
             return keras.layers.Conv2D(
-                filters, kernel, strides=stride,
-                padding="valid" if stride > 1 else "same", use_bias=False,
+                filters, kernel, strides=stride, padding=padding,
+                use_bias=False,
                 kernel_initializer=_conv_initializer(filters * kernel ** 2),
                 name=name, dtype=dtype)(x)
 
         def depthwise(x, name, channels, stride):
-            if stride > 1:
-                x = keras.layers.ZeroPadding2D(1, name=name + "_pad",
-                                               dtype=dtype)(x)
+            x, padding = pad(x, name, 3, stride)
             return keras.layers.DepthwiseConv2D(
-                3, strides=stride, padding="valid" if stride > 1 else "same",
-                use_bias=False,
+                3, strides=stride, padding=padding, use_bias=False,
                 depthwise_initializer=_conv_initializer(channels * 9),
                 name=name, dtype=dtype)(x)
 
         def batch_norm(x, name):
             return keras.layers.BatchNormalization(
-                momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name,
+                momentum=BN_MOMENTUM, epsilon=BN_EPSILON[variant], name=name,
                 dtype=dtype)(x)
 
         def relu6(x, name):
@@ -198,8 +250,13 @@ class MobileNetV2(keras.Model):
 
         # === Functional Model ===
         inputs = keras.Input((None, None, input_channels), name="images")
+        x = inputs
+        if convert:
+            x = ChannelAffine.from_imagenet(
+                KERAS_PREPROCESSING_MODE, name="input_conversion",
+                dtype=dtype)(x)
         stem = make_divisible(STEM_CHANNELS * width_multiplier)
-        x = conv(inputs, "features_0_0", stem, 3, 2)
+        x = conv(x, "features_0_0", stem, 3, 2)
         x = relu6(batch_norm(x, "features_0_1"), "features_0_2")
         for index, (c_in, hidden, c_out, stride, ratio) in enumerate(
                 block_table(width_multiplier), start=1):
@@ -227,12 +284,16 @@ class MobileNetV2(keras.Model):
         # === Config ===
         self.width_multiplier = width_multiplier
         self.input_channels = input_channels
+        self.variant = variant
+        self.input_normalization = input_normalization
         self.last_channels = last_channels
 
     def get_config(self):
         config = super().get_config()
         config.update(width_multiplier=self.width_multiplier,
-                      input_channels=self.input_channels)
+                      input_channels=self.input_channels,
+                      variant=self.variant,
+                      input_normalization=self.input_normalization)
         return config
 
     @classmethod
@@ -241,18 +302,23 @@ class MobileNetV2(keras.Model):
 
 
 def build_mobilenet_v2(width_multiplier=1.0, name="mobilenet_v2", *,
-                       input_channels=3, dtype=None):
-    """Builds torchvision's MobileNet-V2 feature extractor (`MobileNetV2`).
+                       input_channels=3, variant="torchvision",
+                       input_normalization="native", dtype=None):
+    """Builds a MobileNet-V2 feature extractor (`MobileNetV2`).
 
     AdaFocus' glance network is `build_mobilenet_v2()` with the authors'
     (or torchvision's ImageNet) weights loaded by
     `tfaction.checkpoints.adafocus.load_mobilenet_v2_checkpoint`,
-    global-average-pooled by the caller for the 1280-d glance feature.
+    global-average-pooled by the caller for the 1280-d glance feature;
+    `variant="keras"` takes keras.applications' ImageNet weights instead
+    (`load_keras_mobilenet_v2_weights`).
 
     Args:
         width_multiplier: torchvision's `width_mult`.
         name: model name.
         input_channels: image channels (3).
+        variant: "torchvision" or "keras" (see `MobileNetV2`).
+        input_normalization: "native" or "imagenet" (see `MobileNetV2`).
         dtype: dtype policy of every layer; None uses the global policy.
 
     Returns:
@@ -265,4 +331,6 @@ def build_mobilenet_v2(width_multiplier=1.0, name="mobilenet_v2", *,
     (None, None, None, 1280)
     """
     return MobileNetV2(width_multiplier=width_multiplier,
-                       input_channels=input_channels, name=name, dtype=dtype)
+                       input_channels=input_channels, variant=variant,
+                       input_normalization=input_normalization, name=name,
+                       dtype=dtype)

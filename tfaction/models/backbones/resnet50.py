@@ -66,11 +66,18 @@ A frozen stage computes the same function whatever `training` the model is
 called with. Setting `model.trainable = True` later makes its weights
 trainable again, but its batch norms still never update their statistics.
 
-Input preprocessing is not part of the model: torchvision's and the BYOL
-weights expect RGB in [0, 1] normalised by the ImageNet mean (0.485, 0.456,
-0.406) and std (0.229, 0.224, 0.225); keras.applications' v1 weights
-expect BGR in [0, 255] minus the mean (103.939, 116.779, 123.68) ("caffe"
-mode).
+Input normalisation follows the weights. torchvision's and the BYOL
+weights (v1.5) expect RGB in [0, 1] normalised by the ImageNet mean (0.485,
+0.456, 0.406) and std (0.229, 0.224, 0.225); keras.applications' v1
+weights expect what `keras.applications.resnet50.preprocess_input` gives
+for pixels in [0, 255] ("caffe" mode: RGB -> BGR, minus the mean (103.939,
+116.779, 123.68), no scaling). With `input_normalization="native"` (the
+default) the model takes its variant's convention as is; with
+`"imagenet"` it always takes the torchvision normalisation, and the v1
+model converts it to "caffe" mode in the graph (a fixed
+`tfaction.layers.ChannelAffine` named `input_conversion`, before `conv1`),
+so a data pipeline that normalises the torchvision way can run either
+variant.
 """
 
 import numbers
@@ -78,9 +85,15 @@ import numbers
 import keras
 
 from tfaction import errors
+from tfaction.layers.channel_affine import ChannelAffine
 from tfaction.layers.frozen_batch_normalization import FrozenBatchNormalization
 
 VARIANTS = ("v1.5", "v1")
+# "native": the variant's weights' own input convention; "imagenet":
+# torchvision's ImageNet mean / std normalisation for every variant.
+INPUT_NORMALIZATIONS = ("native", "imagenet")
+# keras.applications.resnet50.preprocess_input's mode (v1 weights).
+KERAS_PREPROCESSING_MODE = "caffe"
 # Stage outputs a model can end at (the stem's output is `maxpool`).
 ENDPOINTS = ("maxpool", "layer1", "layer2", "layer3", "layer4")
 # Output stride of every named feature map (`conv1` is the stem conv).
@@ -149,6 +162,10 @@ class ResNet50(keras.Model):
             that PyTorch's coupled `weight_decay=w` equals Keras `L2(w / 2)`
             on the same weights.
         input_channels: image channels (3).
+        input_normalization: "native" (inputs normalised as the variant's
+            weights expect: v1.5 ImageNet mean / std RGB, v1 "caffe" BGR)
+            or "imagenet" (ImageNet mean / std RGB for both; v1 converts
+            in the graph; needs `input_channels=3`).
         **kwargs: base `keras.Model` arguments: `name` (default
             "resnet50") and `dtype` (passed on to every layer, e.g.
             "mixed_float16": float16 compute, float32 variables, batch
@@ -165,8 +182,9 @@ class ResNet50(keras.Model):
         `s = ENDPOINT_STRIDES[endpoint]`, `c = ENDPOINT_CHANNELS[endpoint]`.
 
     Raises:
-        ConfigError: unknown variant or endpoint, `frozen_stages` outside
-            -1 .. the endpoint's stage, bad `weight_decay` or channels.
+        ConfigError: unknown variant, endpoint or input normalisation,
+            `frozen_stages` outside -1 .. the endpoint's stage, bad
+            `weight_decay` or channels.
 
     Example:
 
@@ -186,13 +204,15 @@ class ResNet50(keras.Model):
 
     def __init__(self, variant="v1.5", endpoint="layer4", frozen_stages=-1,
                  frozen_batch_norm=False, weight_decay=0.0, input_channels=3,
-                 **kwargs):
+                 input_normalization="native", **kwargs):
         kwargs.setdefault("name", "resnet50")
         # A functional model ignores `dtype`: it is set below and passed to
         # every layer.
         dtype = kwargs.pop("dtype", None)
         _check_choice(variant, VARIANTS, "variant")
         _check_choice(endpoint, ENDPOINTS, "endpoint")
+        _check_choice(input_normalization, INPUT_NORMALIZATIONS,
+                      "input_normalization")
         last_stage = ENDPOINTS.index(endpoint)  # 0 = stem ... 4 = layer4
         if isinstance(frozen_stages, numbers.Integral) and not isinstance(
                 frozen_stages, bool):
@@ -211,6 +231,11 @@ class ResNet50(keras.Model):
         if input_channels < 1:
             raise errors.ConfigError(f"input_channels must be >= 1, got "
                                      f"{input_channels}")
+        convert = variant == "v1" and input_normalization == "imagenet"
+        if convert and input_channels != 3:
+            raise errors.ConfigError(
+                f"input_normalization='imagenet' converts RGB images, but "
+                f"input_channels={input_channels}")
         frozen_batch_norm = bool(frozen_batch_norm)
         regularizer = (keras.regularizers.L2(weight_decay) if weight_decay
                        else None)
@@ -268,7 +293,12 @@ class ResNet50(keras.Model):
 
         # === Functional Model ===
         inputs = keras.Input((None, None, input_channels), name="images")
-        x = conv(inputs, "conv1", 64, 7, 2, 0)
+        x = inputs
+        if convert:
+            x = ChannelAffine.from_imagenet(
+                KERAS_PREPROCESSING_MODE, name="input_conversion",
+                dtype=dtype)(x)
+        x = conv(x, "conv1", 64, 7, 2, 0)
         x = relu(batch_norm(x, "bn1", 0), "relu")
         x = keras.layers.ZeroPadding2D(1, name="maxpool_pad", dtype=dtype)(x)
         x = keras.layers.MaxPooling2D(3, strides=2, padding="valid",
@@ -291,6 +321,7 @@ class ResNet50(keras.Model):
         self.frozen_batch_norm = frozen_batch_norm
         self.weight_decay = weight_decay
         self.input_channels = input_channels
+        self.input_normalization = input_normalization
 
     @property
     def endpoints(self):
@@ -338,7 +369,8 @@ class ResNet50(keras.Model):
                       frozen_stages=self.frozen_stages,
                       frozen_batch_norm=self.frozen_batch_norm,
                       weight_decay=self.weight_decay,
-                      input_channels=self.input_channels)
+                      input_channels=self.input_channels,
+                      input_normalization=self.input_normalization)
         return config
 
     @classmethod
@@ -348,7 +380,8 @@ class ResNet50(keras.Model):
 
 def build_resnet50(variant="v1.5", endpoint="layer4", frozen_stages=-1,
                    frozen_batch_norm=False, weight_decay=0.0,
-                   name="resnet50", *, input_channels=3, dtype=None):
+                   name="resnet50", *, input_channels=3,
+                   input_normalization="native", dtype=None):
     """Builds a ResNet-50 frame encoder (see `ResNet50`).
 
     CARL's frame encoder is `build_resnet50(endpoint="layer4",
@@ -366,6 +399,9 @@ def build_resnet50(variant="v1.5", endpoint="layer4", frozen_stages=-1,
         weight_decay: Keras `L2` factor on trainable conv kernels.
         name: model name.
         input_channels: image channels (3).
+        input_normalization: "native" (the variant's weights' convention)
+            or "imagenet" (torchvision's for both variants; see
+            `ResNet50`).
         dtype: dtype policy of every layer; None uses the global policy.
 
     Returns:
@@ -388,4 +424,5 @@ def build_resnet50(variant="v1.5", endpoint="layer4", frozen_stages=-1,
                     frozen_stages=frozen_stages,
                     frozen_batch_norm=frozen_batch_norm,
                     weight_decay=weight_decay, input_channels=input_channels,
-                    name=name, dtype=dtype)
+                    input_normalization=input_normalization, name=name,
+                    dtype=dtype)

@@ -8,8 +8,10 @@ Wei, Li, Cai, CVPR 2022):
 
 1. trunk: `"resnet50"` (torchvision ResNet-50 v1.5 up to layer4; conv1
    ... layer3 frozen with frozen batch-norm statistics, layer4 trained,
-   `[N, 7, 7, 2048]` at 224 x 224) or `"small"` (a tiny conv stack for
-   CPU-sized recipes and tests);
+   `[N, 7, 7, 2048]` at 224 x 224; `trunk_variant="v1"`: keras.applications'
+   ResNet-50 v1 for its ImageNet weights, a different network with other
+   numbers) or `"small"` (a tiny conv stack for CPU-sized recipes and
+   tests);
 2. spatial max pool;
 3. `len(fc_units)` x [Dropout -> Dense -> BatchNorm -> ReLU] (512 units);
 4. Dense to `hidden_size` (256) -> `InterpolatedPositionEncoding` ->
@@ -61,12 +63,16 @@ from tfaction.layers.projection_head import ProjectionHead
 from tfaction.models.backbones import small_convnet
 
 TRUNKS = ("resnet50", "small")
+# ResNet-50 variants (`tfaction.models.backbones.resnet50.VARIANTS`):
+# torchvision / BYOL weights, keras.applications weights.
+TRUNK_VARIANTS = ("v1.5", "v1")
 BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
 BN_EPSILON = 1e-5
 
 
 def build_frame_trunk(trunk="resnet50", *, frozen_stages=3,
-                      small_filters=(16, 32), dtype=None, name="trunk"):
+                      small_filters=(16, 32), trunk_variant="v1.5",
+                      dtype=None, name="trunk"):
     """The per-frame trunk `[N, H, W, 3] -> [N, h, w, C]` of CARL.
 
     Args:
@@ -79,6 +85,12 @@ def build_frame_trunk(trunk="resnet50", *, frozen_stages=3,
             `small_filters`, stride `2 ** (len(small_filters) - 1)`.
         frozen_stages: ResNet-50 stages frozen (CARL: 3); ignored by "small".
         small_filters: block widths of the "small" trunk.
+        trunk_variant: ResNet-50 "v1.5" (torchvision layout, for
+            torchvision / BYOL `.pth` weights) or "v1" (keras.applications'
+            layout, for its ImageNet `.h5` weights). Either takes ImageNet
+            mean / std-normalised RGB: "v1" converts it to the "caffe"
+            input its weights expect in the graph (`input_normalization=
+            "imagenet"`). Ignored by "small".
         dtype: dtype policy of every layer.
         name: model name.
 
@@ -86,17 +98,22 @@ def build_frame_trunk(trunk="resnet50", *, frozen_stages=3,
         A functional `keras.Model`.
 
     Raises:
-        ConfigError: unknown trunk (or bad ResNet-50 settings).
+        ConfigError: unknown trunk or variant (or bad ResNet-50 settings).
 
     Example:
 
     >>> build_frame_trunk("small", small_filters=(8, 16)).output_shape
     (None, None, None, 16)
     """
+    if trunk_variant not in TRUNK_VARIANTS:
+        raise errors.ConfigError(f"unknown CARL trunk_variant "
+                                 f"{trunk_variant!r}; expected one of "
+                                 f"{TRUNK_VARIANTS}")
     if trunk == "resnet50":
         from tfaction.models.backbones import resnet50
         return resnet50.build_resnet50(
-            variant="v1.5", endpoint="layer4", frozen_stages=frozen_stages,
+            variant=trunk_variant, endpoint="layer4",
+            frozen_stages=frozen_stages, input_normalization="imagenet",
             name=name, dtype=dtype)
     if trunk == "small":
         return small_convnet.build_small_convnet(
@@ -104,6 +121,18 @@ def build_frame_trunk(trunk="resnet50", *, frozen_stages=3,
             name=name, dtype=dtype)
     raise errors.ConfigError(f"unknown CARL trunk {trunk!r}; expected one of "
                              f"{TRUNKS}")
+
+
+def _sequence_embedding(frame_layers, transformer, embedding, features,
+                        mask, training=None):
+    """Frame features `[B, T, C]` -> embeddings `e` `[B, T, D]` (steps 3-6)
+    through `frame_layers` (fc blocks, projection, position encoding and
+    its dropout, in order), the transformer and the embedding layer; one
+    definition for the functional graph and `embed_frame_features`."""
+    x = features
+    for layer in frame_layers:
+        x = layer(x, training=training)
+    return embedding(transformer(x, mask=mask, training=training))
 
 
 def _dense(units, fan_in, name, dtype):
@@ -122,9 +151,11 @@ class CARL(keras.Model):
     A functional model `{"frames": [B, T, H, W, 3], "mask": [B, T] bool}` ->
     `{"embeddings": [B, T, embedding_size], "projections": [B, T,
     embedding_size]}`, both float32 and L2-normalised per frame (see the
-    module docstring for the layers). `T` is dynamic. Frames are expected
-    as the trunk's weights expect them (ImageNet mean / std normalised RGB
-    for torchvision / BYOL weights); preprocessing is not part of the model.
+    module docstring for the layers). `T` is dynamic. Frames are RGB
+    normalised by the ImageNet mean and std (torchvision's convention) for
+    both trunk variants: the "v1" trunk converts them in the graph to the
+    "caffe" input (BGR, minus the mean, no scaling) that keras.applications'
+    weights expect.
 
     * `embeddings`: the per-frame representation (CARL's evaluation
       output, `normalize(emb)`; unnormalised with
@@ -155,6 +186,8 @@ class CARL(keras.Model):
         crop_size: (height, width) of the frames.
         frozen_stages: ResNet-50 stages frozen (3).
         small_filters: block widths of the "small" trunk.
+        trunk_variant: ResNet-50 "v1.5" (torchvision / BYOL weights) or
+            "v1" (keras.applications weights; `build_frame_trunk`).
         fc_units: units of the fc blocks after pooling ((512, 512)).
         hidden_size: transformer width `d_model` (256).
         num_heads: attention heads (8).
@@ -193,7 +226,8 @@ class CARL(keras.Model):
 
     def __init__(self, num_layers=3, trunk="resnet50", num_frames=240,
                  crop_size=(224, 224), frozen_stages=3,
-                 small_filters=(16, 32), fc_units=(512, 512),
+                 small_filters=(16, 32), trunk_variant="v1.5",
+                 fc_units=(512, 512),
                  hidden_size=256, num_heads=8, ffn_units=1024, dropout=0.1,
                  embedding_size=128, projection_hidden_units=128,
                  normalize_embeddings=True, identical_layer_init=True,
@@ -226,7 +260,7 @@ class CARL(keras.Model):
         # === Layers ===
         frame_trunk = build_frame_trunk(
             trunk, frozen_stages=frozen_stages, small_filters=small_filters,
-            dtype=dtype, name="trunk")
+            trunk_variant=trunk_variant, dtype=dtype, name="trunk")
         channels = int(frame_trunk.output_shape[-1])
         fold = BoxAxis("merge", dtype=dtype, name="fold_frames")
         unfold = BoxAxis("split", dtype=dtype, name="unfold_frames")
@@ -274,12 +308,10 @@ class CARL(keras.Model):
             "mask": keras.Input((None,), dtype="bool", name="mask")}
         features = pool(frame_trunk(fold(inputs["frames"])))
         x = unfold([features, inputs["frames"]])            # [B, T, C]
-        for block in fc_blocks:
-            for layer in block:
-                x = layer(x)
-        x = position_dropout(position_encoding(frame_projection(x)))
-        x = transformer(x, mask=inputs["mask"])
-        emb = embedding(x)
+        emb = _sequence_embedding(
+            [layer for block in fc_blocks for layer in block]
+            + [frame_projection, position_encoding, position_dropout],
+            transformer, embedding, x, inputs["mask"])
         outputs = {"embeddings": embedding_output(emb),
                    "projections": projection_head(emb)}
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
@@ -293,6 +325,7 @@ class CARL(keras.Model):
         self.crop_size = crop_size
         self.frozen_stages = int(frozen_stages)
         self.small_filters = small_filters
+        self.trunk_variant = trunk_variant
         self.fc_units = fc_units
         self.hidden_size = int(hidden_size)
         self.num_heads = int(num_heads)
@@ -319,6 +352,56 @@ class CARL(keras.Model):
         """The `ProjectionHead` used by the contrastive loss."""
         return self.get_layer("projection_head")
 
+    def frame_features(self, frames):
+        """Spatially pooled trunk features of single frames (inference).
+
+        Args:
+            frames: `[N, H, W, 3]`, normalised as for the model.
+
+        Returns:
+            `[N, C]` (C = 2048 for the ResNet-50).
+
+        Example:
+
+        >>> model.frame_features(tf.zeros([3, 64, 64, 3])).shape
+        TensorShape([3, 64])
+        """
+        return self.get_layer("spatial_max_pool")(
+            self.trunk_model(frames, training=False))
+
+    def embed_frame_features(self, features, mask):
+        """Embeddings from `frame_features` output (inference mode).
+
+        With `frame_features`, the model's forward pass in two parts, so
+        that a long video's frames can go through the trunk a few at a
+        time (`embed_whole_videos`) and the transformer over all of them.
+
+        Args:
+            features: `[B, T, C]` frame features.
+            mask: bool `[B, T]`, True on real frames.
+
+        Returns:
+            float32 `[B, T, embedding_size]`: the model's `embeddings`.
+
+        Example:
+
+        >>> feats = model.frame_features(frames)[None]   # [1, T, C]
+        >>> model.embed_frame_features(feats, tf.ones([1, T], bool))
+        """
+        fc_layers = [self.get_layer(f"fc{index}{part}")
+                     for index in range(1, len(self.fc_units) + 1)
+                     for part in ("_dropout", "", "_bn", "_relu")]
+        emb = _sequence_embedding(
+            fc_layers + [self.get_layer(name) for name in (
+                "frame_projection", "position_encoding",
+                "position_dropout")],
+            self.transformer, self.get_layer("embedding"), features, mask,
+            training=False)
+        output = self.get_layer("embedding_normalization"
+                                if self.normalize_embeddings
+                                else "embedding_output")
+        return output(emb)
+
     def embedding_model(self):
         """A model sharing these weights that outputs only the embeddings.
 
@@ -338,6 +421,7 @@ class CARL(keras.Model):
             num_frames=self.num_frames, crop_size=list(self.crop_size),
             frozen_stages=self.frozen_stages,
             small_filters=list(self.small_filters),
+            trunk_variant=self.trunk_variant,
             fc_units=list(self.fc_units), hidden_size=self.hidden_size,
             num_heads=self.num_heads, ffn_units=self.ffn_units,
             dropout=self.dropout, embedding_size=self.embedding_size,

@@ -4,14 +4,38 @@ The network sees at most `frames_per_chunk` frames at a time: a video of n
 frames is cut into `k = ceil(n / frames_per_chunk)` chunks of `ceil(n / k)`
 frames (the last one shorter), each embedded on its own in inference mode
 with its positions interpolated over the training length, and the chunks'
-embeddings are written back in order. The task's evaluation and the
-SavedModel both call it, so they compute the same numbers.
+embeddings are written back in order. Within a chunk the frames go through
+the 2-D trunk `frames_per_trunk_batch` at a time (the authors' backbone
+blocks of `MODEL.BASE_MODEL.FRAMES_PER_BATCH` = 40), so memory stays
+bounded on FineGym's chunks of 6,000 frames; the transformer then sees the
+whole chunk. The task's evaluation and the SavedModel both call it, so
+they compute the same numbers.
 """
 
 import tensorflow as tf
 
 
-def embed_whole_videos(model, frames, lengths, frames_per_chunk):
+def _trunk_features(model, frames, per_batch):
+    """`model.frame_features` of `[n, H, W, 3]`, `per_batch` at a time."""
+    n = tf.shape(frames)[0]
+    blocks = (n + per_batch - 1) // per_batch
+
+    def block(k, out):
+        start = k * per_batch
+        return k + 1, out.write(k, tf.cast(model.frame_features(
+            frames[start:start + per_batch]), tf.float32))
+
+    channels = int(model.trunk_model.output_shape[-1])
+    _, out = tf.while_loop(
+        lambda k, _: k < blocks, block,
+        [tf.constant(0), tf.TensorArray(
+            tf.float32, size=blocks, infer_shape=False,
+            element_shape=tf.TensorShape([None, channels]))])
+    return out.concat()
+
+
+def embed_whole_videos(model, frames, lengths, frames_per_chunk,
+                       frames_per_trunk_batch=None):
     """Per-frame embeddings of padded whole videos, chunk by chunk.
 
     Args:
@@ -21,6 +45,8 @@ def embed_whole_videos(model, frames, lengths, frames_per_chunk):
             normalised for the model.
         lengths: int32 `[B]`, frames of each video (0: nothing to embed).
         frames_per_chunk: the longest chunk the network sees at once.
+        frames_per_trunk_batch: frames per trunk call within a chunk
+            (None: the whole chunk in one call).
 
     Returns:
         float32 `[B, N, D]`, zeros after each video's length.
@@ -28,7 +54,8 @@ def embed_whole_videos(model, frames, lengths, frames_per_chunk):
     Example:
 
     ```python
-    emb = embed_whole_videos(model, frames, tf.constant([300, 120]), 80)
+    emb = embed_whole_videos(model, frames, tf.constant([300, 120]), 80,
+                             frames_per_trunk_batch=40)
     emb.shape  # [2, 300, 128]
     ```
     """
@@ -44,9 +71,16 @@ def embed_whole_videos(model, frames, lengths, frames_per_chunk):
         def chunk(j, emb):
             start = j * per
             size = tf.minimum(per, n - start)
-            out = model({"frames": frames[i, start:start + size][None],
-                         "mask": tf.ones([1, size], tf.bool)},
-                        training=False)["embeddings"][0]
+            clip = frames[i, start:start + size]
+            mask = tf.ones([1, size], tf.bool)
+            if frames_per_trunk_batch:
+                features = _trunk_features(model, clip,
+                                           int(frames_per_trunk_batch))
+                out = model.embed_frame_features(
+                    tf.cast(features[None], model.compute_dtype), mask)[0]
+            else:
+                out = model({"frames": clip[None], "mask": mask},
+                            training=False)["embeddings"][0]
             rows = tf.range(start, start + size)[:, None]
             return j + 1, tf.tensor_scatter_nd_update(
                 emb, rows, tf.cast(out, tf.float32))

@@ -1,0 +1,267 @@
+r"""Sends one video's frames to an exported AdaFocus V2 model.
+
+```
+python -m export.adafocus_request --saved_model=models/adafocus/1 \
+    --data_dir=data/actnet/records [--subset=val] [--video_id=ID] \
+    [--num_steps=16] [--encoding=uint8|jpeg] [--rest_body=request.json] \
+    [--grpc=HOST:8500 [--model_name=adafocus] [--signature_name=NAME]] \
+    [--grpc_request=request.pb]
+```
+
+Reads one video record of a converted frames dataset (`python -m
+tfaction.data.convert --format=actnet_frames`, `fcvid_frames`,
+`minik_frames`), chooses `--num_steps` frames exactly as the evaluation
+pipeline does (TSN: the centre frame of each of T equal segments; T must
+be the model's, the recipe's `frames.num_steps`) and sends them in time
+order as TensorFlow Serving would:
+
+* `--encoding=uint8` (default): the frames decoded (as the pipeline
+  decodes them) to `serving_default`, `frames` uint8 `[1, T, H, W, 3]`;
+* `--encoding=jpeg`: the stored JPEG bytes unchanged to `serve_jpeg`,
+  `frames` string `[1, T]`.
+
+Resizing, cropping, normalisation, the coarse-to-fine frame order and
+early exit (when the export has thresholds) run inside the model. It
+prints one JSON line: the video, its labels (names), the top classes with
+their probabilities, the focus patch centre of every frame sent (input
+pixels; `(-1, -1)` for frames an early exit did not reach) and, with
+early exit, the exit step and its GFLOPs. `--rest_body` writes the JSON
+body of the same request (JPEGs base64-encoded as `{"b64": ...}`):
+
+    curl -d @request.json http://HOST:8501/v1/models/adafocus:predict
+
+With `--grpc=HOST:PORT` the same inputs go as a gRPC `PredictRequest` to
+TF Serving's `PredictionService/Predict` instead (`--saved_model` is then
+optional); `--grpc_request` writes that request, serialized, without
+sending it. The flags shared with the other request commands are
+described in `export.serving_request`.
+"""
+
+import json
+import sys
+
+from absl import app
+from absl import flags
+
+from export import serving_request
+from tfaction.data import filesystems
+
+MODEL_NAME = "adafocus"
+ENCODINGS = ("uint8", "jpeg")
+# The signatures of `tfaction.serving.adafocus` (named here so that a client
+# needs no model code).
+UINT8_SIGNATURE = "serving_default"
+JPEG_SIGNATURE = "serve_jpeg"
+
+
+def define_flags(flag_values=flags.FLAGS):
+    """Defines the command's flags (only when run as a command, so that
+    importing this module claims no flag names)."""
+    f = dict(flag_values=flag_values)
+    serving_request.define_flags(MODEL_NAME, flag_values)
+    flags.DEFINE_string("data_dir", None,
+                        "Converted frames dataset folder (--format="
+                        "actnet_frames / fcvid_frames / minik_frames).", **f)
+    flags.DEFINE_string("subset", "val", "Subset to read.", **f)
+    flags.DEFINE_string("video_id", None,
+                        "Video to send (default: the subset's first).", **f)
+    flags.DEFINE_integer("num_steps", 16, "Frames to send, T (the recipe's "
+                         "frames.num_steps).", lower_bound=1, **f)
+    flags.DEFINE_enum("encoding", "uint8", ENCODINGS,
+                      "uint8: decoded frames to serving_default; jpeg: the "
+                      "stored JPEGs to serve_jpeg.", **f)
+
+
+def read_video(data_dir, subset="val", video_id=None):
+    """One video record of a converted frames dataset.
+
+    Args:
+        data_dir: a `tfaction.data.convert --format=actnet_frames` (or
+            `fcvid_frames`, `minik_frames`) output folder.
+        subset: the subset whose records are read.
+        video_id: the wanted video (default: the subset's first record).
+
+    Returns:
+        Dict with `video_id`, `record` (the serialized record),
+        `num_frames` (stored frames) and `labels` (the class names of its
+        `clip/label/index` values, in file order).
+
+    Raises:
+        DataError: no such subset or video.
+        MalformedFileError: `data_dir` is not a frames converter output.
+
+    Example:
+
+    ```python
+    video = read_video("runs/adafocus_demo/records", "val")
+    video["video_id"], video["labels"]   # ("v_00900", ["class_2"])
+    ```
+    """
+    from tfaction import errors
+    from tfaction.data import schemas
+    from tfaction.data import tfrecord_io
+    from tfaction.tasks import converted_dataset
+
+    data = converted_dataset.ConvertedDataset(
+        data_dir, schema="frames", converter="actnet_frames")
+    names = data.class_names
+    for shard in data.files(subset):
+        for record in tfrecord_io.iterate_records(shard):
+            ex = schemas.parse_frames(record, modalities=("rgb",))
+            vid = ex[schemas.VIDEO_ID].numpy().decode()
+            if video_id is not None and vid != video_id:
+                continue
+            labels = [names[int(i)] if 0 <= int(i) < len(names) else str(i)
+                      for i in ex[schemas.CLIP_LABEL_INDEX].numpy()]
+            return {"video_id": vid, "record": record, "labels": labels,
+                    "num_frames": int(ex[schemas.IMAGE_ENCODED].shape[0])}
+    raise errors.DataError(f"no video {video_id!r} in subset {subset!r}",
+                           path=data_dir, video_id=video_id)
+
+
+def request_inputs(video, num_steps=16, encoding="uint8"):
+    """The serving inputs of one video (batch of one), as numpy.
+
+    The frames are chosen and decoded by the evaluation pipeline's own
+    stages (`parse_stage`, `sample_stage` with TSN's evaluation sampling,
+    `decode_stage`), uncropped.
+
+    Args:
+        video: `read_video` output.
+        num_steps: frames to send, T.
+        encoding: "uint8" (decoded frames) or "jpeg" (the stored bytes).
+
+    Returns:
+        `{"frames": uint8 [1, T, H, W, 3] or object [1, T] of JPEG
+        bytes}`, in time order.
+
+    Raises:
+        ConfigError: an unknown encoding.
+
+    Example:
+
+    ```python
+    inputs = request_inputs(read_video(data_dir), 8, encoding="jpeg")
+    inputs["frames"].shape   # (1, 8)
+    ```
+    """
+    import numpy as np
+
+    from tfaction import errors
+    from tfaction.data import frames_pipeline
+    from tfaction.data import schemas
+
+    if encoding not in ENCODINGS:
+        raise errors.ConfigError(f"encoding must be one of {ENCODINGS}, got "
+                                 f"{encoding!r}")
+    config = frames_pipeline.FramesConfig(
+        sampler="tsn", num_steps=int(num_steps), test_crop="none")
+    ex = frames_pipeline.parse_stage(0, video["record"], config=config)
+    ex = frames_pipeline.sample_stage(ex, config=config, training=False,
+                                      seed=0)
+    indices = ex["indices"].numpy()[0]
+    if encoding == "jpeg":
+        encoded = ex[schemas.IMAGE_ENCODED].numpy()
+        return {"frames": np.array([[encoded[i] for i in indices]],
+                                   dtype=object)}
+    ex = frames_pipeline.decode_stage(ex, config=config, training=False)
+    return {"frames": ex["frames"].numpy()}
+
+
+def signature_name(inputs):
+    """`serve_jpeg` for JPEG inputs, else `serving_default`."""
+    return (JPEG_SIGNATURE if inputs["frames"].dtype == object
+            else UINT8_SIGNATURE)
+
+
+def rest_body(inputs):
+    """TF Serving REST `:predict` body (columnar `inputs` format) of
+    `request_inputs` output, for its `signature_name` (JPEGs
+    base64-encoded as `{"b64": ...}`)."""
+    return serving_request.rest_body(inputs, signature_name(inputs))
+
+
+def grpc_request(inputs, model_name=MODEL_NAME):
+    """The gRPC `PredictRequest` of `request_inputs` output.
+
+    Args:
+        inputs: `request_inputs` output.
+        model_name: the served model's name (`model_spec.name`).
+
+    Returns:
+        A `PredictRequest` for `signature_name(inputs)` (DT_UINT8 or
+        DT_STRING `frames`); send it with `serving_request.send(request,
+        "HOST:8500")`.
+    """
+    return serving_request.predict_request(inputs, signature_name(inputs),
+                                           model_name)
+
+
+def summarize(video, outputs):
+    """One JSON line: the video, its labels, the answer and the patches.
+
+    Args:
+        video: `read_video` output.
+        outputs: the signature's outputs as numpy (batch of one).
+
+    Returns:
+        JSON text `{"video_id", "labels", "top_k": [{"class", "name",
+        "score"}], "patch_centres": [[row, col], ...] (one per frame sent,
+        rounded to 0.1 px), "exit_step", "gflops"}` (the last two null
+        without early exit).
+
+    Example:
+
+    ```python
+    print(summarize(video, outputs))
+    ```
+    """
+    top = [{"class": int(c), "name": n.decode(), "score": round(float(s), 4)}
+           for c, n, s in zip(outputs["top_k_classes"][0],
+                              outputs["class_names"][0],
+                              outputs["top_k_scores"][0])]
+    exit_step = outputs.get("exit_step")
+    gflops = outputs.get("gflops")
+    return json.dumps({
+        "video_id": video["video_id"], "labels": video["labels"],
+        "top_k": top,
+        "patch_centres": [[round(float(v), 1) for v in point]
+                          for point in outputs["patch_centres"][0]],
+        "exit_step": None if exit_step is None else int(exit_step[0]),
+        "gflops": None if gflops is None else round(float(gflops[0]), 6)})
+
+
+def run(flag_values):
+    """Does what the parsed flags ask; prints the summary (if served).
+
+    Args:
+        flag_values: `FlagValues` with `define_flags`' flags, parsed.
+
+    Returns:
+        The exit status (0, or 1 after printing a tfaction error).
+    """
+    from tfaction import errors
+
+    fv = flag_values
+    try:
+        video = read_video(fv.data_dir, fv.subset, fv.video_id)
+        inputs = request_inputs(video, fv.num_steps, fv.encoding)
+        outputs = serving_request.serve(inputs, signature_name(inputs),
+                                        flag_values=fv)
+    except errors.TfactionError as e:
+        sys.stderr.write(f"export.adafocus_request: error: {e}\n")
+        return 1
+    if outputs is not None:
+        print(summarize(video, outputs))
+    return 0
+
+
+def main(argv):
+    del argv
+    return run(flags.FLAGS)
+
+
+if __name__ == "__main__":
+    define_flags()
+    flags.mark_flags_as_required(["data_dir"])
+    filesystems.run_and_exit(app.run, main)

@@ -1,0 +1,150 @@
+"""Tests of the AdaFocus benchmark (`benchmarks/adafocus.py`): its case
+names, its GFLOPs (each part worked out by hand from the recipe's layer
+widths, the trunks through `flops.trunk_macs`) and its JSON line, on tiny
+frames with the real trunks."""
+
+import json
+
+import pytest
+
+from benchmarks import adafocus as bench
+from tfaction.models.adafocus import common
+from tfaction.models.adafocus import flops
+
+# Tiny videos: T frames of S x S, C classes, V2 patch sizes.
+T, S, C = 2, 32, 5
+PATCHES = (16, 24)
+# MobileNet-V2 and ResNet-50 pooled feature widths.
+GLANCE_CHANNELS, FOCUS_CHANNELS = 1280, 2048
+
+
+def _gru(inputs, units):
+    """MACs of one GRU step: input and recurrent kernels, 3 gates."""
+    return 3 * inputs * units + 3 * units * units
+
+
+def _v2_rest(positions, classes):
+    """MACs per frame of the V2 recipe's policy (1x1 conv to 64, dense
+    2048, GRU 2048, 2 outputs), classifier (3328 -> 4096, one head) and
+    auxiliary heads, on a glance map of `positions` cells."""
+    policy = (positions * GLANCE_CHANNELS * 64 + positions * 64 * 2048
+              + _gru(2048, 2048) + 2048 * 2)
+    joint = GLANCE_CHANNELS + FOCUS_CHANNELS
+    classifier = joint * 4096 + 4096 * classes
+    heads = (GLANCE_CHANNELS + FOCUS_CHANNELS) * classes
+    return policy + classifier + heads
+
+
+def test_case_names():
+    assert bench.parse_case("full_frame") == ("full_frame", None, None)
+    assert bench.parse_case("v2_mbv2_p160") == ("v2", "mbv2", 160)
+    assert bench.parse_case("v2_res50_p96") == ("v2", "res50", 96)
+    assert bench.parse_case("v1_mbv2_p128") == ("v1", "mbv2", 128)
+    for case in bench.CASES:
+        bench.parse_case(case)
+    for bad, match in (("v3_mbv2_p128", "unknown"), ("v2", "unknown"),
+                       ("v2_vgg_p128", "unknown"), ("v2_mbv2_128", "unknown"),
+                       ("v1_res50_p128", "MobileNet-V2"),
+                       ("v2_mbv2_p256", "exceeds the frame size 224")):
+        with pytest.raises(ValueError, match=match):
+            bench.parse_case(bad)
+
+
+def test_unknown_case_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--cases", "v2_mbv2_p300"])
+    assert "patch size 300 exceeds" in capsys.readouterr().err
+
+
+def test_v1_gflops_by_hand_and_the_paper():
+    """V1 at P = 128, 16 frames of 224: 26.6 GFLOPs in the paper, whose
+    0.02 per frame for the policy and GRUs is rounded."""
+    built = bench.build_case("v1_mbv2_p128", num_classes=200)
+    model, gflops = built["model"], built["gflops"]
+    assert built["description"]["focus_input"] == [128, 128]
+    policy = (49 * GLANCE_CHANNELS * 32 + 49 * 32 * 1024
+              + _gru(1024, 1024) + 1024 * 49 + 1024)
+    classifier = _gru(GLANCE_CHANNELS + FOCUS_CHANNELS, 1024) + 1024 * 200
+    assert gflops["policy"] * 1e9 == pytest.approx(policy, abs=1)
+    assert gflops["classifier"] * 1e9 == pytest.approx(classifier, abs=1)
+    assert gflops["heads"] * 1e9 == pytest.approx(
+        (GLANCE_CHANNELS + FOCUS_CHANNELS) * 200, abs=1)
+    assert gflops["focus"] * 1e9 == pytest.approx(
+        flops.trunk_macs(model.focus, (128, 128)), abs=1)
+    assert gflops["per_video"] == pytest.approx(26.6, abs=0.1)
+
+
+@pytest.fixture(scope="module")
+def trunks():
+    """`(ResNet-50, MobileNet-V2)` trunks, for their MACs on tiny frames."""
+    return (common.build_trunk("resnet50", name="focus", dtype=None),
+            common.build_trunk("mobilenet_v2", name="glance", dtype=None))
+
+
+def _v2_per_frame(trunks, patch):
+    """MACs per frame of the V2 recipe on S x S frames with P = patch (a
+    1 x 1 glance map at 32 x 32)."""
+    resnet, mobilenet = trunks
+    return (flops.trunk_macs(mobilenet, (S, S))
+            + flops.trunk_macs(resnet, (patch, patch)) + _v2_rest(1, C))
+
+
+def test_built_v2_case_is_the_recipe_at_its_patch_size(trunks):
+    patch = PATCHES[1]
+    built = bench.build_case(f"v2_mbv2_p{patch}", T, S, C)
+    model = built["model"]
+    assert (model.patch_size, model.num_frames, model.frame_size) == (
+        patch, T, [S, S])
+    assert built["description"]["focus_input"] == [patch, patch]
+    assert built["gflops"]["per_frame"] * 1e9 == pytest.approx(
+        _v2_per_frame(trunks, patch), abs=1)
+    assert built["gflops"]["per_video"] == pytest.approx(
+        T * _v2_per_frame(trunks, patch) / 1e9, abs=1e-9)
+
+
+def test_json_line_and_its_gflops(trunks, tmp_path, capsys):
+    patch = PATCHES[0]
+    case = f"v2_mbv2_p{patch}"
+    output = tmp_path / "result.json"
+    result = bench.main(["--cases", case, "--num_frames", str(T),
+                         "--frame_size", str(S), "--num_classes", str(C),
+                         "--quick", "--output", str(output)])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(line) == result == json.loads(output.read_text())
+    for key in ("tensorflow", "devices", "cpu", "date", "load_average",
+                "seconds", "iterations", "warmup"):
+        assert key in result
+    assert (result["num_frames"], result["frame_size"], result["batch_size"],
+            result["num_classes"]) == (T, [S, S], 1, C)
+    # The baseline runs first even when not asked for.
+    assert list(result["cases"]) == ["full_frame", case]
+
+    base = result["cases"]["full_frame"]
+    base_macs = flops.trunk_macs(trunks[0], (S, S)) + FOCUS_CHANNELS * C
+    assert base["gflops_per_video"] == pytest.approx(T * base_macs / 1e9,
+                                                     abs=1e-6)
+    assert (base["glance"], base["focus_input"]) == (None, [S, S])
+    row = result["cases"][case]
+    assert (row["model"], row["glance"], row["glance_input"],
+            row["focus_input"]) == ("AdaFocusV2", "mobilenet_v2", [S, S],
+                                    [patch, patch])
+    per_frame = _v2_per_frame(trunks, patch)
+    assert row["gflops_per_frame"] == pytest.approx(per_frame / 1e9,
+                                                    abs=1e-6)
+    assert row["gflops_per_video"] == pytest.approx(T * per_frame / 1e9,
+                                                    abs=1e-6)
+    assert sum(row["gflops_parts"].values()) == pytest.approx(
+        row["gflops_per_frame"], abs=1e-5)
+    assert row["gflops_ratio"] == pytest.approx(
+        row["gflops_per_video"] / base["gflops_per_video"], abs=1e-3)
+    # The speed-up of the baseline and the case timed in one process (from
+    # the unrounded medians; the latencies are rounded to 1e-4 s).
+    pair, pair_base = row["paired_latency_s"], row["paired_baseline_latency_s"]
+    assert ((pair_base - 5e-5) / (pair + 5e-5) - 1e-3 <= row["speedup"]
+            <= (pair_base + 5e-5) / (pair - 5e-5) + 1e-3)
+    assert (base["speedup"], base["gflops_ratio"]) == (1.0, 1.0)
+    for row in result["cases"].values():
+        assert row["outputs_finite"] is True
+        assert row["latency_s"] > 0 and row["first_call_s"] > 0
+        assert row["peak_mb"] >= row["peak_build_mb"] > 0
+        assert row["params"] > 0
