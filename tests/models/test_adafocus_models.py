@@ -207,3 +207,26 @@ def test_gflops_match_the_papers_per_frame_figures():
     for size, published in ((96, 1.101), (160, 2.436), (192, 3.353)):
         focus = flops.trunk_macs(model.focus, (size, size)) / 1e9
         assert rest + focus == pytest.approx(published, abs=1e-3), size
+
+
+@pytest.mark.parametrize("cls", [AdaFocusV1, AdaFocusV2])
+def test_keras_variant_trunks_round_trip(cls):
+    """Both models build keras.applications-layout trunks (for its ImageNet
+    weights) and keep the variants in their config."""
+    model = cls(num_classes=3, num_frames=2, frame_size=64, patch_size=32,
+                glance_arch="mobilenet_v2", focus_arch="small",
+                small_filters=(4, 8), policy_hidden_units=8,
+                classifier_hidden_units=8, glance_variant="keras")
+    config = model.get_config()
+    assert (config["glance_variant"], config["focus_variant"]) == (
+        "keras", "torchvision")
+    glance = model.get_layer("glance")
+    epsilons = {layer.epsilon for layer in glance.layers
+                if hasattr(layer, "epsilon")}
+    assert epsilons == {1e-3}, epsilons  # keras' BN; torchvision's is 1e-5
+    again = cls.from_config(config)
+    assert again.get_config()["glance_variant"] == "keras"
+    with pytest.raises(errors.ConfigError, match="glance_variant"):
+        cls(num_classes=3, num_frames=2, frame_size=64, patch_size=32,
+            glance_arch="mobilenet_v2", focus_arch="small",
+            small_filters=(4, 8), glance_variant="tf")

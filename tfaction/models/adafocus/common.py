@@ -132,7 +132,8 @@ class AdaFocusParts:
             policy_hidden_units=self.policy_hidden_units,
             policy_conv_filters=self.policy_conv_filters,
             classifier_hidden_units=self.classifier_hidden_units,
-            dropout=self.dropout)
+            dropout=self.dropout, glance_variant=self.glance_variant,
+            focus_variant=self.focus_variant)
 
     @classmethod
     def from_config(cls, config):

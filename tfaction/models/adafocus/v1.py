@@ -111,6 +111,11 @@ class AdaFocusV1(common.AdaFocusParts, keras.Model):
         classifier_hidden_units: `RecurrentClassifier` GRU width (1024).
         dropout: `RecurrentClassifier` dropout (0.5; 0.8 in the published
             commands).
+        glance_variant, focus_variant: "torchvision" (the trunks of the
+            authors' and torchvision's weights) or "keras"
+            (keras.applications' MobileNetV2 / ResNet-50 v1, for its
+            ImageNet weights); frames are ImageNet mean / std-normalised
+            either way (`common.build_trunk`).
         **kwargs: base `keras.Model` arguments (`name`, default
             "adafocus_v1"; `dtype`, passed to every layer).
 
@@ -139,7 +144,9 @@ class AdaFocusV1(common.AdaFocusParts, keras.Model):
                  focus_arch="resnet50", mobilenet_width=1.0,
                  small_filters=(16, 32), grid_size=7,
                  policy_hidden_units=1024, policy_conv_filters=32,
-                 classifier_hidden_units=1024, dropout=0.5, **kwargs):
+                 classifier_hidden_units=1024, dropout=0.5,
+                 glance_variant="torchvision", focus_variant="torchvision",
+                 **kwargs):
         kwargs.setdefault("name", "adafocus_v1")
         # A functional model ignores `dtype`: it is set below and passed to
         # every layer.
@@ -162,7 +169,8 @@ class AdaFocusV1(common.AdaFocusParts, keras.Model):
             num_classes, glance_arch=glance_arch, glance_size=glance_size,
             focus_arch=focus_arch, patch_size=patch_size,
             mobilenet_width=mobilenet_width, small_filters=small_filters,
-            dtype=dtype)
+            dtype=dtype, glance_variant=glance_variant,
+            focus_variant=focus_variant)
         layers.update({
             "glance_resize": (FrameResize(glance_size, "nearest", dtype=dtype,
                                           name="glance_resize")
@@ -215,7 +223,8 @@ class AdaFocusV1(common.AdaFocusParts, keras.Model):
             policy_hidden_units=int(policy_hidden_units),
             policy_conv_filters=int(policy_conv_filters),
             classifier_hidden_units=int(classifier_hidden_units),
-            dropout=dropout)
+            dropout=dropout, glance_variant=glance_variant,
+            focus_variant=focus_variant)
 
     # ------------------------------------------------------------- parts
     def glance_model(self):

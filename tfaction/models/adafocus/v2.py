@@ -268,7 +268,5 @@ class AdaFocusV2(common.AdaFocusParts, keras.Model):
     # ------------------------------------------------------------ config
     def get_config(self):
         config = super().get_config()
-        config.update(self._shared_config(), head_dropout=self.head_dropout,
-                      glance_variant=self.glance_variant,
-                      focus_variant=self.focus_variant)
+        config.update(self._shared_config(), head_dropout=self.head_dropout)
         return config
