@@ -101,7 +101,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import platform
 import sys
 import time
 
@@ -826,17 +825,12 @@ def _timing_child(args):
 def run_timing(args):
     """The `timing` section: one subprocess per case; a dict."""
     cases = [c for c in TIMING_CASES if not args.quick or c[1] == 64]
-    rows = {}
-    for module, proposals in cases:
-        cmd = [sys.executable, str(pathlib.Path(__file__).resolve()),
-               "--child_module", module, "--child_proposals", str(proposals),
-               "--iterations", str(args.iterations),
-               "--warmup", str(args.warmup),
-               "--num_classes", str(args.num_classes)]
-        row = timing.child_result(cmd, f"timing case {module} R={proposals}")
-        rows[f"{module}_r{proposals}"] = {
-            k: v for k, v in row.items() if k not in ("module", "proposals")}
-    return rows
+    common = timing.flag_args(args, ("iterations", "warmup", "num_classes"))
+    return {f"{module}_r{proposals}": timing.case_row(
+        __file__, ["--child_module", module, "--child_proposals",
+                   str(proposals), *common],
+        f"timing case {module} R={proposals}", drop=("module", "proposals"))
+        for module, proposals in cases}
 
 
 # ------------------------------------------------------------------ main
@@ -879,7 +873,7 @@ def main(argv=None):
     if args.child_module:
         return _timing_child(args)
     start = time.perf_counter()
-    loads = [round(os.getloadavg()[0], 2)]
+    loads = [timing.load_average()]
     result = {
         "benchmark": "action_transformer",
         "features": [1, *FEATURE_SHAPE],
@@ -888,27 +882,14 @@ def main(argv=None):
     }
     if "counts" in sections:
         result["counts"] = run_counts(args)
-        loads.append(round(os.getloadavg()[0], 2))
+        loads.append(timing.load_average())
     if "timing" in sections:
         result["timing"] = run_timing(args)
         result["iterations"] = args.iterations
         result["warmup"] = args.warmup
-        loads.append(round(os.getloadavg()[0], 2))
-    result.update({
-        "tensorflow": tf.__version__,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "cpu": timing.cpu_model(),
-        "date": time.strftime("%Y-%m-%d"),
-        # Other processes on the same cores slow every figure.
-        "load_average": loads,
-        "seconds": round(time.perf_counter() - start, 1),
-    })
-    line = json.dumps(result)
-    print(line)
-    if args.output:
-        pathlib.Path(args.output).write_text(line + "\n")
-    return result
+        loads.append(timing.load_average())
+    result.update(timing.run_facts(start, loads, devices=False))
+    return timing.write_result(result, args.output)
 
 
 if __name__ == "__main__":

@@ -416,11 +416,7 @@ def main(argv=None):
         **configs,
         "seconds": round(time.perf_counter() - start, 1),
     }
-    line = json.dumps(result, sort_keys=False)
-    print(line)
-    if args.output:
-        pathlib.Path(args.output).write_text(line + "\n")
-    return result
+    return timing.write_result(result, args.output)
 
 
 if __name__ == "__main__":

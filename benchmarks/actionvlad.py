@@ -496,11 +496,7 @@ def main(argv=None):
     result = SECTIONS[args.section](args)
     if result is None:  # a child process printed its own result
         return None
-    line = json.dumps(result)
-    print(line)
-    if args.output:
-        pathlib.Path(args.output).write_text(line + "\n")
-    return result
+    return timing.write_result(result, args.output)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import resource
 import sys
 import time
@@ -320,24 +319,17 @@ def _case_child(args):
             "speedup": round(paired_base / paired, 3),
             "gflops_ratio": round(
                 gflops["per_video"] / base["gflops"]["per_video"], 3)})
-    result["load_average"] = round(os.getloadavg()[0], 2)
+    result["load_average"] = timing.load_average()
     print("RESULT " + json.dumps(result))
 
 
 def run_cases(args, cases):
     """Every case in its own subprocess; dict case -> figures."""
-    rows = {}
-    for case in cases:
-        cmd = [sys.executable, str(pathlib.Path(__file__).resolve()),
-               "--child_case", case, "--iterations", str(args.iterations),
-               "--warmup", str(args.warmup),
-               "--batch_size", str(args.batch_size),
-               "--num_frames", str(args.num_frames),
-               "--frame_size", str(args.frame_size),
-               "--num_classes", str(args.num_classes)]
-        row = timing.child_result(cmd, f"case {case}")
-        rows[case] = {k: v for k, v in row.items() if k != "case"}
-    return rows
+    common = timing.flag_args(args, ("iterations", "warmup", "batch_size",
+                                     "num_frames", "frame_size",
+                                     "num_classes"))
+    return {case: timing.case_row(__file__, ["--child_case", case, *common],
+                                  f"case {case}") for case in cases}
 
 
 def main(argv=None):
@@ -381,32 +373,11 @@ def main(argv=None):
     tf.get_logger().setLevel("ERROR")
     if args.child_case:
         return _case_child(args)
-    start = time.perf_counter()
-    loads = [round(os.getloadavg()[0], 2)]
-    result = {"benchmark": "adafocus", "baseline": BASELINE,
+    header = {"benchmark": "adafocus", "baseline": BASELINE,
               "batch_size": args.batch_size, "num_frames": args.num_frames,
               "frame_size": [args.frame_size, args.frame_size],
-              "num_classes": args.num_classes,
-              "cases": run_cases(args, cases),
-              "iterations": args.iterations, "warmup": args.warmup}
-    loads.append(round(os.getloadavg()[0], 2))
-    result.update({
-        "tensorflow": tf.__version__,
-        "devices": sorted({d.device_type for d in
-                           tf.config.list_physical_devices()}),
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "cpu": timing.cpu_model(),
-        "date": time.strftime("%Y-%m-%d"),
-        # Other processes on the same cores slow every figure.
-        "load_average": loads,
-        "seconds": round(time.perf_counter() - start, 1),
-    })
-    line = json.dumps(result)
-    print(line)
-    if args.output:
-        pathlib.Path(args.output).write_text(line + "\n")
-    return result
+              "num_classes": args.num_classes}
+    return timing.cases_result(header, lambda: run_cases(args, cases), args)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import resource
 import sys
 import time
@@ -238,15 +237,9 @@ def _case_child(args):
 
 def run_cases(args, cases):
     """Every case in its own subprocess; dict case -> figures."""
-    rows = {}
-    for case in cases:
-        cmd = [sys.executable, str(pathlib.Path(__file__).resolve()),
-               "--child_case", case, "--iterations", str(args.iterations),
-               "--warmup", str(args.warmup),
-               "--dtype_policy", args.dtype_policy]
-        row = timing.child_result(cmd, f"case {case}")
-        rows[case] = {k: v for k, v in row.items() if k != "case"}
-    return rows
+    common = timing.flag_args(args, ("iterations", "warmup", "dtype_policy"))
+    return {case: timing.case_row(__file__, ["--child_case", case, *common],
+                                  f"case {case}") for case in cases}
 
 
 def main(argv=None):
@@ -280,28 +273,8 @@ def main(argv=None):
     tf.get_logger().setLevel("ERROR")
     if args.child_case:
         return _case_child(args)
-    start = time.perf_counter()
-    loads = [round(os.getloadavg()[0], 2)]
-    result = {"benchmark": "carl", "cases": run_cases(args, cases),
-              "iterations": args.iterations, "warmup": args.warmup}
-    loads.append(round(os.getloadavg()[0], 2))
-    result.update({
-        "tensorflow": tf.__version__,
-        "devices": sorted({d.device_type for d in
-                           tf.config.list_physical_devices()}),
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "cpu": timing.cpu_model(),
-        "date": time.strftime("%Y-%m-%d"),
-        # Other processes on the same cores slow every figure.
-        "load_average": loads,
-        "seconds": round(time.perf_counter() - start, 1),
-    })
-    line = json.dumps(result)
-    print(line)
-    if args.output:
-        pathlib.Path(args.output).write_text(line + "\n")
-    return result
+    return timing.cases_result({"benchmark": "carl"},
+                               lambda: run_cases(args, cases), args)
 
 
 if __name__ == "__main__":

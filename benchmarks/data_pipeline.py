@@ -19,7 +19,6 @@ Usage:
 """
 
 import argparse
-import json
 import os
 import pathlib
 import platform
@@ -34,6 +33,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import timing  # noqa: E402
 from tfaction.data import features_pipeline  # noqa: E402
 from tfaction.data import frames_pipeline  # noqa: E402
 from tfaction.data import schemas  # noqa: E402
@@ -241,11 +241,7 @@ def main(argv=None):
         "features": features,
         "seconds": round(time.perf_counter() - start, 1),
     }
-    line = json.dumps(result, sort_keys=False)
-    print(line)
-    if args.output:
-        pathlib.Path(args.output).write_text(line + "\n")
-    return result
+    return timing.write_result(result, args.output)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Usage:
 """
 
 import argparse
-import json
 import os
 import pathlib
 import statistics
@@ -73,10 +72,7 @@ def main(argv=None):
     result["tvl1_over_farneback"] = round(
         result["tvl1"]["seconds_per_pair"]
         / result["farneback"]["seconds_per_pair"], 1)
-    line = json.dumps(result)
-    print(line)
-    if args.output:
-        pathlib.Path(args.output).write_text(line + "\n")
+    timing.write_result(result, args.output)
 
 
 if __name__ == "__main__":

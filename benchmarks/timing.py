@@ -2,8 +2,10 @@
 
 import json
 import os
+import pathlib
 import platform
 import subprocess
+import sys
 import time
 
 
@@ -71,3 +73,140 @@ def child_result(cmd, what):
             return json.loads(line[len("RESULT "):])
     raise RuntimeError(f"{what} failed (exit {proc.returncode}):"
                        f"\n{proc.stderr[-4000:]}")
+
+
+def load_average():
+    """The 1-minute load average, rounded to 2 decimals.
+
+    Results record it before and after their runs: other processes on the
+    same cores slow every figure.
+    """
+    return round(os.getloadavg()[0], 2)
+
+
+def flag_args(args, names):
+    """`--name value` arguments repeating parsed flags to a child process.
+
+    Args:
+        args: the parent's `argparse.Namespace`.
+        names: the flags to pass on (attribute names).
+
+    Returns:
+        List of strings, e.g. `["--iterations", "3", "--warmup", "1"]`.
+    """
+    return [part for name in names
+            for part in (f"--{name}", str(getattr(args, name)))]
+
+
+def case_row(script, child_args, what, drop=("case",)):
+    """Runs one case of a benchmark script in a fresh Python process.
+
+    A process per case keeps each case's memory peak, tracing and
+    compilation apart from the others'.
+
+    Args:
+        script: the benchmark script's path (its `__file__`).
+        child_args: the child's command-line arguments for the case.
+        what: the case's description in errors.
+        drop: keys of the child's result to leave out (those naming the
+            case, which the caller's row key already says).
+
+    Returns:
+        The child's `RESULT` dict without the `drop` keys.
+
+    Raises:
+        RuntimeError: the child printed no result (`child_result`).
+
+    Example:
+
+    ```python
+    row = case_row(__file__, ["--child_case", "v2", "--warmup", "1"],
+                   "case v2")
+    ```
+    """
+    cmd = [sys.executable, str(pathlib.Path(script).resolve()), *child_args]
+    row = child_result(cmd, what)
+    return {k: v for k, v in row.items() if k not in drop}
+
+
+def run_facts(start, loads, devices=True):
+    """Where and when a benchmark ran, for the end of its JSON result.
+
+    Args:
+        start: `time.perf_counter()` at the run's start.
+        loads: the load averages taken during the run (`load_average`).
+        devices: also list the device types TensorFlow sees.
+
+    Returns:
+        Dict `tensorflow`, (`devices`,) `cpu_count`, `machine`, `cpu`,
+        `date`, `load_average` (= `loads`) and `seconds` since `start`.
+
+    Example:
+
+    ```python
+    result.update(run_facts(start, [load_average(), load_average()]))
+    ```
+    """
+    import tensorflow as tf
+
+    facts = {"tensorflow": tf.__version__}
+    if devices:
+        facts["devices"] = sorted({d.device_type for d in
+                                   tf.config.list_physical_devices()})
+    facts.update({
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "cpu": cpu_model(),
+        "date": time.strftime("%Y-%m-%d"),
+        # Other processes on the same cores slow every figure.
+        "load_average": loads,
+        "seconds": round(time.perf_counter() - start, 1),
+    })
+    return facts
+
+
+def cases_result(header, run_cases, args, devices=True):
+    """The result of a benchmark of cases, printed and written.
+
+    Args:
+        header: the result's first keys (`benchmark`, its sizes).
+        run_cases: zero-argument callable -> dict case -> figures (run
+            between two load-average readings).
+        args: the parsed flags (`iterations`, `warmup`, `output`).
+        devices: list the device types in the facts (`run_facts`).
+
+    Returns:
+        The result: `header`, `cases`, `iterations`, `warmup`, then
+        `run_facts`.
+
+    Example:
+
+    ```python
+    return cases_result({"benchmark": "carl"},
+                        lambda: run_cases(args, cases), args)
+    ```
+    """
+    start = time.perf_counter()
+    loads = [load_average()]
+    result = dict(header, cases=run_cases(), iterations=args.iterations,
+                  warmup=args.warmup)
+    loads.append(load_average())
+    result.update(run_facts(start, loads, devices))
+    return write_result(result, args.output)
+
+
+def write_result(result, output=None):
+    """Prints a benchmark's result as one JSON line (and writes it).
+
+    Args:
+        result: the JSON-serialisable result.
+        output: optional path that also receives the line (`--output`).
+
+    Returns:
+        `result`, for `main` to return.
+    """
+    line = json.dumps(result)
+    print(line)
+    if output:
+        pathlib.Path(output).write_text(line + "\n")
+    return result

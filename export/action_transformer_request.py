@@ -41,32 +41,23 @@ described in `export.serving_request`.
 """
 
 import json
-import sys
 
-from absl import app
 from absl import flags
 
 from export import serving_request
-from tfaction.data import filesystems
 
 MODEL_NAME = "action_transformer"
-ENCODINGS = ("uint8", "jpeg")
-# The signatures of `tfaction.serving.action_transformer` (named here so
-# that a client needs no model code).
-UINT8_SIGNATURE = "serving_default"
-JPEG_SIGNATURE = "serve_jpeg"
 
 
 def define_flags(flag_values=flags.FLAGS):
-    """Defines the command's flags (only when run as a command, so that
-    importing this module claims no flag names)."""
+    """Defines the clip flags (`--timestamp`, `--num_frames`, `--stride`,
+    `--top_actions`) and the frames clients' shared ones; called only when
+    run as a command (an import claims no flag names)."""
     f = dict(flag_values=flag_values)
-    serving_request.define_flags(MODEL_NAME, flag_values)
-    flags.DEFINE_string("data_dir", None,
-                        "Converted AVA-layout dataset folder.", **f)
-    flags.DEFINE_string("subset", "val", "Subset to read.", **f)
-    flags.DEFINE_string("video_id", None,
-                        "Video to send (default: the subset's first).", **f)
+    serving_request.define_frames_flags(
+        MODEL_NAME, "Converted AVA-layout dataset folder.", flag_values)
+    # Listed by --helpshort as this command's own.
+    flags.adopt_module_key_flags(serving_request, flag_values)
     flags.DEFINE_string(
         "timestamp", None, "Keyframe timestamp as written in the CSV "
         "(default: the video's first keyframe).", **f)
@@ -76,9 +67,6 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("stride", 1, "Step between the chosen stored "
                          "frames (the recipe's clips.stride).",
                          lower_bound=1, **f)
-    flags.DEFINE_enum("encoding", "uint8", ENCODINGS,
-                      "uint8: decoded frames to serving_default; jpeg: the "
-                      "stored JPEGs to serve_jpeg.", **f)
     flags.DEFINE_integer("top_actions", 3, "Actions printed per person.",
                          lower_bound=1, **f)
 
@@ -103,31 +91,23 @@ def read_keyframe(data_dir, subset="val", video_id=None, timestamp=None):
     Raises:
         DataError: no such subset, video or keyframe.
     """
-    from tfaction import errors
     from tfaction.data import schemas
-    from tfaction.data import tfrecord_io
-    from tfaction.tasks import converted_dataset
 
-    data = converted_dataset.ConvertedDataset(
-        data_dir, schema="keyframe_boxes", converter="ava")
-    for shard in data.files(subset):
-        for record in tfrecord_io.iterate_records(shard):
-            ex = schemas.parse_keyframe_boxes(record)
-            vid = ex[schemas.VIDEO_ID].numpy().decode()
-            text = ex[schemas.CLIP_TIMESTAMP_TEXT].numpy().decode()
-            if video_id is not None and vid != video_id:
-                continue
-            if timestamp is not None and _as_number(text) != _as_number(
-                    timestamp):
-                continue
-            boxes = ex["boxes"].numpy()[:, [1, 0, 3, 2]]
-            return {"video_id": vid, "timestamp": text, "record": record,
-                    "boxes": boxes,
-                    "labels": ex[schemas.BOX_LABEL_INDEX].to_list(),
-                    "class_names": data.class_names}
-    raise errors.DataError(
-        f"no keyframe of video {video_id!r} at timestamp {timestamp!r} in "
-        f"subset {subset!r}", path=data_dir, video_id=video_id)
+    def text(ex):
+        return ex[schemas.CLIP_TIMESTAMP_TEXT].numpy().decode()
+
+    data, record, ex = serving_request.find_example(
+        data_dir, subset, video_id, schema="keyframe_boxes", converter="ava",
+        parse=schemas.parse_keyframe_boxes,
+        accept=lambda ex: timestamp is None or (
+            _as_number(text(ex)) == _as_number(timestamp)),
+        missing=f"no keyframe of video {video_id!r} at timestamp "
+        f"{timestamp!r} in subset {subset!r}")
+    return {"video_id": ex[schemas.VIDEO_ID].numpy().decode(),
+            "timestamp": text(ex), "record": record,
+            "boxes": ex["boxes"].numpy()[:, [1, 0, 3, 2]],
+            "labels": ex[schemas.BOX_LABEL_INDEX].to_list(),
+            "class_names": data.class_names}
 
 
 def _as_number(text):
@@ -158,13 +138,10 @@ def request_inputs(keyframe, num_frames, stride=1, encoding="uint8"):
     """
     import numpy as np
 
-    from tfaction import errors
     from tfaction.data import keyframe_boxes_pipeline as pipeline_lib
     from tfaction.data import schemas
 
-    if encoding not in ENCODINGS:
-        raise errors.ConfigError(f"encoding must be one of {ENCODINGS}, got "
-                                 f"{encoding!r}")
+    serving_request.check_encoding(encoding)
     config = pipeline_lib.KeyframeBoxesConfig(num_frames=int(num_frames),
                                               stride=int(stride))
     ex = pipeline_lib.parse_stage(0, keyframe["record"])
@@ -177,33 +154,9 @@ def request_inputs(keyframe, num_frames, stride=1, encoding="uint8"):
     return {"frames": ex["frames"].numpy()[None]}
 
 
-def signature_name(inputs):
-    """`serve_jpeg` for JPEG inputs, else `serving_default`."""
-    return (JPEG_SIGNATURE if inputs["frames"].dtype == object
-            else UINT8_SIGNATURE)
-
-
-def rest_body(inputs):
-    """TF Serving REST `:predict` body (columnar `inputs` format) of
-    `request_inputs` output, for its `signature_name` (JPEGs
-    base64-encoded as `{"b64": ...}`)."""
-    return serving_request.rest_body(inputs, signature_name(inputs))
-
-
-def grpc_request(inputs, model_name=MODEL_NAME):
-    """The gRPC `PredictRequest` of `request_inputs` output.
-
-    Args:
-        inputs: `request_inputs` output.
-        model_name: the served model's name (`model_spec.name`).
-
-    Returns:
-        A `PredictRequest` for `signature_name(inputs)` (DT_UINT8 or
-        DT_STRING `frames`); send it with
-        `serving_request.send(request, "HOST:8500")`.
-    """
-    return serving_request.predict_request(inputs, signature_name(inputs),
-                                           model_name)
+# `request_inputs` output -> its signature, REST body and gRPC request.
+signature_name, rest_body, grpc_request = (
+    serving_request.frames_request_functions(MODEL_NAME))
 
 
 def format_detections(keyframe, outputs, top_actions=3):
@@ -256,11 +209,13 @@ def run(flag_values):
     from tfaction import errors
 
     fv = flag_values
-    try:
+
+    def prepare():
         keyframe = read_keyframe(fv.data_dir, fv.subset, fv.video_id,
                                  fv.timestamp)
         name = fv.signature_name or (
-            JPEG_SIGNATURE if fv.encoding == "jpeg" else UINT8_SIGNATURE)
+            serving_request.JPEG_SIGNATURE if fv.encoding == "jpeg"
+            else serving_request.UINT8_SIGNATURE)
         signature, num_frames = None, fv.num_frames
         if fv.saved_model:
             signature = serving_request.load_signature(fv.saved_model, name)
@@ -272,22 +227,13 @@ def run(flag_values):
                 "(T is read from its signature)")
         inputs = request_inputs(keyframe, num_frames, fv.stride,
                                 fv.encoding)
-        outputs = serving_request.serve(inputs, signature_name(inputs),
-                                        flag_values=fv, signature=signature)
-    except errors.TfactionError as e:
-        sys.stderr.write(f"export.action_transformer_request: error: {e}\n")
-        return 1
-    if outputs is not None:
-        print(format_detections(keyframe, outputs, fv.top_actions))
-    return 0
+        return keyframe, inputs, signature
 
-
-def main(argv):
-    del argv
-    return run(flags.FLAGS)
+    return serving_request.run_frames_request(
+        "export.action_transformer_request", fv, prepare,
+        lambda keyframe, inputs, outputs: format_detections(
+            keyframe, outputs, fv.top_actions))
 
 
 if __name__ == "__main__":
-    define_flags()
-    flags.mark_flags_as_required(["data_dir"])
-    filesystems.run_and_exit(app.run, main)
+    serving_request.run_frames_command(define_flags, run)

@@ -38,38 +38,25 @@ described in `export.serving_request`.
 """
 
 import json
-import sys
 
-from absl import app
 from absl import flags
 
 from export import serving_request
-from tfaction.data import filesystems
 
 MODEL_NAME = "adafocus"
-ENCODINGS = ("uint8", "jpeg")
-# The signatures of `tfaction.serving.adafocus` (named here so that a client
-# needs no model code).
-UINT8_SIGNATURE = "serving_default"
-JPEG_SIGNATURE = "serve_jpeg"
 
 
 def define_flags(flag_values=flags.FLAGS):
-    """Defines the command's flags (only when run as a command, so that
-    importing this module claims no flag names)."""
-    f = dict(flag_values=flag_values)
-    serving_request.define_flags(MODEL_NAME, flag_values)
-    flags.DEFINE_string("data_dir", None,
-                        "Converted frames dataset folder (--format="
-                        "actnet_frames / fcvid_frames / minik_frames).", **f)
-    flags.DEFINE_string("subset", "val", "Subset to read.", **f)
-    flags.DEFINE_string("video_id", None,
-                        "Video to send (default: the subset's first).", **f)
+    """Defines `--num_steps` and the frames clients' shared flags (only
+    when run as a command, so that an import claims no flag names)."""
+    serving_request.define_frames_flags(
+        MODEL_NAME, "Converted frames dataset folder (--format="
+        "actnet_frames / fcvid_frames / minik_frames).", flag_values)
+    # Listed by --helpshort as this command's own.
+    flags.adopt_module_key_flags(serving_request, flag_values)
     flags.DEFINE_integer("num_steps", 16, "Frames to send, T (the recipe's "
-                         "frames.num_steps).", lower_bound=1, **f)
-    flags.DEFINE_enum("encoding", "uint8", ENCODINGS,
-                      "uint8: decoded frames to serving_default; jpeg: the "
-                      "stored JPEGs to serve_jpeg.", **f)
+                         "frames.num_steps).", lower_bound=1,
+                         flag_values=flag_values)
 
 
 def read_video(data_dir, subset="val", video_id=None):
@@ -97,26 +84,18 @@ def read_video(data_dir, subset="val", video_id=None):
     video["video_id"], video["labels"]   # ("v_00900", ["class_2"])
     ```
     """
-    from tfaction import errors
     from tfaction.data import schemas
-    from tfaction.data import tfrecord_io
-    from tfaction.tasks import converted_dataset
 
-    data = converted_dataset.ConvertedDataset(
-        data_dir, schema="frames", converter="actnet_frames")
+    data, record, ex = serving_request.find_example(
+        data_dir, subset, video_id, schema="frames",
+        converter="actnet_frames",
+        parse=lambda r: schemas.parse_frames(r, modalities=("rgb",)))
     names = data.class_names
-    for shard in data.files(subset):
-        for record in tfrecord_io.iterate_records(shard):
-            ex = schemas.parse_frames(record, modalities=("rgb",))
-            vid = ex[schemas.VIDEO_ID].numpy().decode()
-            if video_id is not None and vid != video_id:
-                continue
-            labels = [names[int(i)] if 0 <= int(i) < len(names) else str(i)
-                      for i in ex[schemas.CLIP_LABEL_INDEX].numpy()]
-            return {"video_id": vid, "record": record, "labels": labels,
-                    "num_frames": int(ex[schemas.IMAGE_ENCODED].shape[0])}
-    raise errors.DataError(f"no video {video_id!r} in subset {subset!r}",
-                           path=data_dir, video_id=video_id)
+    labels = [names[int(i)] if 0 <= int(i) < len(names) else str(i)
+              for i in ex[schemas.CLIP_LABEL_INDEX].numpy()]
+    return {"video_id": ex[schemas.VIDEO_ID].numpy().decode(),
+            "record": record, "labels": labels,
+            "num_frames": int(ex[schemas.IMAGE_ENCODED].shape[0])}
 
 
 def request_inputs(video, num_steps=16, encoding="uint8"):
@@ -147,13 +126,10 @@ def request_inputs(video, num_steps=16, encoding="uint8"):
     """
     import numpy as np
 
-    from tfaction import errors
     from tfaction.data import frames_pipeline
     from tfaction.data import schemas
 
-    if encoding not in ENCODINGS:
-        raise errors.ConfigError(f"encoding must be one of {ENCODINGS}, got "
-                                 f"{encoding!r}")
+    serving_request.check_encoding(encoding)
     config = frames_pipeline.FramesConfig(
         sampler="tsn", num_steps=int(num_steps), test_crop="none")
     ex = frames_pipeline.parse_stage(0, video["record"], config=config)
@@ -168,33 +144,9 @@ def request_inputs(video, num_steps=16, encoding="uint8"):
     return {"frames": ex["frames"].numpy()}
 
 
-def signature_name(inputs):
-    """`serve_jpeg` for JPEG inputs, else `serving_default`."""
-    return (JPEG_SIGNATURE if inputs["frames"].dtype == object
-            else UINT8_SIGNATURE)
-
-
-def rest_body(inputs):
-    """TF Serving REST `:predict` body (columnar `inputs` format) of
-    `request_inputs` output, for its `signature_name` (JPEGs
-    base64-encoded as `{"b64": ...}`)."""
-    return serving_request.rest_body(inputs, signature_name(inputs))
-
-
-def grpc_request(inputs, model_name=MODEL_NAME):
-    """The gRPC `PredictRequest` of `request_inputs` output.
-
-    Args:
-        inputs: `request_inputs` output.
-        model_name: the served model's name (`model_spec.name`).
-
-    Returns:
-        A `PredictRequest` for `signature_name(inputs)` (DT_UINT8 or
-        DT_STRING `frames`); send it with `serving_request.send(request,
-        "HOST:8500")`.
-    """
-    return serving_request.predict_request(inputs, signature_name(inputs),
-                                           model_name)
+# `request_inputs` output -> its signature, REST body and gRPC request.
+signature_name, rest_body, grpc_request = (
+    serving_request.frames_request_functions(MODEL_NAME))
 
 
 def summarize(video, outputs):
@@ -232,36 +184,25 @@ def summarize(video, outputs):
 
 
 def run(flag_values):
-    """Does what the parsed flags ask; prints the summary (if served).
+    """Sends the chosen video's T = `--num_steps` frames; prints its
+    classes and focus patches (`summarize`) when served.
 
     Args:
-        flag_values: `FlagValues` with `define_flags`' flags, parsed.
+        flag_values: the parsed `define_flags` flags.
 
     Returns:
         The exit status (0, or 1 after printing a tfaction error).
     """
-    from tfaction import errors
-
     fv = flag_values
-    try:
+
+    def prepare():
         video = read_video(fv.data_dir, fv.subset, fv.video_id)
-        inputs = request_inputs(video, fv.num_steps, fv.encoding)
-        outputs = serving_request.serve(inputs, signature_name(inputs),
-                                        flag_values=fv)
-    except errors.TfactionError as e:
-        sys.stderr.write(f"export.adafocus_request: error: {e}\n")
-        return 1
-    if outputs is not None:
-        print(summarize(video, outputs))
-    return 0
+        return video, request_inputs(video, fv.num_steps, fv.encoding), None
 
-
-def main(argv):
-    del argv
-    return run(flags.FLAGS)
+    return serving_request.run_frames_request(
+        "export.adafocus_request", fv, prepare,
+        lambda video, inputs, outputs: summarize(video, outputs))
 
 
 if __name__ == "__main__":
-    define_flags()
-    flags.mark_flags_as_required(["data_dir"])
-    filesystems.run_and_exit(app.run, main)
+    serving_request.run_frames_command(define_flags, run)

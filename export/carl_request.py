@@ -41,39 +41,25 @@ flags shared with the other request commands are described in
 """
 
 import json
-import sys
 
-from absl import app
 from absl import flags
 
 from export import serving_request
-from tfaction.data import filesystems
 
 MODEL_NAME = "carl"
-ENCODINGS = ("uint8", "jpeg")
-# The signatures of `tfaction.serving.carl` (named here so that a client
-# needs no model code).
-UINT8_SIGNATURE = "serving_default"
-JPEG_SIGNATURE = "serve_jpeg"
 
 
 def define_flags(flag_values=flags.FLAGS):
-    """Defines the command's flags (only when run as a command, so that
-    importing this module claims no flag names)."""
-    f = dict(flag_values=flag_values)
-    serving_request.define_flags(MODEL_NAME, flag_values)
-    flags.DEFINE_string("data_dir", None,
-                        "Converted frame-labelled dataset folder "
-                        "(--format=tcc output).", **f)
-    flags.DEFINE_string("subset", "val", "Subset to read.", **f)
-    flags.DEFINE_string("video_id", None,
-                        "Video to send (default: the subset's first).", **f)
+    """Defines `--stride` and `serving_request.define_frames_flags`' flags
+    (only when run as a command: importing claims no flag names)."""
+    serving_request.define_frames_flags(
+        MODEL_NAME, "Converted frame-labelled dataset folder (--format=tcc "
+        "output).", flag_values)
+    # Listed by --helpshort as this command's own.
+    flags.adopt_module_key_flags(serving_request, flag_values)
     flags.DEFINE_integer("stride", 1, "Send every this-many-th stored frame "
                          "(the recipe's views.eval_stride).", lower_bound=1,
-                         **f)
-    flags.DEFINE_enum("encoding", "uint8", ENCODINGS,
-                      "uint8: decoded frames to serving_default; jpeg: the "
-                      "stored JPEGs to serve_jpeg.", **f)
+                         flag_values=flag_values)
 
 
 def read_video(data_dir, subset="val", video_id=None):
@@ -101,29 +87,20 @@ def read_video(data_dir, subset="val", video_id=None):
     video["video_id"], video["num_frames"]   # ("0003_pour", 41)
     ```
     """
-    from tfaction import errors
     from tfaction.data import schemas
-    from tfaction.data import tfrecord_io
-    from tfaction.tasks import converted_dataset
 
-    data = converted_dataset.ConvertedDataset(
-        data_dir, schema="frame_labels", converter="tcc")
-    for shard in data.files(subset):
-        for record in tfrecord_io.iterate_records(shard):
-            ex = schemas.parse_frame_labels(record)
-            vid = ex[schemas.VIDEO_ID].numpy().decode()
-            if video_id is not None and vid != video_id:
-                continue
-            actions = ex[schemas.CLIP_LABEL_INDEX].numpy()
-            names = data.class_names
-            action = (names[int(actions[0])] if len(actions) and
-                      0 <= int(actions[0]) < len(names) else None)
-            return {"video_id": vid, "record": record,
-                    "num_frames": int(ex[schemas.IMAGE_ENCODED].shape[0]),
-                    "action": action,
-                    "frame_labels": ex[schemas.FRAME_LABEL_INDEX].numpy()}
-    raise errors.DataError(f"no video {video_id!r} in subset {subset!r}",
-                           path=data_dir, video_id=video_id)
+    data, record, ex = serving_request.find_example(
+        data_dir, subset, video_id, schema="frame_labels", converter="tcc",
+        parse=schemas.parse_frame_labels)
+    actions = ex[schemas.CLIP_LABEL_INDEX].numpy()
+    names = data.class_names
+    action = (names[int(actions[0])] if len(actions) and
+              0 <= int(actions[0]) < len(names) else None)
+    return {"video_id": ex[schemas.VIDEO_ID].numpy().decode(),
+            "record": record,
+            "num_frames": int(ex[schemas.IMAGE_ENCODED].shape[0]),
+            "action": action,
+            "frame_labels": ex[schemas.FRAME_LABEL_INDEX].numpy()}
 
 
 def request_inputs(video, stride=1, encoding="uint8"):
@@ -154,13 +131,10 @@ def request_inputs(video, stride=1, encoding="uint8"):
     """
     import numpy as np
 
-    from tfaction import errors
     from tfaction.data import frame_sequence_pipeline as pipeline_lib
     from tfaction.data import schemas
 
-    if encoding not in ENCODINGS:
-        raise errors.ConfigError(f"encoding must be one of {ENCODINGS}, got "
-                                 f"{encoding!r}")
+    serving_request.check_encoding(encoding)
     config = pipeline_lib.FrameSequenceConfig(eval_stride=int(stride))
     ex = pipeline_lib.parse_stage(0, video["record"])
     ex = pipeline_lib.choose_frames_stage(ex, config=config, training=False,
@@ -175,33 +149,9 @@ def request_inputs(video, stride=1, encoding="uint8"):
     return {"frames": ex["frames"].numpy()[None], "lengths": lengths}
 
 
-def signature_name(inputs):
-    """`serve_jpeg` for JPEG inputs, else `serving_default`."""
-    return (JPEG_SIGNATURE if inputs["frames"].dtype == object
-            else UINT8_SIGNATURE)
-
-
-def rest_body(inputs):
-    """TF Serving REST `:predict` body (columnar `inputs` format) of
-    `request_inputs` output, for its `signature_name` (JPEGs
-    base64-encoded as `{"b64": ...}`)."""
-    return serving_request.rest_body(inputs, signature_name(inputs))
-
-
-def grpc_request(inputs, model_name=MODEL_NAME):
-    """The gRPC `PredictRequest` of `request_inputs` output.
-
-    Args:
-        inputs: `request_inputs` output.
-        model_name: the served model's name (`model_spec.name`).
-
-    Returns:
-        A `PredictRequest` for `signature_name(inputs)` (DT_UINT8 or
-        DT_STRING `frames`, DT_INT32 `lengths`); send it with
-        `serving_request.send(request, "HOST:8500")`.
-    """
-    return serving_request.predict_request(inputs, signature_name(inputs),
-                                           model_name)
+# `request_inputs` output -> its signature, REST body and gRPC request.
+signature_name, rest_body, grpc_request = (
+    serving_request.frames_request_functions(MODEL_NAME))
 
 
 def summarize(video, inputs, outputs, stride=1):
@@ -255,36 +205,26 @@ def summarize(video, inputs, outputs, stride=1):
 
 
 def run(flag_values):
-    """Does what the parsed flags ask; prints the summary (if served).
+    """Sends the chosen video's frames (every `--stride`-th); prints
+    `summarize`'s line when served (not when only written).
 
     Args:
-        flag_values: `FlagValues` with `define_flags`' flags, parsed.
+        flag_values: the parsed `define_flags` flags.
 
     Returns:
         The exit status (0, or 1 after printing a tfaction error).
     """
-    from tfaction import errors
-
     fv = flag_values
-    try:
+
+    def prepare():
         video = read_video(fv.data_dir, fv.subset, fv.video_id)
-        inputs = request_inputs(video, fv.stride, fv.encoding)
-        outputs = serving_request.serve(inputs, signature_name(inputs),
-                                        flag_values=fv)
-    except errors.TfactionError as e:
-        sys.stderr.write(f"export.carl_request: error: {e}\n")
-        return 1
-    if outputs is not None:
-        print(summarize(video, inputs, outputs, fv.stride))
-    return 0
+        return video, request_inputs(video, fv.stride, fv.encoding), None
 
-
-def main(argv):
-    del argv
-    return run(flags.FLAGS)
+    return serving_request.run_frames_request(
+        "export.carl_request", fv, prepare,
+        lambda video, inputs, outputs: summarize(video, inputs, outputs,
+                                                 fv.stride))
 
 
 if __name__ == "__main__":
-    define_flags()
-    flags.mark_flags_as_required(["data_dir"])
-    filesystems.run_and_exit(app.run, main)
+    serving_request.run_frames_command(define_flags, run)

@@ -6,7 +6,7 @@ the signature to call. This module turns them into the REST `:predict` body
 (`rest_body`), the gRPC `PredictRequest` (`predict_request`, TensorProtos of
 the inputs' exact dtypes and shapes) and sends that request to a server
 (`send`), or runs the signature of a local SavedModel (`run_saved_model`).
-`define_flags` and `serve` give both commands the same flags:
+`define_flags` and `serve` give every command the same flags:
 
 ```
 --saved_model=models/X/N     run the SavedModel in this process
@@ -17,6 +17,15 @@ the inputs' exact dtypes and shapes) and sends that request to a server
 --rest_body=request.json     write the REST :predict body
 --grpc_request=request.pb    write the serialized PredictRequest
 ```
+
+The frames clients (`export.carl_request`, `export.action_transformer_request`,
+`export.adafocus_request`) read one record of a converted dataset
+(`find_example`) and send its frames decoded (`uint8`, to `serving_default`)
+or as the stored JPEG bytes (`jpeg`, to `serve_jpeg`); `define_frames_flags`
+adds their shared flags (`--data_dir`, `--subset`, `--video_id`,
+`--encoding`), `frames_signature_name`, `frames_rest_body` and
+`frames_predict_request` build their requests (`frames_request_functions`
+gives a client all three) and `run_frames_request` runs them.
 
 Example:
 
@@ -31,6 +40,7 @@ outputs = send(request, "localhost:8500")  # {output name: numpy array}
 """
 
 import base64
+import sys
 
 from absl import flags
 
@@ -38,6 +48,12 @@ from tfaction import errors
 from tfaction.data import filesystems
 
 DEFAULT_TIMEOUT_S = 60.0
+# Encodings of the frames clients and the signatures they call (those of
+# `tfaction.serving.carl`, `action_transformer` and `adafocus`, named here
+# so that a client needs no model code).
+ENCODINGS = ("uint8", "jpeg")
+UINT8_SIGNATURE = "serving_default"
+JPEG_SIGNATURE = "serve_jpeg"
 
 
 class ServingRequestError(errors.TfactionError):
@@ -340,3 +356,242 @@ def serve(inputs, signature_name, flag_values=flags.FLAGS, signature=None):
             signature = load_signature(fv.saved_model, name)
         return run_saved_model(signature, inputs)
     return None
+
+
+def define_frames_flags(model_name, data_help, flag_values=flags.FLAGS):
+    """Defines the flags every frames request command has.
+
+    `define_flags`' serving flags, `--data_dir` (required by the command),
+    `--subset` (default `val`), `--video_id` (default: the subset's first
+    record) and `--encoding` (`uint8` or `jpeg`).
+
+    Args:
+        model_name: default of `--model_name` (the served model's name).
+        data_help: help text of `--data_dir` (which converter's output).
+        flag_values: the `FlagValues` to define them in.
+
+    Example:
+
+    ```python
+    define_frames_flags("carl", "Converted --format=tcc dataset folder.")
+    ```
+    """
+    f = dict(flag_values=flag_values)
+    define_flags(model_name, flag_values)
+    flags.DEFINE_string("data_dir", None, data_help, **f)
+    flags.DEFINE_string("subset", "val", "Subset to read.", **f)
+    flags.DEFINE_string("video_id", None,
+                        "Video to send (default: the subset's first).", **f)
+    flags.DEFINE_enum("encoding", "uint8", ENCODINGS,
+                      "uint8: decoded frames to serving_default; jpeg: the "
+                      "stored JPEGs to serve_jpeg.", **f)
+
+
+def check_encoding(encoding):
+    """Raises a `ConfigError` unless `encoding` is one of `ENCODINGS`.
+
+    Example:
+
+    ```python
+    check_encoding("png")  # ConfigError: encoding must be one of ...
+    ```
+    """
+    if encoding not in ENCODINGS:
+        raise errors.ConfigError(f"encoding must be one of {ENCODINGS}, got "
+                                 f"{encoding!r}")
+
+
+def find_example(data_dir, subset, video_id=None, *, schema, converter,
+                 parse, accept=None, missing=None):
+    """The first record of a converted dataset's subset that is wanted.
+
+    Args:
+        data_dir: a `tfaction.data.convert` output folder.
+        subset: the subset whose records are read.
+        video_id: the wanted video (default: any).
+        schema: the converter's schema (`ConvertedDataset` checks it).
+        converter: the converter named in errors.
+        parse: serialized record -> parsed example (`tfaction.data.schemas`
+            parser of the schema).
+        accept: optional further test of a parsed example.
+        missing: the error message when no record is wanted (default: "no
+            video ... in subset ...").
+
+    Returns:
+        `(dataset, record, example)`: the `ConvertedDataset` (its
+        `class_names`), the serialized record and its parse.
+
+    Raises:
+        DataError: no such subset, or no wanted record in it.
+        MalformedFileError: `data_dir` is not an output of the schema.
+
+    Example:
+
+    ```python
+    data, record, ex = find_example(
+        "records", "val", "0003_pour", schema="frame_labels",
+        converter="tcc", parse=schemas.parse_frame_labels)
+    ```
+    """
+    from tfaction.data import schemas
+    from tfaction.data import tfrecord_io
+    from tfaction.tasks import converted_dataset
+
+    data = converted_dataset.ConvertedDataset(data_dir, schema=schema,
+                                              converter=converter)
+    for shard in data.files(subset):
+        for record in tfrecord_io.iterate_records(shard):
+            ex = parse(record)
+            if video_id is not None and (
+                    ex[schemas.VIDEO_ID].numpy().decode() != video_id):
+                continue
+            if accept is None or accept(ex):
+                return data, record, ex
+    raise errors.DataError(
+        missing or f"no video {video_id!r} in subset {subset!r}",
+        path=data_dir, video_id=video_id)
+
+
+def frames_signature_name(inputs):
+    """`serve_jpeg` for JPEG `frames` (object arrays), else
+    `serving_default`.
+
+    Example:
+
+    ```python
+    frames_signature_name({"frames": np.zeros([1, 4, 8, 8, 3], np.uint8)})
+    # "serving_default"
+    ```
+    """
+    return (JPEG_SIGNATURE if inputs["frames"].dtype == object
+            else UINT8_SIGNATURE)
+
+
+def frames_rest_body(inputs):
+    """TF Serving REST `:predict` body (columnar `inputs` format) of a
+    frames client's inputs, for their `frames_signature_name` (JPEGs
+    base64-encoded as `{"b64": ...}`).
+
+    Example:
+
+    ```python
+    frames_rest_body({"frames": np.array([[jpeg]], object)})
+    # {"signature_name": "serve_jpeg", "inputs": {"frames": [[{"b64": ...}]]}}
+    ```
+    """
+    return rest_body(inputs, frames_signature_name(inputs))
+
+
+def frames_predict_request(inputs, model_name):
+    """The gRPC `PredictRequest` of a frames client's inputs.
+
+    Args:
+        inputs: dict `frames` (uint8 or JPEG bytes) and any other inputs,
+            as numpy of the signature's dtypes.
+        model_name: the served model's name (`model_spec.name`).
+
+    Returns:
+        A `PredictRequest` for `frames_signature_name(inputs)` (DT_UINT8 or
+        DT_STRING `frames`); send it with `send(request, "HOST:8500")`.
+
+    Example:
+
+    ```python
+    frames_predict_request({"frames": frames}, "carl").model_spec.name
+    ```
+    """
+    return predict_request(inputs, frames_signature_name(inputs), model_name)
+
+
+def frames_request_functions(model_name):
+    """A frames client's `signature_name`, `rest_body` and `grpc_request`.
+
+    Args:
+        model_name: the default `model_spec.name` of its gRPC requests.
+
+    Returns:
+        `(frames_signature_name, frames_rest_body, grpc_request)`, where
+        `grpc_request(inputs, model_name=model_name)` is
+        `frames_predict_request(inputs, model_name)`.
+
+    Example:
+
+    ```python
+    signature_name, rest_body, grpc_request = frames_request_functions(
+        "carl")
+    grpc_request(inputs).model_spec.name  # "carl"
+    ```
+    """
+    def grpc_request(inputs, model_name=model_name):
+        """The gRPC `PredictRequest` of the client's `request_inputs`
+        output (`frames_predict_request`); send it with
+        `serving_request.send(request, "HOST:8500")`."""
+        return frames_predict_request(inputs, model_name)
+
+    return frames_signature_name, frames_rest_body, grpc_request
+
+
+def run_frames_request(command, flag_values, prepare, summarize):
+    """Runs a frames request command: its inputs, `serve`, the summary.
+
+    Args:
+        command: the command's module name (`export.carl_request`), which
+            starts its error messages.
+        flag_values: the parsed flags (`define_frames_flags`' and the
+            command's own).
+        prepare: zero-argument callable -> `(item, inputs, signature)`:
+            what was read (a video, a keyframe), its request inputs and
+            the signature already loaded from `--saved_model` (or None).
+        summarize: `(item, inputs, outputs) -> text`, printed when the
+            request was served (not when it was only written).
+
+    Returns:
+        The exit status: 0, or 1 after printing a tfaction error.
+
+    Example:
+
+    ```python
+    run_frames_request("export.carl_request", fv, prepare,
+                       lambda video, inputs, outputs: summarize(...))
+    ```
+    """
+    try:
+        item, inputs, signature = prepare()
+        outputs = serve(inputs, frames_signature_name(inputs),
+                        flag_values=flag_values, signature=signature)
+    except errors.TfactionError as e:
+        sys.stderr.write(f"{command}: error: {e}\n")
+        return 1
+    if outputs is not None:
+        print(summarize(item, inputs, outputs))
+    return 0
+
+
+def run_frames_command(define_flags, run):
+    """Runs a frames request command as the program, then exits.
+
+    Defines its flags in `flags.FLAGS`, requires `--data_dir`, parses the
+    command line (`absl.app.run`) and exits with `run(flags.FLAGS)`'s
+    status.
+
+    Args:
+        define_flags: the command's `define_flags()`.
+        run: the command's `run(flag_values)` -> exit status.
+
+    Example:
+
+    ```python
+    if __name__ == "__main__":
+        serving_request.run_frames_command(define_flags, run)
+    ```
+    """
+    from absl import app
+
+    define_flags()
+    flags.mark_flags_as_required(["data_dir"])
+
+    def main(argv):
+        del argv
+        return run(flags.FLAGS)
+
+    filesystems.run_and_exit(app.run, main)

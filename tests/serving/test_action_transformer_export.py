@@ -31,23 +31,16 @@ decodes them). `saved_model_cli show --all` runs beside it. The class list
 `batching_parameters.txt` are checked in the export folder.
 """
 
-import base64
 import json
-import os
-import pathlib
-import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
 from export import action_transformer_request as client
 from export import serving_request
 from experiments.configs import action_transformer_synthetic as recipe
-from tfaction import config as config_lib
+from tests.serving import serving_helpers as helpers
 from tfaction import errors
 from tfaction import serving
 from tfaction import tasks
@@ -60,7 +53,6 @@ from tfaction.data.synthetic import ava as synthetic_ava
 from tfaction.models.action_transformer import decoding
 from tfaction.serving import action_transformer as serving_lib
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 T = 8                # frames per clip
 IMAGE_SIZE = (64, 64)  # the model's input size
 VIDEO_SIZE = (96, 80)  # stored frames (resized in the graph)
@@ -103,53 +95,19 @@ def _config(records, head=HEAD):
 
 def _perturb(model, seed):
     """Adds noise (a fifth of each weight's spread) to the trainables."""
-    rng = np.random.RandomState(seed)
-    for v in model.trainable_variables:
-        value = v.numpy()
-        scale = 0.2 * max(float(value.std()), 0.01)
-        v.assign(value + scale * rng.standard_normal(value.shape).astype(
-            value.dtype))
+    helpers.perturb_weights(model.trainable_variables, seed, spread=0.2,
+                            floor=0.01)
 
 
 @pytest.fixture(scope="module")
 def run(records, tmp_path_factory):
-    """A run directory with a checkpoint; the export command started on it.
-
-    Returns:
-        Dict with the config, the task, the model holding the checkpoint's
-        weights, the workdir, the checkpoint, the export_dir and the
-        running export subprocess (with its stdout, stderr files).
-    """
-    root = tmp_path_factory.mktemp("action_transformer_run")
-    workdir, export_dir = root / "run", root / "models" / MODEL_NAME
-    workdir.mkdir()
-    config = _config(records)
-    task = tasks.build_task(config)
-    trainer = training.Trainer(task, config, str(workdir),
-                               evaluation_only=True)
-    _perturb(trainer.model, seed=7)
-    trainer.position.assign(3, 0, 3)
-    checkpoint = trainer.checkpointer.save(3)
-    trainer.close()
-    config_lib.write_config_json(config, str(workdir))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    # It runs while the reference is computed; its output goes to files
-    # (a full pipe would stall it).
-    logs = [open(root / name, "w+") for name in ("stdout", "stderr")]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "export.export_saved_model",
-         f"--workdir={workdir}", f"--export_dir={export_dir}"],
-        cwd=REPO_ROOT, env=env, stdout=logs[0], stderr=logs[1], text=True)
-    try:
-        yield dict(config=config, task=task, model=trainer.model,
-                   workdir=workdir, checkpoint=checkpoint,
-                   export_dir=export_dir, process=process, logs=logs)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for f in logs:
-            f.close()
+    """A run directory with a checkpoint; the export command started on it
+    (`serving_helpers.run_and_export`)."""
+    with helpers.run_and_export(
+            tmp_path_factory.mktemp("action_transformer_run"),
+            _config(records), MODEL_NAME,
+            lambda model: _perturb(model, seed=7)) as run_:
+        yield run_
 
 
 # --- reference: evaluation pipeline + Keras model + decoding ----------------
@@ -199,72 +157,13 @@ def requests(reference, records):
     keyframe = client.read_keyframe(str(records), "val", video_id, timestamp)
     return dict(keyframe=keyframe, **{
         encoding: client.request_inputs(keyframe, T, 1, encoding)
-        for encoding in client.ENCODINGS})
-
-
-# --- fresh TensorFlow-only process ------------------------------------------
-SERVE_SCRIPT = r"""
-import json
-import pickle
-import sys
-
-for blocked in ("keras", "tf_keras", "tfaction", "export", "experiments"):
-    sys.modules[blocked] = None
-
-import tensorflow as tf
-
-path, calls_path, outputs_path = sys.argv[1:4]
-with open(calls_path, "rb") as f:
-    calls = pickle.load(f)
-loaded = tf.saved_model.load(path)
-listing = {
-    name: {"inputs": {k: [v.dtype.name, v.shape.as_list()] for k, v in
-                      fn.structured_input_signature[1].items()},
-           "outputs": {k: [v.dtype.name, v.shape.as_list()] for k, v in
-                       fn.structured_outputs.items()}}
-    for name, fn in loaded.signatures.items()}
-results, errors = {}, {}
-for key, (signature, inputs) in calls.items():
-    fn = loaded.signatures[signature]
-    try:
-        out = fn(**{k: tf.constant(v) for k, v in inputs.items()})
-        results[key] = {k: v.numpy() for k, v in out.items()}
-    except tf.errors.InvalidArgumentError as e:
-        errors[key] = e.message
-imported = sorted(m for m, module in sys.modules.items() if module and
-                  m.split(".")[0] in ("keras", "tf_keras", "tfaction"))
-with open(outputs_path, "wb") as f:
-    pickle.dump({"results": results, "errors": errors, "listing": listing,
-                 "imported": imported}, f)
-"""
-
-
-def _rest_arrays(body, specs):
-    """A REST body's columnar inputs as numpy of the signature's dtypes."""
-    def decode(x):
-        if isinstance(x, list):
-            return [decode(v) for v in x]
-        return base64.b64decode(x["b64"])
-
-    out = {}
-    for name, value in body["inputs"].items():
-        if specs[name] == "string":
-            out[name] = np.array(decode(value), dtype=object)
-        else:
-            out[name] = np.array(value, dtype=specs[name])
-    return out
+        for encoding in serving_request.ENCODINGS})
 
 
 @pytest.fixture(scope="module")
 def served(run, reference, requests, tmp_path_factory):
     """Waits for the export; serves everything in a TF-only process."""
-    process = run["process"]
-    process.wait(timeout=300)
-    for f in run["logs"]:
-        f.seek(0)
-    stdout, stderr = (f.read() for f in run["logs"])
-    assert process.returncode == 0, stderr[-4000:]
-    path = pathlib.Path(stdout.strip().splitlines()[-1])
+    path = helpers.exported_version(run["process"], run["logs"])
     root = tmp_path_factory.mktemp("action_transformer_serve")
     bad = reference["jpegs"].copy()
     bad[1, 3] = b"not a jpeg"
@@ -275,41 +174,8 @@ def served(run, reference, requests, tmp_path_factory):
                  "frames": np.zeros([1, T, 0, 5, 3], np.uint8)})}
     # The gRPC requests' inputs are served (the REST bodies' inputs are
     # checked equal to them, in `test_rest_and_grpc_requests_carry_...`).
-    rest = {}
-    dtypes = {"uint8": "uint8", "jpeg": "string"}
-    for encoding in client.ENCODINGS:
-        inputs = requests[encoding]
-        request = client.grpc_request(inputs)
-        calls[f"grpc_{encoding}"] = (
-            request.model_spec.signature_name,
-            serving_request.request_arrays(request))
-        body = json.loads(json.dumps(client.rest_body(inputs)))
-        rest[encoding] = (body["signature_name"],
-                          _rest_arrays(body, {"frames": dtypes[encoding]}))
-    with open(root / "calls.pkl", "wb") as f:
-        pickle.dump(calls, f)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    cli = subprocess.Popen(
-        [str(pathlib.Path(sys.executable).parent / "saved_model_cli"), "show",
-         "--all", "--dir", str(path)], cwd=root, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", SERVE_SCRIPT, str(path),
-             str(root / "calls.pkl"), str(root / "outputs.pkl")],
-            cwd=root, env=env, capture_output=True, text=True, timeout=300)
-        cli_out, cli_err = cli.communicate(timeout=300)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
-    assert done.returncode == 0, done.stderr[-4000:]
-    with open(root / "outputs.pkl", "rb") as f:
-        out = pickle.load(f)
-    out.update(path=path, calls=calls, rest=rest,
-               saved_model_cli=(cli.returncode, cli_out, cli_err))
-    return out
+    return helpers.serve_with_requests(path, calls, root, client, requests, {
+        "uint8": {"frames": "uint8"}, "jpeg": {"frames": "string"}})
 
 
 # --- comparisons ------------------------------------------------------------
@@ -339,11 +205,7 @@ def _assert_same_detections(got, want, atol=TOL):
 
 def test_export_command_wrote_a_version(served, run):
     export_dir = run["export_dir"]
-    assert served["path"] == export_dir / "1"
-    assert sorted(p.name for p in export_dir.iterdir()) == [
-        "1", "batching_parameters.txt", "models.config"]
-    assert f'name: "{MODEL_NAME}"' in (export_dir / "models.config"
-                                        ).read_text()
+    helpers.assert_export_layout(export_dir, served["path"], MODEL_NAME)
     batching = (export_dir / "batching_parameters.txt").read_text()
     assert "max_batch_size { value: 4 }" in batching
     assert "pad_variable_length_inputs: false" in batching
@@ -399,27 +261,13 @@ def test_signatures_names_dtypes_shapes(served):
 
 
 def test_saved_model_cli_lists_signatures(served):
-    code, text, err = served["saved_model_cli"]
-    assert code == 0, err[-4000:]
-    for name, dtype, shape in (("serving_default", "DT_UINT8",
-                                f"(-1, {T}, -1, -1, 3)"),
-                               ("serve_jpeg", "DT_STRING", f"(-1, {T})")):
-        block = text[text.index(f"signature_def['{name}']"):]
-        block, method = block.split("Method name is:", 1)
-        assert method.split()[0] == "tensorflow/serving/predict"
-        entry = block[block.index("inputs['frames'] tensor_info:"):]
-        assert f"dtype: {dtype}" in entry.split("name:")[0]
-        assert f"shape: {shape}" in entry.split("name:")[0]
-        for output, out_dtype, out_shape in (
-                ("boxes", "DT_FLOAT", f"(-1, {N}, 4)"),
-                ("scores", "DT_FLOAT", f"(-1, {N}, 5)"),
-                ("person_scores", "DT_FLOAT", f"(-1, {N})"),
-                ("num_detections", "DT_INT32", "(-1)"),
-                ("class_names", "DT_STRING", "(-1, 5)")):
-            entry = block[block.index(f"outputs['{output}'] tensor_info:"):]
-            entry = entry.split("name:")[0]
-            assert f"dtype: {out_dtype}" in entry, (name, output)
-            assert f"shape: {out_shape}" in entry, (name, output)
+    outputs = {"outputs['boxes']": ("DT_FLOAT", f"(-1, {N}, 4)"),
+               "outputs['scores']": ("DT_FLOAT", f"(-1, {N}, 5)"),
+               "outputs['person_scores']": ("DT_FLOAT", f"(-1, {N})"),
+               "outputs['num_detections']": ("DT_INT32", "(-1)"),
+               "outputs['class_names']": ("DT_STRING", "(-1, 5)")}
+    helpers.assert_cli_lists(served["saved_model_cli"],
+                             helpers.frames_signatures(outputs, steps=T))
 
 
 def test_bad_requests_are_explained(served):
@@ -432,12 +280,7 @@ def test_bad_requests_are_explained(served):
 
 
 def test_warmup_requests_cover_both_signatures(served):
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    warmup = served["path"] / "assets.extra" / "tf_serving_warmup_requests"
-    logs = [prediction_log_pb2.PredictionLog.FromString(r).predict_log
-            .request for r in tf.data.TFRecordDataset(str(warmup))
-            .as_numpy_iterator()]
+    logs = helpers.warmup_requests(served["path"])
     assert [r.model_spec.signature_name for r in logs] == [
         "serving_default", "serve_jpeg"]
     assert {r.model_spec.name for r in logs} == {MODEL_NAME}
@@ -457,10 +300,10 @@ def test_request_inputs_are_the_pipeline_frames(requests, reference):
     assert client.signature_name(requests["uint8"]) == "serving_default"
     assert client.signature_name(requests["jpeg"]) == (
         serving_lib.JPEG_SIGNATURE)
-    assert client.UINT8_SIGNATURE == serving.SERVING_DEFAULT
+    assert serving_request.UINT8_SIGNATURE == serving.SERVING_DEFAULT
 
 
-@pytest.mark.parametrize("encoding", client.ENCODINGS)
+@pytest.mark.parametrize("encoding", serving_request.ENCODINGS)
 def test_rest_and_grpc_requests_carry_the_same_inputs(served, requests,
                                                       encoding):
     inputs = requests[encoding]
@@ -487,20 +330,13 @@ def test_rest_and_grpc_requests_carry_the_same_inputs(served, requests,
     assert got["class_names"].tolist() == first["class_names"].tolist()
 
 
-def _command_flags(argv):
-    flag_values = flags.FlagValues()
-    client.define_flags(flag_values)
-    flag_values(["request", *argv])
-    return flag_values
-
-
 def test_command_writes_rest_body_and_grpc_request(records, requests,
                                                    reference, tmp_path,
                                                    capsys):
     video_id, timestamp = reference["keys"][0]
-    for encoding in client.ENCODINGS:
+    for encoding in serving_request.ENCODINGS:
         body, pb = tmp_path / f"{encoding}.json", tmp_path / f"{encoding}.pb"
-        fv = _command_flags([
+        fv = helpers.command_flags(client, [
             f"--data_dir={records}", f"--video_id={video_id}",
             f"--timestamp={timestamp}", f"--num_frames={T}",
             f"--encoding={encoding}", f"--rest_body={body}",
@@ -516,15 +352,12 @@ def test_command_writes_rest_body_and_grpc_request(records, requests,
 
 def test_command_without_clip_length_is_explained(records, tmp_path,
                                                   capsys):
-    fv = _command_flags([f"--data_dir={records}",
-                         f"--rest_body={tmp_path / 'r.json'}"])
-    assert client.run(fv) == 1
-    assert "--num_frames" in capsys.readouterr().err
-    fv = _command_flags([f"--data_dir={records}", "--video_id=nope",
-                         f"--num_frames={T}",
-                         f"--rest_body={tmp_path / 'r.json'}"])
-    assert client.run(fv) == 1
-    assert "'nope'" in capsys.readouterr().err
+    helpers.assert_command_fails(client, capsys, [
+        f"--data_dir={records}", f"--rest_body={tmp_path / 'r.json'}"],
+        "--num_frames")
+    helpers.assert_command_fails(client, capsys, [
+        f"--data_dir={records}", "--video_id=nope", f"--num_frames={T}",
+        f"--rest_body={tmp_path / 'r.json'}"], "'nope'")
 
 
 def test_format_detections_names_the_actions(served, requests):

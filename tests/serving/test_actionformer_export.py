@@ -20,10 +20,7 @@ output stored in the bundle.
 """
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -43,6 +40,7 @@ from tfaction.serving import export_saved_model
 from tests.conftest import anchors_path
 from tests.conftest import bundle_dirs
 from tests.models import parity
+from tests.serving import serving_helpers as helpers
 
 TOL = 1e-5
 # Segments in seconds: float32 noise of the offsets is relative to their
@@ -190,32 +188,17 @@ def served(anchor, tmp_path_factory):
     path = export_saved_model(module, export_dir)
     inputs = _inputs(inference, model.input_dim, module.max_length)
     np.savez(root / "inputs.npz", **inputs)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     # `saved_model_cli` and the serving process run side by side.
-    cli = subprocess.Popen(
-        [str(pathlib.Path(sys.executable).parent / "saved_model_cli"), "show",
-         "--all", "--dir", path], cwd=root, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", SERVE_SCRIPT, path,
-             str(root / "inputs.npz"), str(root / "outputs.npz")],
-            cwd=root, env=env, capture_output=True, text=True, timeout=300)
-        cli_out, cli_err = cli.communicate(timeout=300)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
-    assert done.returncode == 0, done.stderr[-4000:]
+    _, cli = helpers.run_tf_only(
+        SERVE_SCRIPT, [path, root / "inputs.npz", root / "outputs.npz"],
+        root, saved_model=path)
     with open(root / "outputs.npz.json") as f:
         info = json.load(f)
     return dict(model=model, settings=settings, inputs=inputs,
                 max_length=module.max_length,
                 outputs=dict(np.load(root / "outputs.npz")), info=info,
                 path=pathlib.Path(path), export_dir=export_dir,
-                inference=inference,
-                saved_model_cli=(cli.returncode, cli_out, cli_err))
+                inference=inference, saved_model_cli=cli)
 
 
 def _keras_numpy(model, settings, features, length, fps):
@@ -361,25 +344,17 @@ def test_too_long_input_fails_with_clear_error(served):
 
 
 def test_saved_model_cli_lists_signature(served):
-    code, text, err = served["saved_model_cli"]
-    assert code == 0, err[-4000:]
-    block = text[text.index("signature_def['serving_default']"):]
-    block, method = block.split("Method name is:", 1)
-    assert method.split()[0] == "tensorflow/serving/predict"
     dim = served["model"].input_dim
     n = served["settings"]["max_seg_num"]
-    for name, dtype, shape in (("features", "DT_FLOAT", f"(-1, -1, {dim})"),
-                               ("lengths", "DT_INT32", "(-1)"),
-                               ("fps", "DT_FLOAT", "(-1)"),
-                               ("segments", "DT_FLOAT", f"(-1, {n}, 2)"),
-                               ("scores", "DT_FLOAT", f"(-1, {n})"),
-                               ("labels", "DT_INT32", f"(-1, {n})"),
-                               ("class_names", "DT_STRING", f"(-1, {n})"),
-                               ("num_detections", "DT_INT32", "(-1)")):
-        entry = block[block.index(f"['{name}'] tensor_info:"):]
-        entry = entry[:entry.index("name:")]
-        assert f"dtype: {dtype}" in entry and f"shape: {shape}" in entry, (
-            name, entry)
+    helpers.assert_cli_lists(served["saved_model_cli"], {"serving_default": {
+        "inputs['features']": ("DT_FLOAT", f"(-1, -1, {dim})"),
+        "inputs['lengths']": ("DT_INT32", "(-1)"),
+        "inputs['fps']": ("DT_FLOAT", "(-1)"),
+        "outputs['segments']": ("DT_FLOAT", f"(-1, {n}, 2)"),
+        "outputs['scores']": ("DT_FLOAT", f"(-1, {n})"),
+        "outputs['labels']": ("DT_INT32", f"(-1, {n})"),
+        "outputs['class_names']": ("DT_STRING", f"(-1, {n})"),
+        "outputs['num_detections']": ("DT_INT32", "(-1)")}})
 
 
 def test_warmup_requests_and_server_files(served):

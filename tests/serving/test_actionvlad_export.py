@@ -16,17 +16,15 @@ TensorFlow, and bad requests.
 """
 
 import json
-import os
 import pathlib
 import pickle
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.serving import serving_helpers as helpers
 from tfaction import errors
 from tfaction.data import frames_pipeline as fp
 from tfaction.data import schemas
@@ -354,13 +352,8 @@ def exported(streams, two_stream, tmp_path_factory):
             bad=_empty_like(data["jpegs"]))
     with open(root / "requests.pkl", "wb") as f:
         pickle.dump(requests, f)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    done = subprocess.run(
-        [sys.executable, "-c", SERVE_SCRIPT, str(root / "requests.pkl"),
-         str(root / "outputs.pkl")], cwd=root, env=env,
-        capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-4000:]
+    helpers.run_tf_only(SERVE_SCRIPT, [root / "requests.pkl",
+                                       root / "outputs.pkl"], root)
     with open(root / "outputs.pkl", "rb") as f:
         served = pickle.load(f)
     with open(root / "outputs.pkl.json") as f:

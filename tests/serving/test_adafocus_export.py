@@ -38,27 +38,17 @@ map (a coordinate ramp sent through the pipeline's own resize and crop).
 """
 
 import json
-import os
-import pathlib
-import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
 from export import adafocus_request as client
 from export import serving_request
 from experiments.configs import adafocus_v2_synthetic as recipe
-from tests.serving.test_carl_export import SERVE_SCRIPT
-from tests.serving.test_carl_export import _rest_arrays
-from tfaction import config as config_lib
+from tests.serving import serving_helpers as helpers
 from tfaction import errors
 from tfaction import serving
-from tfaction import tasks
-from tfaction import training
 from tfaction.data import frames_pipeline
 from tfaction.data import schemas
 from tfaction.data import tfrecord_io
@@ -68,7 +58,6 @@ from tfaction.models.adafocus import early_exit
 from tfaction.models.adafocus import flops
 from tfaction.serving import adafocus as serving_lib
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 HEIGHT, WIDTH = 37, 45  # stored frames
 RESIZE, CROP, PATCH = 34, 33, 13
 T = 4
@@ -118,56 +107,26 @@ def _config(records):
     return config
 
 
-def _perturb(model, seed):
+def _perturb(model):
     """Noise on every weight (half of its spread) and random batch-norm
     variances, so that the policy's patches move between videos."""
-    rng = np.random.RandomState(seed)
-    for v in model.weights:
-        value = v.numpy()
-        if "moving_variance" in v.path:
-            v.assign(rng.uniform(0.5, 2.0, value.shape).astype(value.dtype))
-            continue
-        scale = 0.5 * max(float(value.std()), 0.05)
-        v.assign(value + scale * rng.standard_normal(value.shape).astype(
-            value.dtype))
+    helpers.perturb_weights(model.weights, seed=7, spread=0.5, floor=0.05)
 
 
 @pytest.fixture(scope="module")
 def run(records, tmp_path_factory):
-    """A run directory with a checkpoint and its early-exit calibration;
-    the export command started on it."""
+    """A run directory with a checkpoint and its early-exit calibration
+    (its own evaluation's); the export command started on it with that
+    calibration (`serving_helpers.run_and_export`)."""
     root = tmp_path_factory.mktemp("adafocus_run")
-    workdir, export_dir = root / "run", root / "models" / MODEL_NAME
-    workdir.mkdir()
-    config = _config(records)
-    task = tasks.build_task(config)
-    trainer = training.Trainer(task, config, str(workdir),
-                               evaluation_only=True)
-    _perturb(trainer.model, seed=7)
-    trainer.position.assign(3, 0, 3)
-    trainer.checkpointer.save(3)
-    trainer.evaluate()
-    trainer.close()
-    config_lib.write_config_json(config, str(workdir))
-    calibration = workdir / "early_exit.json"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    logs = [open(root / name, "w+") for name in ("stdout", "stderr")]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "export.export_saved_model",
-         f"--workdir={workdir}", f"--export_dir={export_dir}",
-         f"--config.task.export_early_exit_file={calibration}",
-         f"--config.task.export_early_exit_budget={BUDGET}"],
-        cwd=REPO_ROOT, env=env, stdout=logs[0], stderr=logs[1], text=True)
-    try:
-        yield dict(config=config, task=task, model=trainer.model,
-                   workdir=workdir, export_dir=export_dir, process=process,
-                   logs=logs, calibration=calibration)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for f in logs:
-            f.close()
+    calibration = root / "run" / "early_exit.json"
+    with helpers.run_and_export(
+            root, _config(records), MODEL_NAME, _perturb,
+            export_flags=(
+                f"--config.task.export_early_exit_file={calibration}",
+                f"--config.task.export_early_exit_budget={BUDGET}"),
+            evaluate=True) as run_:
+        yield dict(run_, calibration=calibration)
 
 
 # --- reference: evaluation pipeline + model + early exit ---------------------
@@ -249,19 +208,13 @@ def requests(reference, records):
     video = client.read_video(str(records), "val")
     return dict(video=video, **{
         encoding: client.request_inputs(video, T, encoding)
-        for encoding in client.ENCODINGS})
+        for encoding in serving_request.ENCODINGS})
 
 
 @pytest.fixture(scope="module")
 def served(run, reference, requests, tmp_path_factory):
     """Waits for the export; serves everything in a TF-only process."""
-    process = run["process"]
-    process.wait(timeout=300)
-    for f in run["logs"]:
-        f.seek(0)
-    stdout, stderr = (f.read() for f in run["logs"])
-    assert process.returncode == 0, stderr[-4000:]
-    path = pathlib.Path(stdout.strip().splitlines()[-1])
+    path = helpers.exported_version(run["process"], run["logs"])
     root = tmp_path_factory.mktemp("adafocus_serve")
     bad = reference["jpegs"][:2].copy()
     bad[1, 2] = b"not a jpeg"
@@ -273,51 +226,14 @@ def served(run, reference, requests, tmp_path_factory):
         "empty": ("serving_default", {
             "frames": np.zeros([1, T, 0, 5, 3], np.uint8)}),
     }
-    rest = {}
-    dtypes = {"uint8": {"frames": "uint8"}, "jpeg": {"frames": "string"}}
-    for encoding in client.ENCODINGS:
-        inputs = requests[encoding]
-        request = client.grpc_request(inputs)
-        calls[f"grpc_{encoding}"] = (
-            request.model_spec.signature_name,
-            serving_request.request_arrays(request))
-        body = json.loads(json.dumps(client.rest_body(inputs)))
-        rest[encoding] = (body["signature_name"],
-                          _rest_arrays(body, dtypes[encoding]))
-    with open(root / "calls.pkl", "wb") as f:
-        pickle.dump(calls, f)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    cli = subprocess.Popen(
-        [str(pathlib.Path(sys.executable).parent / "saved_model_cli"), "show",
-         "--all", "--dir", str(path)], cwd=root, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", SERVE_SCRIPT, str(path),
-             str(root / "calls.pkl"), str(root / "outputs.pkl")],
-            cwd=root, env=env, capture_output=True, text=True, timeout=300)
-        cli_out, cli_err = cli.communicate(timeout=300)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
-    assert done.returncode == 0, done.stderr[-4000:]
-    with open(root / "outputs.pkl", "rb") as f:
-        out = pickle.load(f)
-    out.update(path=path, calls=calls, rest=rest,
-               saved_model_cli=(cli.returncode, cli_out, cli_err))
-    return out
+    return helpers.serve_with_requests(path, calls, root, client, requests, {
+        "uint8": {"frames": "uint8"}, "jpeg": {"frames": "string"}})
 
 
 # --- comparisons ------------------------------------------------------------
 def test_export_command_wrote_a_version(served, run):
     export_dir = run["export_dir"]
-    assert served["path"] == export_dir / "1"
-    assert sorted(p.name for p in export_dir.iterdir()) == [
-        "1", "batching_parameters.txt", "models.config"]
-    assert f'name: "{MODEL_NAME}"' in (export_dir / "models.config"
-                                        ).read_text()
+    helpers.assert_export_layout(export_dir, served["path"], MODEL_NAME)
     assert "max_batch_size { value: 8 }" in (
         export_dir / "batching_parameters.txt").read_text()
     classes = (served["path"] / "assets" / "classes.txt").read_text()
@@ -376,19 +292,9 @@ def test_signatures_names_dtypes_shapes(served):
 
 
 def test_saved_model_cli_lists_signatures(served):
-    code, text, err = served["saved_model_cli"]
-    assert code == 0, err[-4000:]
-    for name, dtype, shape in (("serving_default", "DT_UINT8",
-                                "(-1, -1, -1, -1, 3)"),
-                               ("serve_jpeg", "DT_STRING", "(-1, -1)")):
-        block = text[text.index(f"signature_def['{name}']"):]
-        block, method = block.split("Method name is:", 1)
-        assert method.split()[0] == "tensorflow/serving/predict"
-        entry = block[block.index("inputs['frames'] tensor_info:"):]
-        entry = entry.split("name:")[0]
-        assert f"dtype: {dtype}" in entry and f"shape: {shape}" in entry
-        entry = block[block.index("outputs['patch_centres'] tensor_info:"):]
-        assert f"shape: (-1, {T}, 2)" in entry.split("name:")[0], name
+    centres = {"outputs['patch_centres']": (None, f"(-1, {T}, 2)")}
+    helpers.assert_cli_lists(served["saved_model_cli"],
+                             helpers.frames_signatures(centres))
 
 
 def test_bad_requests_are_explained(served):
@@ -401,12 +307,7 @@ def test_bad_requests_are_explained(served):
 
 
 def test_warmup_requests_cover_both_signatures(served):
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    warmup = served["path"] / "assets.extra" / "tf_serving_warmup_requests"
-    logs = [prediction_log_pb2.PredictionLog.FromString(r).predict_log
-            .request for r in tf.data.TFRecordDataset(str(warmup))
-            .as_numpy_iterator()]
+    logs = helpers.warmup_requests(served["path"])
     assert [r.model_spec.signature_name for r in logs] == [
         "serving_default", "serve_jpeg"]
     frames = [tf.make_ndarray(r.inputs["frames"]) for r in logs]
@@ -447,7 +348,7 @@ def test_request_inputs_are_the_pipeline_frames(requests, reference):
         serving_lib.JPEG_SIGNATURE)
 
 
-@pytest.mark.parametrize("encoding", client.ENCODINGS)
+@pytest.mark.parametrize("encoding", serving_request.ENCODINGS)
 def test_rest_and_grpc_requests_carry_the_same_inputs(served, requests,
                                                       reference, encoding):
     inputs = requests[encoding]
@@ -469,16 +370,10 @@ def _class_names(records):
     return (records / "classes.txt").read_text().splitlines()
 
 
-def _command_flags(argv):
-    flag_values = flags.FlagValues()
-    client.define_flags(flag_values)
-    flag_values(["request", *argv])
-    return flag_values
-
-
 def test_command_prints_the_answer(records, served, requests, capsys):
-    fv = _command_flags([f"--data_dir={records}", f"--num_steps={T}",
-                         f"--saved_model={served['path']}"])
+    fv = helpers.command_flags(client, [
+        f"--data_dir={records}", f"--num_steps={T}",
+        f"--saved_model={served['path']}"])
     assert client.run(fv) == 0
     printed = json.loads(capsys.readouterr().out)
     video = requests["video"]
@@ -493,10 +388,9 @@ def test_command_prints_the_answer(records, served, requests, capsys):
 
 
 def test_command_errors_are_explained(records, tmp_path, capsys):
-    fv = _command_flags([f"--data_dir={records}", "--video_id=nope",
-                         f"--rest_body={tmp_path / 'r.json'}"])
-    assert client.run(fv) == 1
-    assert "'nope'" in capsys.readouterr().err
+    helpers.assert_command_fails(client, capsys, [
+        f"--data_dir={records}", "--video_id=nope",
+        f"--rest_body={tmp_path / 'r.json'}"], "'nope'")
     with pytest.raises(errors.ConfigError, match="encoding"):
         client.request_inputs(client.read_video(str(records)), T, "png")
 

@@ -16,7 +16,6 @@ test_actionvlad_export, exported here). For each:
    `--rest_body` files equal to the in-process requests.
 """
 
-import base64
 import concurrent.futures
 import json
 import os
@@ -35,6 +34,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from export import actionformer_request
 from export import actionvlad_request
 from export import serving_request
+from tests.serving import serving_helpers as helpers
 from tests.serving.test_actionformer_resampled_export import (
     records,  # noqa: F401
 )
@@ -142,24 +142,6 @@ def server(setup, actionvlad):  # noqa: F811
 
 
 # --- helpers ----------------------------------------------------------------
-def _rest_arrays(body, specs):
-    """The REST body's columnar inputs as numpy of the signature's dtypes."""
-    def decode(x):
-        if isinstance(x, list):
-            return [decode(v) for v in x]
-        assert set(x) == {"b64"}
-        return base64.b64decode(x["b64"])
-
-    out = {}
-    for name, value in body["inputs"].items():
-        dtype = specs[name].dtype
-        if dtype == tf.string:
-            out[name] = np.array(decode(value), dtype=object)
-        else:
-            out[name] = np.array(value, dtype=dtype.as_numpy_dtype)
-    return out
-
-
 def _run(signature, inputs):
     out = signature(**{k: tf.constant(v) for k, v in inputs.items()})
     return {k: v.numpy() for k, v in out.items()}
@@ -180,7 +162,8 @@ def _assert_request_matches(client, inputs, signature, model_name):
     assert request.model_spec.name == model_name
     assert request.model_spec.signature_name == body["signature_name"]
     arrays = serving_request.request_arrays(request)
-    rest = _rest_arrays(body, specs)
+    rest = helpers.rest_arrays(
+        body, {name: spec.dtype.name for name, spec in specs.items()})
     assert set(arrays) == set(rest) == set(specs)
     for name, spec in specs.items():
         got = arrays[name]

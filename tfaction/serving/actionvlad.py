@@ -91,11 +91,31 @@ UINT8_SIGNATURE = "serve_uint8"
 WARMUP_STEPS = 2  # frames (stacks) per warm-up video
 
 
-class _StreamInputs:
+class StreamInputs:
     """One stream's serving inputs -> the evaluation pipeline's frames.
 
+    The in-graph half of a frames-pipeline serving module (ActionVLAD's
+    streams, AdaFocus): the signatures' input specs, checks of a request's
+    shapes with clear messages, and the evaluation stages after sampling
+    (`decode_stage`, `augment_stage`, `normalize_stage`,
+    `fold_views_stage` with `training=False`) run per video with
+    `tf.map_fn`; plus a small warm-up video the config accepts.
+
     Args:
-        config: the stream's evaluation `FramesConfig`.
+        config: the stream's evaluation `FramesConfig`; its modality picks
+            the inputs (RGB: `frames`; flow: `flow_x`, `flow_y` JPEG
+            stacks or interleaved uint8 `flow`, module docstring).
+
+    Raises:
+        ConfigError: `config` is not a `FramesConfig`.
+
+    Example:
+
+    ```python
+    stream = StreamInputs(task.frames_config(training=False))
+    stream.jpeg_specs()       # {"frames": TensorSpec([None, None], string)}
+    frames = stream.from_jpegs({"frames": jpegs})  # [B, V·T', H, W, C]
+    ```
     """
 
     def __init__(self, config):
@@ -290,8 +310,33 @@ def _check_top_k(top_k):
     return int(top_k)
 
 
-def _classifier_outputs(module, logits, *, multi_label, top_k):
-    """logits -> probabilities, top-k and the top-k's class names."""
+def classifier_outputs(module, logits, *, multi_label, top_k):
+    """A classifier's serving outputs: logits -> probabilities and top-k.
+
+    Args:
+        module: the `ExportModule` (its `class_names` and
+            `class_name_lookup` name the classes).
+        logits: float `[B, K]`, K static.
+        multi_label: sigmoid probabilities (else softmax).
+        top_k: classes in the top-k outputs (at most K are returned).
+
+    Returns:
+        Dict `logits` (float32), `probabilities`, `top_k_classes` (int32
+        `[B, k]`, best first), `top_k_scores` and `class_names` (string
+        `[B, k]`), `k = min(top_k, K)`.
+
+    Raises:
+        ConfigError: K is not static, or `module.class_names` does not
+            hold K names (the error names the module's class).
+
+    Example:
+
+    ```python
+    out = classifier_outputs(self, self.model(frames), multi_label=False,
+                             top_k=5)
+    out["class_names"]        # [B, 5] names of the best classes
+    ```
+    """
     logits = tf.cast(logits, tf.float32)
     num_classes = logits.shape[-1]
     owner = type(module).__name__
@@ -344,7 +389,7 @@ class ActionVLADExportModule(export_module.ExportModule):
     def __init__(self, model, frames_config, class_names, top_k=5,
                  multi_label=None, name=None):
         super().__init__(model, class_names=class_names, name=name)
-        self._stream = _StreamInputs(frames_config)
+        self._stream = StreamInputs(frames_config)
         self.frames_config = frames_config
         self.top_k = _check_top_k(top_k)
         self.multi_label = bool(frames_config.multi_label
@@ -359,7 +404,7 @@ class ActionVLADExportModule(export_module.ExportModule):
         return self._stream.uint8_specs()
 
     def _predict(self, frames):
-        return _classifier_outputs(
+        return classifier_outputs(
             self, self.model(frames, training=False),
             multi_label=self.multi_label, top_k=self.top_k)
 
@@ -428,8 +473,8 @@ class TwoStreamExportModule(export_module.ExportModule):
                  flow_weight=fusion.FLOW_WEIGHT,
                  top_k=5, multi_label=None, name=None):
         super().__init__(rgb_model, class_names=class_names, name=name)
-        self._rgb = _StreamInputs(rgb_frames_config)
-        self._flow = _StreamInputs(flow_frames_config)
+        self._rgb = StreamInputs(rgb_frames_config)
+        self._flow = StreamInputs(flow_frames_config)
         if self._rgb.flow or not self._flow.flow:
             raise errors.ConfigError(
                 "TwoStreamExportModule needs an RGB frames config and a flow "
@@ -480,8 +525,8 @@ class TwoStreamExportModule(export_module.ExportModule):
                 f"the RGB model has {rgb.shape[-1]} logits, the flow model "
                 f"{flow.shape[-1]}")
         fused = (1.0 - self.flow_weight) * rgb + self.flow_weight * flow
-        out = _classifier_outputs(self, fused, multi_label=self.multi_label,
-                                  top_k=self.top_k)
+        out = classifier_outputs(self, fused, multi_label=self.multi_label,
+                                 top_k=self.top_k)
         out.update(rgb_logits=rgb, flow_logits=flow)
         return out
 

@@ -183,7 +183,7 @@ class AdaFocusExportModule(export_module.ExportModule):
         self.num_frames = int(model.num_frames)
         self.frame_size = tuple(int(v) for v in model.frame_size)
         self.patch_size = int(model.patch_size)
-        self._stream = actionvlad._StreamInputs(frames_config)
+        self._stream = actionvlad.StreamInputs(frames_config)
         self.frames_config = frames_config
         if (frames_config.modality != "rgb"
                 or frames_config.num_steps != self.num_frames
@@ -318,7 +318,7 @@ class AdaFocusExportModule(export_module.ExportModule):
         centres = tf.gather(centres, inverse, axis=1)
         seen = tf.gather(seen, inverse, axis=1)
         pixels = self._to_input_pixels(centres, hw)
-        out = actionvlad._classifier_outputs(
+        out = actionvlad.classifier_outputs(
             self, chosen, multi_label=False, top_k=self.top_k)
         out["patch_centres"] = tf.where(seen, pixels, NOT_SEEN)
         out.update(extra)
