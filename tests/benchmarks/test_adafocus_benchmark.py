@@ -102,6 +102,9 @@ def test_built_v2_case_is_the_recipe_at_its_patch_size(trunks):
         T * _v2_per_frame(trunks, patch) / 1e9, abs=1e-9)
 
 
+# Three fresh TensorFlow processes (about 30-50 s on 2 cores): `make
+# test-slow`.
+@pytest.mark.slow
 def test_json_line_and_its_gflops(trunks, tmp_path, capsys):
     patch = PATCHES[0]
     case = f"v2_mbv2_p{patch}"
