@@ -44,6 +44,8 @@ RECIPES = [
     *[f"adafocus_v2_{d}:{v}" for d in ("actnet", "fcvid", "minik")
       for v in ("mbv2_p128", "res50_p96")],
     "adafocus_v2_synthetic",
+    *[f"adafocus_v1_{d}:stage{s}" for d in ("actnet", "synthetic")
+      for s in range(4)],
 ]
 
 
@@ -69,6 +71,9 @@ def _validate(config):
         carl_config.validate(config.task)
     elif config.task.name == adafocus_config.TASK_NAME:
         adafocus_config.validate(config.task)
+    elif config.task.name == adafocus_config.V1_TASK_NAME:
+        # The stage k - 1 model is left to the command line.
+        adafocus_config.v1_validate(config.task)
     elif config.task.name == actionvlad_config.TASK_NAME:
         # The recipes leave the weights files to the command line.
         actionvlad_config.validate(config.task, weights_for=())

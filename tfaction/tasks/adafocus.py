@@ -66,24 +66,20 @@ from absl import logging
 from tfaction import errors
 from tfaction import tasks
 from tfaction.checkpoints import adafocus as adafocus_checkpoints
-from tfaction.checkpoints import resnet50 as resnet50_checkpoints
 from tfaction.data import filesystems
 from tfaction.data import frames_pipeline
 from tfaction.data import input_reader
-from tfaction.data import samplers
-from tfaction.data import schemas
-from tfaction.evaluation import adafocus_map
 from tfaction.models.adafocus import early_exit
 from tfaction.models.adafocus import flops
 from tfaction.models.adafocus.v2 import AdaFocusV2
+from tfaction.tasks import adafocus_common
 from tfaction.tasks import adafocus_config
 from tfaction.tasks import base_task
-from tfaction.tasks import converted_dataset
 from tfaction.tasks.base_task import LOSS_METRIC
 from tfaction.training.checkpointing import restore_model_weights
 
 TASK_NAME = adafocus_config.TASK_NAME
-PREDICTIONS_FILE = "predictions.npz"
+PREDICTIONS_FILE = adafocus_common.PREDICTIONS_FILE
 EARLY_EXIT_FILE = "early_exit.json"
 EARLY_EXIT_FIGURE = "early_exit.png"
 # The `subset` tag of an evaluation example: scored, or early-exit
@@ -92,87 +88,14 @@ _SCORED, _CALIBRATION = 0, 1
 # The aggregated state's entry of the calibration videos (a tuple, so it
 # never clashes with a video id).
 _CALIBRATION_KEY = ("early exit calibration",)
-MAX_LABELS = 3
-# Salts of the per-example random streams (samplers.make_seed).
-_LABEL_SALT, _LOCATION_SALT = 11, 13
-
-
-def coarse_to_fine_order(num_frames):
-    """AdaFocus V2's `--sample` frame order: middle, ends, then halvings.
-
-    The first three steps are the middle frame `(T - 1) // 2` and both
-    ends; then, for q = 2, 4, 8, ..., the midpoints of the q intervals
-    between `floor(linspace(0, T - 1, q + 1))` not taken yet, until every
-    frame is listed.
-
-    Args:
-        num_frames: T >= 1.
-
-    Returns:
-        A list, a permutation of `range(T)`.
-
-    Example:
-
-    >>> coarse_to_fine_order(16)
-    [7, 0, 15, 3, 11, 1, 5, 9, 13, 2, 4, 6, 8, 10, 12, 14]
-    """
-    num_frames = int(num_frames)
-    order = list(dict.fromkeys([(num_frames - 1) // 2, 0, num_frames - 1]))
-    intervals = 2
-    while len(order) < num_frames:
-        ends = np.floor(np.linspace(0, num_frames - 1, intervals + 1))
-        for a, b in zip(ends[:-1], ends[1:]):
-            middle = int((a + b) // 2)
-            if middle not in order:
-                order.append(middle)
-        intervals *= 2
-    return order
-
-
-def open_dataset(data_dir):
-    """The frames converter output `data_dir`."""
-    return converted_dataset.ConvertedDataset(
-        data_dir, schema="frames", converter="actnet_frames")
-
-
-def load_trunk_weights(model, config):
-    """Loads `glance_weights` / `focus_weights` into the model's trunks.
-
-    A `.h5` is keras.applications' ImageNet weights (into a "keras" trunk:
-    `load_keras_mobilenet_v2_weights`, `load_keras_resnet50_weights`), any
-    other file a PyTorch checkpoint (into a "torchvision" trunk).
-
-    Args:
-        model: an `AdaFocusV2`.
-        config: the `task` section.
-
-    Raises:
-        ConfigError: a trunk of the other variant than the file's.
-        CheckpointError: a file that does not fit the trunk (named).
-    """
-    for key, trunk, arch in (
-            ("glance_weights", model.glance, model.glance_arch),
-            ("focus_weights", model.focus, model.focus_arch)):
-        path = config[key]
-        if not path:
-            continue
-        # keras.applications' .h5 into "keras" trunks, PyTorch files into
-        # "torchvision" ones (adafocus_config.validate checks the pairing).
-        keras_file = adafocus_config.trunk_weights_format(path) == "h5"
-        if arch == "mobilenet_v2":
-            load = (adafocus_checkpoints.load_keras_mobilenet_v2_weights
-                    if keras_file else
-                    adafocus_checkpoints.load_mobilenet_v2_checkpoint)
-        else:  # "resnet50" ("small" trunks take no weights: validate)
-            load = (resnet50_checkpoints.load_keras_resnet50_weights
-                    if keras_file else
-                    resnet50_checkpoints.load_resnet50_checkpoint)
-        report = load(trunk, path)
-        logging.info("task.%s: %s", key, report.summary())
+MAX_LABELS = adafocus_common.MAX_LABELS
+# Shared with the V1 task (tfaction.tasks.adafocus_common).
+coarse_to_fine_order = adafocus_common.coarse_to_fine_order
+load_trunk_weights = adafocus_common.load_trunk_weights
 
 
 @tasks.register_task(TASK_NAME)
-class AdaFocusV2Task(tasks.Task):
+class AdaFocusV2Task(adafocus_common.AdaFocusVideoTask):
     """AdaFocus V2 in one training stage (see the module docstring).
 
     Args:
@@ -196,105 +119,21 @@ class AdaFocusV2Task(tasks.Task):
     config_schema = adafocus_config
 
     def __init__(self, config):
-        super().__init__(config)
-        adafocus_config.validate(config)
-        if not config.data_dir:
-            raise errors.ConfigError(
-                "task.data_dir is empty: set it to a folder written by "
-                "`python -m tfaction.data.convert --format=actnet_frames` "
-                "(or fcvid_frames, minik_frames)")
-        self.data = open_dataset(config.data_dir)
-        self.class_names = self.data.class_names
-        self.num_classes = len(self.class_names)
-        self.data.require_subsets(config.train_subset, config.eval_subset)
-        if "rgb" not in self.data.info.get("modalities", ["rgb"]):
-            raise errors.ConfigError(
-                f"{config.data_dir} holds no RGB frames (dataset_info.json "
-                "modalities)")
-        values = adafocus_config.frames_values(config.frames)
-        self.num_frames = int(values["num_steps"])
-        self.frame_size = tuple(int(v) for v in values["crop_size"])
-        self.frame_order = (coarse_to_fine_order(self.num_frames)
-                            if config.frame_order == "coarse_to_fine"
-                            else list(range(self.num_frames)))
+        super().__init__(config, validate=adafocus_config.validate)
         self._parts = {}  # id(model) -> (training, patch, gradient scales)
-        self._predictions = None
         self._early_exit = None  # the last evaluation's early_exit.json
         self._gflops = None
-        self.model = None
 
     # -------------------------------------------------------------- data
-    def frames_config(self, batch_size=1):
-        """The `FramesConfig` of both pipelines (the pipeline's `training`
-        flag chooses sampling and crops)."""
-        values = adafocus_config.frames_values(self.config.frames)
-        # Deterministic order in training too: an epoch is a function of
-        # (seed, epoch), for exact resume and 1-vs-N-replica equality.
-        values.update(num_classes=self.num_classes, multi_label=False,
-                      batch_size=batch_size, fold_views="none",
-                      deterministic=True)
-        return frames_pipeline.FramesConfig(**values)
-
-    def _labels_stage(self, ex, *, training):
-        """Frames `[T, H, W, 3]` in the model's order, the labels, and the
-        random patch locations of one video."""
-        video_id = ex[schemas.VIDEO_ID]
-        labels = tf.cast(ex[schemas.CLIP_LABEL_INDEX], tf.int32)
-        count = tf.size(labels)
-        labels = input_reader.require(
-            (count >= 1) & (count <= MAX_LABELS) & tf.reduce_all(
-                (labels >= 0) & (labels < self.num_classes)),
-            [f"expected 1 to {MAX_LABELS} clip/label/index values in "
-             f"[0, {self.num_classes}) in video", video_id, labels], labels)
-        if training and self.config.label_choice == "random":
-            keys = tf.random.stateless_uniform(
-                [count], samplers.make_seed(ex["seed"], _LABEL_SALT))
-            labels = tf.gather(labels, tf.argsort(keys))
-        padded = tf.concat([labels, tf.fill([MAX_LABELS - count], -1)], 0)
-        frames = tf.gather(ex["frames"][0], self.frame_order)
-        frames = tf.ensure_shape(frames, [self.num_frames, *self.frame_size,
-                                          3])
-        locations = tf.random.stateless_uniform(
-            [self.num_frames, 2], samplers.make_seed(ex["seed"],
-                                                     _LOCATION_SALT))
-        return {"video_id": video_id, "frames": frames,
-                "random_locations": locations, "label": padded[0],
-                "labels": padded}
-
     def build_inputs(self, training, *, global_batch_size, input_context=None,
                      epoch=0, seed=0):
-        subset = (self.config.train_subset if training
-                  else self.config.eval_subset)
+        if training or not self.early_exit_budgets():
+            return super().build_inputs(
+                training, global_batch_size=global_batch_size,
+                input_context=input_context, epoch=epoch, seed=seed)
         per_replica = (input_context.get_per_replica_batch_size(
             global_batch_size) if input_context else global_batch_size)
-        config = self.frames_config(batch_size=global_batch_size)
-        pipeline = frames_pipeline.build_frames_pipeline(
-            config, training=training, seed=seed, batch_size=per_replica)
-        pipeline.replace("labels", input_reader.map_stage(
-            lambda ex: self._labels_stage(ex, training=training),
-            deterministic=True, name="adafocus_labels"))
-        if not training and self.early_exit_budgets():
-            return self._early_exit_inputs(input_context, per_replica, seed)
-        read_context = input_context
-        if not training:
-            # Every worker reads every evaluation video (the chief writes
-            # all predictions), padded to whole steps of its replicas with
-            # blank videos (id "") that the evaluation skips.
-            read_context = None
-            base_task.pad_evaluation_split(
-                pipeline, input_context, per_replica,
-                self.data.num_records(subset), base_task.blank_example,
-                after="labels")
-        pipeline.add("split", lambda ds: ds.map(
-            lambda b: ({"frames": b["frames"],
-                        "random_locations": b["random_locations"]},
-                       {"label": b["label"], "labels": b["labels"],
-                        "video_id": b["video_id"]})),
-            after="fold_views")
-        return frames_pipeline.make_frames_dataset(
-            self.data.files(subset), config, training=training, seed=seed,
-            input_context=read_context, start_epoch=epoch, num_epochs=1,
-            pipeline=pipeline)
+        return self._early_exit_inputs(input_context, per_replica, seed)
 
     def early_exit_budgets(self):
         """The V2+ early-exit budgets q evaluated (empty: off)."""
@@ -420,15 +259,6 @@ class AdaFocusV2Task(tasks.Task):
         return self._parts[key]
 
     # ------------------------------------------------------------ losses
-    @staticmethod
-    def _frame_loss(label, logits):
-        """Cross-entropy of `[B, T, C]` logits, averaged over T -> [B]."""
-        steps = tf.shape(logits)[1]
-        per_step = keras.losses.sparse_categorical_crossentropy(
-            tf.repeat(label[:, None], steps, axis=1), logits,
-            from_logits=True)
-        return tf.reduce_mean(per_step, axis=1)
-
     def build_losses(self, labels, outputs):
         """Per-video AdaFocus V2 loss of the `training_model()` outputs.
 
@@ -440,10 +270,10 @@ class AdaFocusV2Task(tasks.Task):
             float32 [B].
         """
         label = labels["label"] if isinstance(labels, dict) else labels
-        passes = [self._frame_loss(label, outputs[key]) for key in (
+        passes = [self.frame_loss(label, outputs[key]) for key in (
             "logits", "focus_logits", "random_logits",
             "random_focus_logits")]
-        return (self._frame_loss(label, outputs["glance_logits"])
+        return (self.frame_loss(label, outputs["glance_logits"])
                 + 0.5 * tf.add_n(passes))
 
     def build_metrics(self, training=True):
@@ -477,25 +307,14 @@ class AdaFocusV2Task(tasks.Task):
         """
         features, labels = inputs
         training_model, _, scales = self._model_parts(model)
-        inner = getattr(optimizer.optimizer, "inner_optimizer",
-                        optimizer.optimizer)
-        if any(s != 1.0 for s in scales) and not isinstance(
-                inner, keras.optimizers.SGD):
-            raise errors.ConfigError(
-                f"task.lr_multipliers={dict(self.config.lr_multipliers)} "
-                f"scale gradients, which is a learning-rate multiplier "
-                f"only for SGD; optimizer.name must be 'sgd' (got "
-                f"{type(inner).__name__}) or every multiplier 1")
+        self.check_gradient_scales(optimizer, scales,
+                                   self.config.lr_multipliers)
         variables = model.trainable_variables
-        decay = float(self.config.weight_decay)
         with tf.GradientTape() as tape:
             outputs = training_model(features, training=True)
             per_example_loss = self.build_losses(labels, outputs)
-            regularization = list(model.losses)
-            if decay:
-                regularization.append(decay * tf.add_n(
-                    [tf.nn.l2_loss(tf.cast(v, tf.float32))
-                     for v in variables]))
+            regularization = list(model.losses) + self.coupled_decay(
+                self.config.weight_decay, variables)
             loss = optimizer.compute_loss(per_example_loss, regularization)
         grad_norm = optimizer.minimize(loss, variables, tape,
                                        gradient_scales=scales)
@@ -541,12 +360,6 @@ class AdaFocusV2Task(tasks.Task):
                                    if k not in ("video_id", "subset")}
         return state
 
-    def _scores(self, logits, labels):
-        """mAP and top-1 (percent) of `[N, C]` logits."""
-        gt = labels if self.config.map_labels == "all" else labels[:, :1]
-        return (adafocus_map.adafocus_map(logits, gt).map,
-                adafocus_map.topk_accuracy(logits, labels, (1,))[0])
-
     def gflops(self):
         """The model's GFLOPs (`flops.adafocus_v2_gflops`), computed once."""
         if self._gflops is None:
@@ -557,29 +370,17 @@ class AdaFocusV2Task(tasks.Task):
         state = dict(aggregated_logs or {})
         calibration = state.pop(_CALIBRATION_KEY, {})
         self._early_exit = None
-        if not state:
-            self._predictions = None
-            return {}
         ids = sorted(state)
-        arrays = {key: np.stack([state[v][key] for v in ids])
-                  for key in state[ids[0]]}
-        labels = arrays.pop("labels").astype(np.int64)
-        step_scores = arrays.pop("step_scores", None)
-        self._predictions = {"video_ids": np.array(ids), "labels": labels,
-                             **{k: v.astype(np.float32)
-                                for k, v in arrays.items()}}
-        results = {"num_videos": float(len(ids))}
-        for key, prefix in (("scores", ""), ("glance_scores", "glance_"),
-                            ("random_patch_scores", "random_patch_")):
-            if key in arrays:
-                ap, top1 = self._scores(arrays[key], labels)
-                results[f"{prefix}mAP"] = ap
-                results[f"{prefix}top1"] = top1
-        if self.model is not None:
-            results["gflops_per_video"] = self.gflops()["per_video"]
+        step_scores = None
+        if ids and "step_scores" in state[ids[0]]:
+            step_scores = np.stack([state[v]["step_scores"] for v in ids])
+            state = {v: {k: x for k, x in state[v].items()
+                         if k != "step_scores"} for v in ids}
+        results = super().reduce_aggregated_logs(state, global_step)
         if step_scores is not None:
             results.update(self._evaluate_early_exit(
-                calibration, step_scores, labels, results, global_step))
+                calibration, step_scores, self._predictions["labels"],
+                results, global_step))
         return results
 
     def _evaluate_early_exit(self, calibration, step_scores, labels,
@@ -609,7 +410,7 @@ class AdaFocusV2Task(tasks.Task):
         per_frame = self.gflops()["per_frame"]
 
         def score(logits):
-            mean_ap, top1 = self._scores(logits, labels)
+            mean_ap, top1 = self.scores(logits, labels)
             return {"mAP": mean_ap, "top1": top1}
 
         curve = early_exit.sweep(train, step_scores,
@@ -657,14 +458,8 @@ class AdaFocusV2Task(tasks.Task):
     def write_evaluation_outputs(self, workdir, global_step=None):
         """Writes the last evaluation's scores to `predictions.npz` (and,
         with early exit, `early_exit.json` and `early_exit.png`)."""
-        if self._predictions is None:
-            return None
-        path = os.path.join(workdir, PREDICTIONS_FILE)
-        arrays = dict(self._predictions)
-        if global_step is not None:
-            arrays["step"] = np.asarray(int(global_step))
-        filesystems.save_npz(path, **arrays)
-        if self._early_exit is not None:
+        path = super().write_evaluation_outputs(workdir, global_step)
+        if path is not None and self._early_exit is not None:
             filesystems.atomic_write_text(
                 os.path.join(workdir, EARLY_EXIT_FILE),
                 json.dumps(self._early_exit, indent=1) + "\n")

@@ -803,6 +803,7 @@ def v1_validate(config, require_previous_stage=False):
             raise errors.ConfigError(
                 f"task.{key} is set but task.model.{arch_key}='small' has "
                 "no pre-trained weights format")
+    _check_trunk_variants(config)
     if require_previous_stage:
         v1_require_previous_stage(config)
 
