@@ -623,6 +623,8 @@ def write_mp4(path, images, fps=BASE_FPS, codec=None):
     """
     codec = video_codec(codec)
     count, shape = 0, None
+    # PyAV muxes into local files only: encode into a local temporary file,
+    # then write its bytes to `path` (local or remote) atomically.
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, "video.mp4")
         with av.open(local, "w") as container:

@@ -307,10 +307,7 @@ class ActionTransformerTask(tasks.Task):
         for metric in metrics:
             if metric.name == LOSS_METRIC:
                 metric.update_state(per_example_loss)
-        logs = {LOSS_METRIC: loss}
-        if grad_norm is not None:
-            logs["grad_norm"] = grad_norm
-        return logs
+        return base_task.step_logs(loss, grad_norm)
 
     def build_metrics(self, training=True):
         return [keras.metrics.Mean(name=LOSS_METRIC)] if training else []

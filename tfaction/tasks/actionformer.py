@@ -364,11 +364,8 @@ class ActionFormerTask(tasks.Task):
                   LOSS_METRIC: tf.reduce_sum(per_video) * share}
         for metric in metrics:
             metric.update_state(values[metric.name])
-        logs = {LOSS_METRIC: loss,
-                "loss_normalizer": normalizer}
-        if grad_norm is not None:
-            logs["grad_norm"] = grad_norm
-        return logs
+        return base_task.step_logs(loss, grad_norm,
+                                   loss_normalizer=normalizer)
 
     def build_metrics(self, training=True):
         if not training:

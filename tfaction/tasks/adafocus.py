@@ -319,10 +319,7 @@ class AdaFocusV2Task(adafocus_common.AdaFocusVideoTask):
         grad_norm = optimizer.minimize(loss, variables, tape,
                                        gradient_scales=scales)
         self.process_metrics(metrics, labels, outputs, per_example_loss)
-        logs = {LOSS_METRIC: loss}
-        if grad_norm is not None:
-            logs["grad_norm"] = grad_norm
-        return logs
+        return base_task.step_logs(loss, grad_norm)
 
     # -------------------------------------------------------- evaluation
     def validation_step(self, inputs, model, metrics):

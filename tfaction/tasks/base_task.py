@@ -40,6 +40,21 @@ from tfaction.layers.frozen_batch_normalization import (
 LOSS_METRIC = "loss"
 
 
+def step_logs(loss, grad_norm, **extra):
+    """A training step's logs: `loss`, `grad_norm` when the optimizer
+    clipped (it returns None otherwise) and any `extra` scalars.
+
+    Example:
+
+    >>> step_logs(1.0, None, loss_normalizer=3.0)
+    {'loss': 1.0, 'loss_normalizer': 3.0}
+    """
+    logs = {LOSS_METRIC: loss, **extra}
+    if grad_norm is not None:
+        logs["grad_norm"] = grad_norm
+    return logs
+
+
 class Task(abc.ABC):
     """Base class of tfaction tasks.
 
@@ -166,10 +181,7 @@ class Task(abc.ABC):
             loss = optimizer.compute_loss(per_example_loss, model.losses)
         grad_norm = optimizer.minimize(loss, model.trainable_variables, tape)
         self.process_metrics(metrics, labels, outputs, per_example_loss)
-        logs = {LOSS_METRIC: loss}
-        if grad_norm is not None:  # computed when clipping is on
-            logs["grad_norm"] = grad_norm
-        return logs
+        return step_logs(loss, grad_norm)
 
     def validation_step(self, inputs, model, metrics):
         """Evaluates one replica's batch and updates `metrics`.

@@ -427,10 +427,7 @@ class CARLTask(tasks.Task):
         for metric in metrics:
             if metric.name == LOSS_METRIC:
                 metric.update_state(per_video)
-        logs = {LOSS_METRIC: loss}
-        if grad_norm is not None:
-            logs["grad_norm"] = grad_norm
-        return logs
+        return base_task.step_logs(loss, grad_norm)
 
     def build_metrics(self, training=True):
         return [keras.metrics.Mean(name=LOSS_METRIC)] if training else []
