@@ -8,6 +8,12 @@
 # `make demo-carl`: CARL end to end on synthetic phase videos (see README).
 # `make demo-adafocus`: AdaFocus V2 end to end on synthetic glyph videos,
 # with the V2+ early-exit sweep (see README).
+# `make bench`: every benchmark, one after the other, and the table of
+# benchmarks/README.md regenerated from their results (benchmarks/results/).
+# BENCH_REFS adds the authors' code to compare with (benchmarks/README.md
+# says how to set it up), BENCH_ONLY runs some benchmarks only:
+#   make bench BENCH_ONLY=evaluation \
+#       BENCH_REFS="--reference activitynet=/src/ActivityNet:/venv/bin/python"
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -17,7 +23,7 @@ PYTEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: test test-slow test-demo install demo demo-actionvlad \
-	demo-action-transformer demo-carl demo-adafocus clean
+	demo-action-transformer demo-carl demo-adafocus bench clean
 
 install: $(STAMP)
 
@@ -46,6 +52,13 @@ test-slow: $(STAMP)
 # assert README's figures.
 test-demo: $(STAMP)
 	$(PY) -m pytest -m demo tests/learning $(PYTEST_ARGS)
+
+BENCH_REFS ?=
+BENCH_ONLY ?=
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py $(if $(BENCH_ONLY),--only=$(BENCH_ONLY)) \
+	    $(BENCH_REFS)
 
 DEMO := runs/demo
 DEMO_CONFIG := experiments/configs/actionformer_synthetic.py

@@ -336,14 +336,36 @@ def run_netvlad(args):
         "iterations": args.iterations,
         "warmup": args.warmup,
         "device": device_label,
-        "tensorflow": tf.__version__,
-        "cpu_count": os.cpu_count(),
-        # Other processes on the same cores slow every figure: read the
-        # times with the load in mind.
-        "load_average": loads,
-        "seconds": round(time.perf_counter() - start, 1),
     }
+    result["rows"] = _netvlad_rows(result, args.shape, args.clusters)
+    result.update(timing.run_facts(start, loads))
     return result
+
+
+def _netvlad_rows(result, shape, clusters):
+    """The `make bench` table's rows of the `netvlad` section."""
+    what = (f"NetVLAD forward+backward, [{', '.join(map(str, shape))}], "
+            f"K = {clusters}")
+    reference = ("plain-`tf` formula of the same pooling, written in the "
+                 "benchmark (same run)")
+
+    def row(measure, ours, theirs, unit):
+        return {"family": "ActionVLAD", "measure": measure, "ours": ours,
+                "reference": theirs, "unit": unit,
+                "ratio": round(ours / theirs, 2), "reference_name": reference,
+                "target": None, "met": None}
+
+    rows = [row(what + ", no XLA", result["layer_ms"],
+                result["reference_ms"], "ms"),
+            row(what + ", XLA", result["layer_xla_ms"],
+                result["reference_xla_ms"], "ms")]
+    peak = result["peak_mb"] or {}
+    if all("step_mb" in peak.get(impl, {}) for impl in ("layer",
+                                                         "reference")):
+        rows.append(row(what + ", TF-allocator peak per step, no XLA",
+                        result["peak_mb"]["layer"]["step_mb"],
+                        result["peak_mb"]["reference"]["step_mb"], "MB"))
+    return rows
 
 
 # ------------------------------------------------------------------ train
@@ -483,6 +505,9 @@ def main(argv=None):
                         help="synthetic videos generated for the run")
     parser.add_argument("--train_strategy", default="one_device",
                         choices=("one_device", "mirrored"))
+    parser.add_argument("--bench", action="store_true",
+                        help="the `make bench` preset: the netvlad "
+                             "section with the defaults above")
     parser.add_argument("--child_impl", choices=("layer", "reference"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--child_jit", type=int, default=0,
