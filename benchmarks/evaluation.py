@@ -1,39 +1,73 @@
 """Benchmark of ActivityNet detection mAP; prints one JSON line.
 
-ActivityNet 1.3 validation GT from the BSN files (4,728 videos), 100
-predictions per video generated deterministically (seed 0: jittered copies of
-the GT with the right or a random label, the rest random segments and
-labels), 10 tIoU thresholds linspace(0.5, 0.95, 10). Times
-`evaluate_detection` on the loaded GT and predictions (best of 3), and a
-straightforward per-prediction Python loop written from the official
-algorithm on a subset of classes, extrapolated by prediction count to all
-classes. The loop uses nothing of tfaction's metric: it ranks predictions
-with NumPy's own `argsort()[::-1]`, as the official code does (its tie order
-may depend on the CPU's NumPy kernels, which tfaction's `numpy_sort` does
-not), and interpolates precision as the official `interpolated_prec_rec`;
-the JSON reports the largest AP difference from tfaction's, and the same
-for the loop ranked in NumPy's generic tie order (`common.
-official_score_order`, which tfaction follows on every CPU).
+ActivityNet 1.3 validation GT from the BSN files in `--real_data` (4,728
+validation videos; every subset is written to an ActivityNet-layout GT file,
+as the official `activity_net.v1-3.min.json`), 100 predictions per video
+generated deterministically (seed 0: jittered copies of the GT with the
+right or a random label, the rest random segments and labels; scores
+rounded to 3 decimals, so with ties), 10 tIoU thresholds linspace(0.5,
+0.95, 10). Both files are written to a temporary folder.
+
+Figures:
+
+* `cli_s`: `python -m experiments.evaluate --metric=activitynet_detection`
+  on the two files, end to end in a subprocess as a user runs it (start-up,
+  imports, reading both files, evaluation, printing), median of `--runs`
+  (and `cli_cpu_s`, its CPU time, which load from other processes
+  inflates less).
+* With `--reference_repo` (a clone of activitynet/ActivityNet) and
+  `--reference_python`: the official `Evaluation/eval_detection.py`
+  (`ANETdetection`, run by `benchmarks/evaluation_official.py`) end to end
+  in a subprocess, alternating with our CLI on the same files, and both
+  mAPs. The official code visits predictions one by one with pandas (about
+  a millisecond each), so `--reference_every K` gives both programs every
+  K-th prediction of each video (472,800 / K; all videos and classes kept):
+  the ratio is measured on those files, nothing is extrapolated.
+* `ours_s`: `evaluate_detection` on the loaded GT and predictions (best of
+  3), and a straightforward per-prediction Python loop written from the
+  official algorithm on a subset of classes, extrapolated by prediction
+  count to all classes. The loop uses nothing of tfaction's metric: it
+  ranks predictions with NumPy's own `argsort()[::-1]`, as the official
+  code does (its tie order may depend on the CPU's NumPy kernels, which
+  tfaction's `numpy_sort` does not), and interpolates precision as the
+  official `interpolated_prec_rec`; the JSON reports the largest AP
+  difference from tfaction's, and the same for the loop ranked in NumPy's
+  generic tie order (`common.official_score_order`, which tfaction follows
+  on every CPU).
 
 Usage:
-    python benchmarks/evaluation.py [--real_data ../shared/data/real]
+    python benchmarks/evaluation.py --bench [--real_data ../shared/data/real]
+        [--reference_repo ActivityNet --reference_python PY]
+        [--output FILE]
 """
 
 import argparse
 import json
 import os
 import pathlib
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks import timing  # noqa: E402
 from tfaction.evaluation import activitynet_detection as det  # noqa: E402
 from tfaction.evaluation import common  # noqa: E402
 from tfaction.evaluation import ground_truth as gt_lib  # noqa: E402
+
+# `--bench`: what `make bench` runs (<= 5 minutes on 2 idle cores with the
+# official code on every 10th prediction).
+BENCH = {"runs": 3, "reference_runs": 1, "reference_every": 10,
+         "loop_classes": 8}
+TARGET_CLI_S = 3.0
+TARGET_SPEEDUP = 30.0
 
 
 def make_predictions(gt, per_video=100, seed=0):
@@ -120,20 +154,91 @@ def _iou(p, g):
     return inter / union if union else float("nan")
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--real_data", default=str(
-        pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-        / "real"))
-    parser.add_argument("--loop_classes", type=int, default=8)
-    args = parser.parse_args()
-    real = pathlib.Path(args.real_data)
-    t0 = time.perf_counter()
-    gt = gt_lib.load_ground_truth(real / "anet_anno_action.json",
-                                  "validation",
-                                  video_info=real / "video_info_new.csv")
-    t_load = time.perf_counter() - t0
-    preds = make_predictions(gt)
+def write_ground_truth(real, path):
+    """ActivityNet-layout GT (every subset) of the BSN files; returns the
+    validation `GroundTruth` read back from it."""
+    from tfaction.data.formats import activitynet_annotations as anet
+
+    videos, _ = anet.read_bsn_annotations(real / "anet_anno_action.json",
+                                          real / "video_info_new.csv")
+    data = json.loads(anet.ground_truth_json(
+        {v.video_id: v for v in videos}))
+    data["taxonomy"] = []  # required by the official loader, unused
+    path.write_text(json.dumps(data))
+    return gt_lib.load_ground_truth(path, "validation")
+
+
+def write_predictions(preds, path, every=1):
+    """The official submission layout of `preds` (every `every`-th entry of
+    each video, in order); returns the number of entries written."""
+    results = {v: [] for v in preds.video_ids}
+    for i in range(preds.num_predictions):
+        results[preds.video_ids[preds.video[i]]].append(
+            {"label": preds.labels[i], "score": float(preds.scores[i]),
+             "segment": [float(preds.segments[i, 0]),
+                         float(preds.segments[i, 1])]})
+    results = {v: e[::every] for v, e in results.items()}
+    path.write_text(json.dumps({
+        "version": "VERSION 1.3", "results": results,
+        "external_data": {"used": False, "details": ""}}))
+    return sum(map(len, results.values()))
+
+
+def run_cli(gt_path, pred_path, out_json, cpu=None):
+    """Our CLI end to end in a subprocess; returns (seconds, result dict).
+
+    `cpu`: optional list receiving the process's CPU seconds (user +
+    system), a figure other processes on the cores inflate less than the
+    wall time.
+    """
+    cmd = [sys.executable, "-m", "experiments.evaluate",
+           "--metric=activitynet_detection", f"--ground_truth={gt_path}",
+           f"--predictions={pred_path}", f"--output_json={out_json}",
+           "--noprogress"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise RuntimeError(f"CLI failed (exit {proc.returncode}):\n"
+                           f"{proc.stderr[-4000:]}")
+    if cpu is not None:
+        cpu.append(after.ru_utime + after.ru_stime
+                   - before.ru_utime - before.ru_stime)
+    return seconds, json.loads(pathlib.Path(out_json).read_text())
+
+
+def run_official(args, gt_path, pred_path):
+    """The official code end to end in a subprocess (wall time, start-up
+    included); returns (seconds, its RESULT dict)."""
+    cmd = [args.reference_python, str(ROOT / "benchmarks" /
+                                      "evaluation_official.py"),
+           "--reference_repo", args.reference_repo,
+           "--ground_truth", str(gt_path), "--predictions", str(pred_path),
+           "--workers", str(os.cpu_count())]
+    start = time.perf_counter()
+    result = timing.child_result(cmd, "official ActivityNet evaluation")
+    return time.perf_counter() - start, result
+
+
+def map_difference(ours, official):
+    """Largest |difference| of the average mAP, mAP per tIoU and AP per
+    class (classes matched by name)."""
+    diffs = [abs(ours["average_mAP"] - official["average_mAP"])]
+    diffs += [abs(a - b) for a, b in zip(ours["mAP_per_tiou"],
+                                         official["mAP_per_tiou"])]
+    if set(ours["ap_per_class"]) != set(official["ap_per_class"]):
+        return float("inf")
+    for label, ap in official["ap_per_class"].items():
+        diffs += [abs(a - b) for a, b in zip(ours["ap_per_class"][label],
+                                             ap)]
+    return max(diffs)
+
+
+def in_process_figures(gt, preds, loop_classes):
+    """`evaluate_detection` on loaded arrays and the loop port (see the
+    module docstring)."""
     thresholds = np.linspace(0.5, 0.95, 10)
     times = []
     for _ in range(3):
@@ -143,7 +248,7 @@ def main():
     ours = min(times)
     # Loop port on a subset of classes, extrapolated by prediction count.
     classes = result.classes
-    pick = classes[:args.loop_classes]
+    pick = classes[:loop_classes]
     labels = np.array(preds.labels, object)
     g_labels = np.array(gt.labels, object)
     t_loop, n_loop, max_diff, max_diff_generic = 0.0, 0, 0.0, 0.0
@@ -163,12 +268,8 @@ def main():
         max_diff_generic = max(max_diff_generic,
                                float(np.abs(ap - result.ap[:, i]).max()))
     loop_est = t_loop * preds.num_predictions / max(n_loop, 1)
-    print(json.dumps({
-        "benchmark": "activitynet_detection_map",
-        "videos": len(gt.video_ids), "gt_instances": gt.num_instances,
-        "predictions": preds.num_predictions, "classes": len(classes),
-        "tiou_thresholds": 10, "cpu_count": os.cpu_count(),
-        "ours_s": round(ours, 3), "gt_load_s": round(t_load, 3),
+    return {
+        "classes": len(classes), "ours_s": round(ours, 3),
         "average_mAP": round(result.average_mAP, 6),
         "loop_port_measured_s": round(t_loop, 3),
         "loop_port_measured_predictions": n_loop,
@@ -176,8 +277,162 @@ def main():
         "speedup": round(loop_est / ours, 1),
         "loop_vs_ours_max_abs_diff": max_diff,
         "loop_generic_tie_order_vs_ours_max_abs_diff": max_diff_generic,
-        "date": time.strftime("%Y-%m-%d"),
-        "ours_under_5s": ours < 5.0}))
+        "ours_under_5s": ours < 5.0}
+
+
+def official_name(args, result):
+    """The rows' `reference_name`: commit, Python, pandas, workers."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", args.reference_repo, "rev-parse", "--short",
+             "HEAD"], capture_output=True, text=True,
+            check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown commit (not a git work tree)"
+    return (f"official ActivityNet Evaluation/eval_detection.py "
+            f"(ActivityNet @ {commit}, Python {result['python']}, pandas "
+            f"{result['pandas']}, joblib {result['joblib']}, "
+            f"{result['workers']} workers)")
+
+
+def table_rows(out, args, ref):
+    """The `rows` of the result (family "Evaluation")."""
+    scale = (f"{out['videos']:,} videos, {out['predictions']:,} "
+             "predictions, 10 tIoU")
+    rows = [{
+        "family": "Evaluation",
+        "measure": f"detection mAP CLI end to end, ActivityNet val scale "
+                   f"({scale})",
+        "ours": out["cli_s"], "reference": None, "unit": "s",
+        "ratio": None, "reference_name": None,
+        "target": f"<= {TARGET_CLI_S:g} s",
+        "met": out["cli_s"] <= TARGET_CLI_S}]
+    if ref is not None:
+        n = out["side_by_side_predictions"]
+        ratio = out["side_by_side_cli_s"] / out["official_s"]
+        name = official_name(args, ref)
+        rows.append({
+            "family": "Evaluation",
+            "measure": f"detection mAP end to end vs the official code, "
+                       f"same files ({n:,} predictions = every "
+                       f"{args.reference_every}th of {out['predictions']:,})"
+                       if args.reference_every > 1 else
+                       f"detection mAP end to end vs the official code, "
+                       f"same files ({scale})",
+            "ours": out["side_by_side_cli_s"],
+            "reference": out["official_s"], "unit": "s",
+            "ratio": round(ratio, 2 if ratio >= 0.01 else 4),
+            "reference_name": name,
+            "target": f">= {TARGET_SPEEDUP:g}x faster (ratio <= "
+                      f"{1 / TARGET_SPEEDUP:.3f})",
+            "met": ratio <= 1 / TARGET_SPEEDUP})
+        rows.append({
+            "family": "Evaluation",
+            "measure": "detection mAP, largest |ours - official| (average "
+                       "mAP, mAP per tIoU, AP per class; same files)",
+            "ours": out["official_max_abs_diff"], "reference": None,
+            "unit": "abs. difference", "ratio": None,
+            "reference_name": name, "target": "<= 1e-9",
+            "met": out["official_max_abs_diff"] <= 1e-9})
+    rows.append({
+        "family": "Evaluation",
+        "measure": f"evaluate_detection on loaded arrays ({scale})",
+        "ours": out["ours_s"], "reference": None, "unit": "s",
+        "ratio": None, "reference_name": None, "target": "<= 5 s",
+        "met": out["ours_s"] <= 5.0})
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--real_data", default=str(
+        ROOT.parent / "shared" / "data" / "real"))
+    parser.add_argument("--bench", action="store_true",
+                        help=f"the `make bench` preset: {BENCH}")
+    parser.add_argument("--per_video", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=5,
+                        help="timed CLI runs (median)")
+    parser.add_argument("--reference_runs", type=int, default=1)
+    parser.add_argument("--reference_every", type=int, default=1,
+                        help="side by side on every K-th prediction")
+    parser.add_argument("--loop_classes", type=int, default=8)
+    parser.add_argument("--reference_repo", default=None)
+    parser.add_argument("--reference_python", default=None)
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args(argv)
+    if args.bench:
+        for key, value in BENCH.items():
+            setattr(args, key, value)
+    if (args.reference_repo is None) != (args.reference_python is None):
+        parser.error("--reference_repo and --reference_python go together")
+    start = time.perf_counter()
+    loads = [timing.load_average()]
+    real = pathlib.Path(args.real_data)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        gt_path, pred_path = tmp / "gt.json", tmp / "predictions.json"
+        t0 = time.perf_counter()
+        gt = write_ground_truth(real, gt_path)
+        t_load = time.perf_counter() - t0
+        preds = make_predictions(gt, per_video=args.per_video)
+        write_predictions(preds, pred_path)
+        out = {"benchmark": "activitynet_detection_map",
+               "videos": len(gt.video_ids), "gt_instances": gt.num_instances,
+               "predictions": preds.num_predictions, "tiou_thresholds": 10,
+               "gt_load_s": round(t_load, 3),
+               "gt_file_mb": round(gt_path.stat().st_size / 2**20, 1),
+               "predictions_file_mb": round(pred_path.stat().st_size
+                                            / 2**20, 1)}
+        out.update(in_process_figures(gt, preds, args.loop_classes))
+        side = pred_path
+        if args.reference_repo and args.reference_every > 1:
+            side = tmp / "predictions_subset.json"
+            out["side_by_side_predictions"] = write_predictions(
+                preds, side, args.reference_every)
+        elif args.reference_repo:
+            out["side_by_side_predictions"] = preds.num_predictions
+        cli, cli_cpu, cli_side, official, ref = [], [], [], [], None
+        run_cli(gt_path, pred_path, tmp / "warm.json")  # file cache
+        for i in range(max(args.runs, args.reference_runs
+                           if args.reference_repo else 0)):
+            # Alternating: load from other processes hits both alike.
+            if i < args.runs:
+                seconds, ours = run_cli(gt_path, pred_path, tmp / "o.json",
+                                        cli_cpu)
+                cli.append(seconds)
+            if args.reference_repo and i < args.reference_runs:
+                if side != pred_path:
+                    seconds, ours_side = run_cli(gt_path, side,
+                                                 tmp / "s.json")
+                    cli_side.append(seconds)
+                else:
+                    ours_side = ours
+                    cli_side.append(cli[-1])
+                seconds, ref = run_official(args, gt_path, side)
+                official.append(seconds)
+        out.update({"cli_runs": len(cli),
+                    "cli_s": round(timing.median(cli), 3),
+                    "cli_cpu_s": round(timing.median(cli_cpu), 3),
+                    "cli_average_mAP": ours["average_mAP"]})
+        if ref is not None:
+            out.update({
+                "side_by_side_cli_s": round(timing.median(cli_side), 3),
+                "official_s": round(timing.median(official), 3),
+                "official_runs": len(official),
+                "official_inner_s": round(ref["seconds"], 3),
+                "side_by_side_average_mAP": ours_side["average_mAP"],
+                "official_average_mAP": ref["average_mAP"],
+                "official_max_abs_diff": map_difference(ours_side, ref),
+                "official_python": ref["python"],
+                "official_numpy": ref["numpy"],
+                "official_pandas": ref["pandas"],
+                "official_workers": ref["workers"]})
+            out["speedup_vs_official"] = round(
+                out["official_s"] / out["side_by_side_cli_s"], 1)
+    loads.append(timing.load_average())
+    out["rows"] = table_rows(out, args, ref)
+    out.update(timing.run_facts(start, loads, devices=False))
+    return timing.write_result(out, args.output)
 
 
 if __name__ == "__main__":

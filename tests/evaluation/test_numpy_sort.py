@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tfaction.evaluation import numpy_sort as ns
 
@@ -130,3 +131,20 @@ def test_heapsort_fallback_matches_numpy_heapsort():
             a = list(range(n))
             ns._aheapsort(ns._keys(x), a, 0, n)
             np.testing.assert_array_equal(a, np.argsort(x, kind="heapsort"))
+
+
+def test_python_port_matches_the_long_double_path():
+    """`argsort` runs NumPy's own generic sort on long double keys where
+    that type is wider than a double; the pure Python port (used where it
+    is not) must give the same order."""
+    if not ns.WIDE_LONGDOUBLE:
+        pytest.skip("long double is a double here: only the port runs")
+    rng = np.random.RandomState(6)
+    for n in (17, 40, 300, 2500):
+        for k in (1, 3, 50):
+            x = np.round(rng.choice(rng.rand(k), n), 3)
+            if n % 2:
+                x[rng.rand(n) < 0.1] = np.nan
+            np.testing.assert_array_equal(
+                ns._aquicksort(ns._keys(x)),
+                np.argsort(x.astype(np.longdouble), kind="quicksort"))

@@ -52,6 +52,7 @@ print(result.average_mAP, result.mAP_per_tiou)
 """
 
 import dataclasses
+import itertools
 
 import numpy as np
 
@@ -363,7 +364,8 @@ def _resolve_labels(preds, class_index, skip_unknown, name_to_id=None):
     if name_to_id is not None:
         labels = [name_to_id.get(x, x) if isinstance(x, str) else x
                   for x in labels]
-    idx = np.array([class_index.get(x, -1) for x in labels], np.int64)
+    idx = np.fromiter(map(class_index.get, labels, itertools.repeat(-1)),
+                      np.int64, len(labels))
     unknown = idx < 0
     if unknown.any() and not skip_unknown:
         i = int(np.flatnonzero(unknown)[0])
@@ -391,8 +393,13 @@ def _load(ground_truth, predictions, subset, video_info, variant,
     if isinstance(predictions, dict) and "video-id" in predictions:
         return gt, read_column_predictions("<dict>", predictions)
     path = str(predictions)
-    data = common.load_json(path, what="prediction file")
+    # Decoded once with the C parser; the duplicate-key check counts keys
+    # during the column-wise read (`common.read_detection_predictions`).
+    text = common.read_json_text(path, what="prediction file")
+    data = common.parse_json(text, path=path)
     if isinstance(data, dict) and "video-id" in data:
+        common.check_unique_keys(text, common.count_keys(data), path=path,
+                                 data=data)
         return gt, read_column_predictions(path, data)
     # EPIC submissions give the task's class under its name.
     epic_entries = variant == "epic" and _has_key(data, epic_task,
@@ -400,7 +407,8 @@ def _load(ground_truth, predictions, subset, video_info, variant,
     label_key = ("label" if variant == "activitynet" or _has_key(data, "label")
                  else "label_id")
     preds = common.read_detection_predictions(
-        path, data=data, label_key=epic_task if epic_entries else label_key)
+        path, data=data, text=text,
+        label_key=epic_task if epic_entries else label_key)
     if epic_entries:
         preds = dataclasses.replace(preds, labels=[
             epic_io.epic_label({epic_task: x}, epic_task, path=path,
@@ -518,8 +526,9 @@ def evaluate_detection(ground_truth, predictions, *, subset="validation",
         raise errors.ConfigError(
             f"epic_task must be one of {epic_io.TASKS}, got {epic_task!r}")
     thresholds = np.asarray(tiou_thresholds, np.float64).reshape(-1)
-    gt, preds = _load(ground_truth, predictions, subset, video_info, variant,
-                      epic_task)
+    with common.without_gc():  # resumed once the decoded files are freed
+        gt, preds = _load(ground_truth, predictions, subset, video_info,
+                          variant, epic_task)
     if class_agnostic:
         gt, preds = _one_class(gt), _one_class(preds)
     name_to_id = None

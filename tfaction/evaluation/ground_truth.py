@@ -10,7 +10,10 @@ Two layouts are read, through the readers of
   from the CSV; the `v_` prefix is stripped, as in official ActivityNet ids).
 
 Note: the readers lower-case subset names (the official code compares them
-exactly); `subset` arguments are lower-cased too.
+exactly); `subset` arguments are lower-cased too. The file is read once
+(strictly: duplicated keys are errors); of an ActivityNet-layout file only
+the videos of the evaluated subset are parsed, as the official code does
+(every video's `subset` is still checked).
 
 Example:
 
@@ -71,16 +74,39 @@ class GroundTruth:
         return list(dict.fromkeys(self.labels))
 
 
-def _read_videos(path, video_info, layout):
-    from tfaction.data.formats import activitynet_annotations as anet
+def _subset_database(data, subset):
+    """`data` with only the videos of `subset` in its `database` (and those
+    whose entry or subset is malformed, for the reader to report), or None
+    when `data` is not ActivityNet-layout or no video is of `subset`."""
+    database = data.get("database") if isinstance(data, dict) else None
+    if not isinstance(database, dict):
+        return None
 
-    if layout == "auto":
-        layout = anet.detect_layout(path)
-    if layout == anet.LAYOUT_ACTIVITYNET:
-        return anet.read_activitynet_json(path)
-    if layout != anet.LAYOUT_BSN:
+    def keep(entry):
+        name = entry.get("subset") if isinstance(entry, dict) else None
+        return not isinstance(name, str) or not name or (
+            name.lower() == subset)
+
+    kept = {k: v for k, v in database.items() if keep(v)}
+    return dict(data, database=kept) if kept else None
+
+
+def _read_videos(path, video_info, layout, subset=None):
+    from tfaction.data.formats import activitynet_annotations as anet
+    from tfaction.evaluation import common
+
+    if layout not in anet.LAYOUTS:
         raise errors.ConfigError(
             f"layout must be one of {anet.LAYOUTS}, got {layout!r}")
+    # Read (strictly) once, for the layout and the reader.
+    data = common.load_json(path, what="annotation file")
+    if layout == "auto":
+        layout = anet.detect_layout(path, data=data)
+    if layout == anet.LAYOUT_ACTIVITYNET:
+        # Only the evaluated subset's annotations are parsed (the official
+        # code reads only them); every video's subset is still checked.
+        kept = None if subset is None else _subset_database(data, subset)
+        return anet.read_activitynet_json(path, data=kept or data)
     if video_info is None:
         video_info = filesystems.join(os.path.dirname(str(path)),
                                       "video_info_new.csv")
@@ -89,7 +115,7 @@ def _read_videos(path, video_info, layout):
                 "BSN-layout ground truth needs its video info CSV (subset per "
                 f"video); pass --video_info (looked for {video_info})",
                 path=str(path))
-    videos, _ = anet.read_bsn_annotations(path, video_info)
+    videos, _ = anet.read_bsn_annotations(path, video_info, data=data)
     return videos
 
 
@@ -119,8 +145,8 @@ def load_ground_truth(path, subset="validation", *, video_info=None,
     3311
     """
     path = str(path)
-    videos = _read_videos(path, video_info, layout)
     subset = None if subset is None else str(subset).lower()
+    videos = _read_videos(path, video_info, layout, subset)
     kept = [v for v in videos if subset is None or v.subset == subset]
     if not kept:
         found = sorted({v.subset for v in videos})

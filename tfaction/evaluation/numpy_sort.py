@@ -20,8 +20,16 @@ AVX-512 (or with `NPY_DISABLE_CPU_FEATURES` set), which is what the
 reference numbers were produced with. NaN sorts last (`a < b or (b != b and
 a == a)`), as in NumPy.
 
-Only arrays longer than 16 with tied keys run the (pure Python) port; all
-others use NumPy's stable sort, which gives the same permutation.
+Only arrays longer than 16 with tied keys need the generic algorithm; all
+others use NumPy's stable sort, which gives the same permutation. The
+generic algorithm is run by NumPy itself on `long double` keys where that
+type is wider than a double (x86-64 Linux: 80-bit): NumPy dispatches only
+4- and 8-byte argsorts to SIMD sorts, so its `long double` argsort is the
+generic `aquicksort_` template, with the same comparisons (float64 ->
+long double is exact and keeps the order, NaN last). Where `long double` is
+a double (Windows, ARM macOS) the pure Python port `_aquicksort` runs
+instead (about 30x slower); the tests check that both give NumPy's generic
+order.
 
 Example:
 
@@ -33,6 +41,8 @@ order = argsort(scores)[::-1]   # == scores.argsort()[::-1] (generic NumPy)
 import numpy as np
 
 SMALL_QUICKSORT = 15  # partitions with pr - pl <= 15 are insertion-sorted
+# NumPy's argsort of this type is its generic introsort (no SIMD dispatch).
+WIDE_LONGDOUBLE = np.dtype(np.longdouble).itemsize > 8
 
 
 def _keys(x):
@@ -166,6 +176,9 @@ def argsort(x):
     if x.shape[0] <= SMALL_QUICKSORT + 1 or not has_ties(x):
         # Insertion sort (small) is stable; distinct keys have one order.
         return np.argsort(x, kind="stable").astype(np.int64)
+    if WIDE_LONGDOUBLE:
+        return np.argsort(x.astype(np.longdouble),
+                          kind="quicksort").astype(np.int64)
     return np.array(_aquicksort(_keys(x)), np.int64)
 
 

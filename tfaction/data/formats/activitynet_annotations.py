@@ -136,11 +136,12 @@ def _subset(entry, *, path, video_id):
 
 
 # --- Readers ------------------------------------------------------------------
-def read_activitynet_json(path):
+def read_activitynet_json(path, *, data=None):
     """Reads an ActivityNet-layout annotation file (`{"database": ...}`).
 
     Args:
         path: JSON file (ActivityNet, THUMOS14 `thumos_gt.json`, ActionFormer).
+        data: its already decoded (strictly read) JSON, or None to read it.
 
     Returns:
         List of `VideoAnnotation`, in file order.
@@ -156,7 +157,8 @@ def read_activitynet_json(path):
     array([18.6, 24.8])
     """
     path = str(path)
-    data = _load_json(path)
+    if data is None:
+        data = _load_json(path)
     database = data.get("database") if isinstance(data, dict) else None
     if not isinstance(database, dict):
         raise errors.MalformedFileError(
@@ -184,13 +186,15 @@ def read_activitynet_json(path):
 
 
 def read_bsn_annotations(annotation_path, video_info_path, *,
-                         strip_prefix="v_"):
+                         strip_prefix="v_", data=None):
     """Reads ActivityNet 1.3 in the BSN layout and joins it with its CSV.
 
     Args:
         annotation_path: `anet_anno_action.json` (keys `v_<id>`).
         video_info_path: `video_info_new.csv` (subset per video).
         strip_prefix: prefix removed from keys to form video ids.
+        data: the annotation file's already decoded (strictly read) JSON,
+            or None to read it.
 
     Returns:
         `(videos, info_only)`: list of `VideoAnnotation` (feature file name =
@@ -208,7 +212,8 @@ def read_bsn_annotations(annotation_path, video_info_path, *,
     ('QOlSCBRmfWY', 'v_QOlSCBRmfWY')
     """
     annotation_path = str(annotation_path)
-    data = _load_json(annotation_path)
+    if data is None:
+        data = _load_json(annotation_path)
     if not isinstance(data, dict) or "database" in data:
         raise errors.MalformedFileError(
             "expected the BSN layout: an object of videos keyed 'v_<id>' with "
@@ -251,11 +256,12 @@ def read_bsn_annotations(annotation_path, video_info_path, *,
     return videos, info_only
 
 
-def detect_layout(path):
+def detect_layout(path, *, data=None):
     """'activitynet' if the JSON has a top-level `database`, else 'bsn'.
 
     Args:
         path: annotation JSON.
+        data: its already decoded JSON, or None to read it.
 
     Returns:
         `LAYOUT_ACTIVITYNET` or `LAYOUT_BSN`.
@@ -265,7 +271,8 @@ def detect_layout(path):
     >>> detect_layout("anet_anno_action.json")  # doctest: +SKIP
     'bsn'
     """
-    data = _load_json(str(path))
+    if data is None:
+        data = _load_json(str(path))
     return (LAYOUT_ACTIVITYNET if isinstance(data, dict) and "database" in data
             else LAYOUT_BSN)
 
