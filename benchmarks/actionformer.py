@@ -1,52 +1,64 @@
-"""Benchmark of ActionFormer (THUMOS config) on CPU; prints one JSON line.
+"""Benchmark of ActionFormer on CPU, against the authors' code; one JSON line.
 
-Shapes as the reference's THUMOS14 I3D config: 2048-d features, 20 classes,
-embed/head 512, 4 heads, arch (2, 2, 5) (6 levels), window 19,
-max_seq_len 2304, drop path 0.1, random weights. Measured, each with
-`jit_compile` off and on:
+Shapes (`--shapes`, `benchmarks/actionformer_shapes.py`) mirror the
+authors' configs: `thumos` (`thumos_i3d.yaml`: I3D 2048-d, 20 classes,
+embed/head 512, 4 heads, arch (2, 2, 5), window 19, T = 2304, training
+batch 2; 29,251,612 parameters, checked), `anet` (`anet_i3d.yaml`: 1 class,
+embed 256, windows 7 with a global last level, absolute position encoding,
+T = 192, batch 16) and `ego4d` (`ego4d_slowfast_omnivore_egovlp.yaml`:
+three feature sets projected to 1024 channels, 110 classes, 16 heads, 8
+levels, T = 1024, batch 2); random weights. Measured per shape, with
+`jit_compile` off (and on, `--configs`):
 
-* training, batch 2, T = 2304 (one video padded, 8 GT segments each):
-  (a) forward + backward of the full loss: `assign_point_labels`,
-  `sigmoid_focal_loss` + `ctr_diou_loss_1d` divided by the loss
-  normaliser (EMA of the positive count, updated before use);
-  (b) the full optimiser step: (a) + global-norm clip 1.0 + AdamW
-  (weight decay 0.05 on kernels only, warm-up/cosine learning rate) + a
-  weight EMA (0.999) update;
-* inference, batch 1, T = 2304: (c) network only; (d) network +
-  post-processing (`decode_candidates` in a `tf.function` without XLA,
-  host Soft-NMS multiclass Gaussian sigma 0.5, max_seg_num 200, and
-  `grid_to_seconds`); post-processing always stays outside XLA;
-* parameter count (checked against 29,251,612 for the THUMOS config);
+* training, the authors' batch at `T = max_seq_len` (even rows full, odd
+  rows 78 % valid, 8 GT segments each): (a) forward + backward of the full
+  loss: `assign_point_labels`, `sigmoid_focal_loss` (with the config's
+  label smoothing) + the config's weight x `ctr_diou_loss_1d`, divided by
+  the loss normaliser (EMA of the positive count, updated before use);
+  (b) the full optimiser step: (a) + global-norm clip 1.0 + AdamW (weight
+  decay 0.05 on kernels only, warm-up/cosine learning rate) + a weight EMA
+  (0.999) update;
+* the first training step of a fresh process: tracing alone, and tracing +
+  graph optimisation + the step;
+* inference, batch 1, `T = max_seq_len`: (c) network only; (d) network +
+  post-processing with the config's `test_cfg` (`decode_candidates` in a
+  `tf.function` without XLA, host Soft-NMS (Gaussian; per class, or
+  class-agnostic with segment voting) and `grid_to_seconds`);
 * peak memory: each configuration (train / inference x jit off / on) runs
   in its own subprocess, which reports `resource.getrusage` `ru_maxrss`.
 
 Times are the median of `--iterations` timed iterations after `--warmup`
-untimed ones (which also trace and compile); (a) and (b), like (c) and
-(d), run alternately in the same process so that load from other
-processes hits both alike.
+untimed ones; (a) and (b), like (c) and (d), run alternately in the same
+process so that load from other processes hits both alike.
 
 With `--reference_repo=PATH` (a clone of happyharrycn/actionformer_release
 with its NMS extension built; `--reference_python` a Python with PyTorch,
 default this one) the authors' code is timed in the same run by
 `benchmarks/actionformer_torch.py`, on the same inputs, each of its
-subprocesses right after ours (train, then inference), and the JSON holds
-its figures under `reference` and the ratios ours / reference (< 1 =
-faster / smaller) for the configuration without XLA. Without it, no
-comparison is printed.
+subprocesses right after ours (train, then inference). The JSON holds, per
+shape, its figures under `reference` and the ratios ours / reference (< 1 =
+faster / smaller) for the configuration without XLA, and `rows`: one line
+of the summary table per figure, with the targets (training step and
+inference with post-processing <= 0.7x the authors', peak training memory
+<= 1.0x, first-step tracing <= 10 s). Without it, `reference` is null.
 
 Usage:
-    python benchmarks/actionformer.py [--iterations 5] [--quick]
-        [--attention auto|dense] [--configs no_jit,jit]
+    python benchmarks/actionformer.py [--shapes thumos,anet,ego4d]
+        [--iterations 5] [--warmup 2] [--configs no_jit,jit] [--quick]
+        [--bench] [--attention auto|dense]
         [--reference_repo PATH [--reference_python PYTHON]]
         [--output result.json]
+
+`--bench` (what `make bench` runs): `--shapes thumos,anet --configs
+no_jit --iterations 2 --warmup 1`.
 """
 
 import argparse
 import json
 import os
 import pathlib
-import platform
 import resource
+import subprocess
 import sys
 import time
 
@@ -54,20 +66,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import actionformer_shapes as shapes  # noqa: E402
 from benchmarks import timing  # noqa: E402
 
 # Figures compared with the authors' code (ours / theirs).
 COMPARED = ("train_fwd_bwd_s", "train_full_step_s", "infer_network_s",
             "infer_with_postprocess_s", "train_peak_rss_gb",
             "infer_peak_rss_gb")
-THUMOS_PARAMS = 29251612
-
-THUMOS = dict(input_dim=2048, num_classes=20, embed_dim=512, num_heads=4,
-              arch=(2, 2, 5), window_size=19, head_dim=512,
-              max_seq_len=2304, drop_path_rate=0.1)
-QUICK = dict(input_dim=64, num_classes=5, embed_dim=32, num_heads=4,
-             arch=(2, 2, 5), window_size=9, head_dim=32, max_seq_len=256,
-             drop_path_rate=0.1)
 
 
 # ----------------------------------------------------------------- child
@@ -83,9 +88,8 @@ def _build_model(model_kwargs, attention):
     return model
 
 
-def _train_child(args, model_kwargs):
+def _train_child(args, shape):
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from tfaction.losses.ctr_diou_loss_1d import ctr_diou_loss_1d
@@ -94,28 +98,13 @@ def _train_child(args, model_kwargs):
     from tfaction.training.ema import ModelEMA
 
     keras.utils.set_random_seed(0)
-    model = _build_model(model_kwargs, args.attention)
+    model = _build_model(shape["model"], args.attention)
     num_classes = model.num_classes
-    batch, length = 2, model.max_seq_len
-    rng = np.random.default_rng(0)
-    lengths = [length, int(length * 0.78)]
-    feats = rng.standard_normal((batch, length, model.input_dim),
-                                dtype=np.float32)
-    mask = np.arange(length)[None] < np.array(lengths)[:, None]
-    feats *= mask[..., None]
-    num_gt = 8
-    starts = np.stack([np.sort(rng.uniform(0, n * 0.9, num_gt))
-                       for n in lengths])
-    ends = starts + rng.uniform(2.0, length / 16, (batch, num_gt))
-    ends = np.minimum(ends, np.array(lengths)[:, None] - 1.0)
-    segments = np.stack([starts, ends], -1).astype(np.float32)
-    labels = rng.integers(0, num_classes, (batch, num_gt)).astype(np.int32)
-    gt_valid = np.ones((batch, num_gt), bool)
-    gt_valid[1, -2:] = False  # padded GT rows
-    inputs = [tf.constant(x) for x in (feats, mask, segments, labels,
-                                        gt_valid)]
-
-    normaliser = tf.Variable(100.0, trainable=False)  # init_loss_norm
+    inputs = [tf.constant(x) for x in shapes.training_inputs(
+        shape["train_batch"], model.max_seq_len, model.input_dim,
+        num_classes)]
+    loss_cfg = shape["loss"]
+    normaliser = tf.Variable(loss_cfg["init_loss_norm"], trainable=False)
 
     def compute_loss(features, valid, segs, labs, gvalid):
         out = model({"features": features, "mask": valid}, training=True)
@@ -127,11 +116,12 @@ def _train_child(args, model_kwargs):
         num_pos = tf.reduce_sum(tf.cast(positive, tf.float32))
         normaliser.assign(0.9 * normaliser
                           + 0.1 * tf.maximum(num_pos, 1.0))
-        cls_loss = sigmoid_focal_loss(cls_t, out["cls_logits"],
-                                      mask=point_mask) / normaliser
+        cls_loss = sigmoid_focal_loss(
+            cls_t, out["cls_logits"], mask=point_mask,
+            label_smoothing=loss_cfg["label_smoothing"]) / normaliser
         reg_loss = ctr_diou_loss_1d(reg_t, out["offsets"],
                                     mask=positive) / normaliser
-        return cls_loss + reg_loss
+        return cls_loss + loss_cfg["loss_weight"] * reg_loss
 
     weights = model.trainable_variables
 
@@ -169,6 +159,15 @@ def _train_child(args, model_kwargs):
         ema.update()
         return loss, norm
 
+    # The first training step, as a training run meets it: tracing alone,
+    # then the first call (graph optimisation + the step itself).
+    start = time.perf_counter()
+    full_step.get_concrete_function(*inputs)
+    trace_s = time.perf_counter() - start
+    loss, norm = full_step(*inputs)
+    float(loss), float(norm)
+    first_step_s = time.perf_counter() - start
+
     def run_fwd_bwd():
         loss, norm = fwd_bwd(*inputs)
         float(loss), float(norm)
@@ -185,11 +184,13 @@ def _train_child(args, model_kwargs):
     return {"train_fwd_bwd_s": round(t_fb, 4),
             "train_full_step_s": round(t_full, 4),
             "train_loss": round(loss, 4),
+            "first_step_trace_s": round(trace_s, 2),
+            "first_step_s": round(first_step_s, 2),
             "first_call_s": first,
             "params": int(model.count_params())}
 
 
-def _infer_child(args, model_kwargs):
+def _infer_child(args, shape):
     import keras
     import numpy as np
     import tensorflow as tf
@@ -198,13 +199,12 @@ def _infer_child(args, model_kwargs):
     from tfaction.ops.soft_nms import soft_nms
 
     keras.utils.set_random_seed(0)
-    model = _build_model(model_kwargs, args.attention)
+    model = _build_model(shape["model"], args.attention)
     length = model.max_seq_len
-    rng = np.random.default_rng(1)
-    feats = tf.constant(rng.standard_normal(
-        (1, length, model.input_dim), dtype=np.float32))
+    feats = tf.constant(shapes.inference_features(length, model.input_dim))
     mask = tf.ones((1, length), bool)
     strides = model.fpn_strides
+    post = shape["post"]
 
     @tf.function(jit_compile=args.jit)
     def network(features, valid):
@@ -217,10 +217,11 @@ def _infer_child(args, model_kwargs):
             model.split_levels(logits, axis=0),
             model.split_levels(offsets, axis=0), strides,
             model.split_levels(valid, axis=0), pre_nms_thresh=0.001,
-            pre_nms_topk=2000, duration_thresh=0.05)
+            pre_nms_topk=post["pre_nms_topk"],
+            duration_thresh=post["duration_thresh"])
 
-    fps, feat_stride, num_frames = 30.0, 4, 16
-    duration = length * feat_stride / fps
+    feat_stride, num_frames = post["feat_stride"], post["num_frames"]
+    duration = length * feat_stride / post["fps"]
     counts = {}
 
     def run_network():
@@ -233,9 +234,12 @@ def _infer_child(args, model_kwargs):
         counts["candidates"] = int(scores.shape[0])
         segs, scores, labels = soft_nms(
             segs.numpy(), scores.numpy(), labels.numpy(), iou_threshold=0.1,
-            min_score=0.001, max_seg_num=200, method="gaussian",
-            multiclass=True, sigma=0.5)
-        seconds = decoding.grid_to_seconds(segs, fps, feat_stride,
+            min_score=post["min_score"], max_seg_num=post["max_seg_num"],
+            method="gaussian", multiclass=post["multiclass"],
+            sigma=post["sigma"],
+            voting_thresh=(0.0 if post["multiclass"]
+                           else post["voting_thresh"]))
+        seconds = decoding.grid_to_seconds(segs, post["fps"], feat_stride,
                                            num_frames, duration)
         counts["detections"] = int(np.asarray(seconds).shape[0])
 
@@ -254,10 +258,10 @@ def _infer_child(args, model_kwargs):
 def _child(args):
     import tensorflow as tf
 
-    model_kwargs = QUICK if args.quick else THUMOS
+    shape = shapes.SHAPES[args.shape]
     start = time.perf_counter()
     result = (_train_child if args.child == "train" else _infer_child)(
-        args, model_kwargs)
+        args, shape)
     result["seconds"] = round(time.perf_counter() - start, 1)
     # Linux: kilobytes. GB = 1e9 bytes.
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -267,27 +271,153 @@ def _child(args):
 
 
 # ---------------------------------------------------------------- parent
-def _run_child(args, kind, jit):
+def _run_child(args, shape, kind, jit):
     cmd = [sys.executable, str(pathlib.Path(__file__).resolve()),
-           "--child", kind, "--jit", str(int(jit)),
+           "--child", kind, "--shape", shape, "--jit", str(int(jit)),
            "--iterations", str(args.iterations), "--warmup",
            str(args.warmup), "--attention", args.attention]
-    if args.quick:
-        cmd.append("--quick")
-    return timing.child_result(cmd, f"{kind} jit={jit}")
+    return timing.child_result(cmd, f"{shape} {kind} jit={jit}")
 
 
-def _run_reference(args, kind):
+def _run_reference(args, shape, kind):
     """The authors' code, timed by benchmarks/actionformer_torch.py."""
     cmd = [args.reference_python,
            str(pathlib.Path(__file__).resolve().with_name(
                "actionformer_torch.py")),
-           "--repo", args.reference_repo, "--child", kind,
+           "--repo", args.reference_repo, "--child", kind, "--shape", shape,
            "--iterations", str(args.iterations), "--warmup",
            str(args.warmup)]
-    if args.quick:
-        cmd.append("--quick")
-    return timing.child_result(cmd, f"reference {kind}")
+    return timing.child_result(cmd, f"reference {shape} {kind}")
+
+
+def _reference_name(args, ref):
+    """`rows`' reference_name: the authors' code, its commit, torch."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", args.reference_repo, "rev-parse", "--short",
+             "HEAD"], capture_output=True, text=True,
+            check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown commit (not a git work tree)"
+    return (f"authors' PyTorch code (actionformer_release @ {commit}, "
+            f"torch {ref['torch']}, {ref['torch_threads']} threads)")
+
+
+def _rows(name, shape, ours, ref, ref_name):
+    """The `rows` of one shape (ratios ours / reference, no-XLA run)."""
+    batch = shape["train_batch"]
+    length = shape["model"]["max_seq_len"]
+    where = {"thumos": "THUMOS", "anet": "ActivityNet", "ego4d": "Ego4D",
+             "quick": "quick"}[name]
+    train = f"{where} shapes (B={batch}, T={length})"
+    infer = f"{where} shapes (B=1, T={length})"
+    spec = [
+        ("training step (fwd+bwd, clip, AdamW, EMA), " + train,
+         "train_full_step_s", "s", 0.7),
+        ("training forward+backward, " + train, "train_fwd_bwd_s", "s",
+         None),
+        ("inference, network, " + infer, "infer_network_s", "s", None),
+        ("inference with post-processing (decode, Soft-NMS), " + infer,
+         "infer_with_postprocess_s", "s", 0.7),
+        ("peak memory (RSS), training, " + train, "train_peak_rss_gb", "GB",
+         1.0),
+        ("peak memory (RSS), inference, " + infer, "infer_peak_rss_gb",
+         "GB", None),
+    ]
+    rows = []
+    for measure, key, unit, target in spec:
+        theirs = None if ref is None else ref[key]
+        ratio = None if theirs is None else round(ours[key] / theirs, 2)
+        rows.append({
+            "family": "ActionFormer", "measure": measure,
+            "ours": ours[key], "reference": theirs, "unit": unit,
+            "ratio": ratio, "reference_name": None if ref is None
+            else ref_name,
+            "target": None if target is None else f"<= {target}x",
+            "met": None if (target is None or ratio is None)
+            else ratio <= target})
+    trace = ours["details"]["first_step_trace_s"]
+    rows.append({
+        "family": "ActionFormer",
+        "measure": "first training step, tracing, " + train,
+        "ours": trace, "reference": None, "unit": "s", "ratio": None,
+        "reference_name": None, "target": "<= 10 s", "met": trace <= 10.0})
+    rows.append({
+        "family": "ActionFormer",
+        "measure": "first training step, tracing + graph optimisation + "
+                   "step, " + train,
+        "ours": ours["details"]["first_step_s"], "reference": None,
+        "unit": "s", "ratio": None, "reference_name": None, "target": None,
+        "met": None})
+    return rows
+
+
+def _run_shape(args, name, names, loads):
+    """Our configurations (and the authors' code) at one shape."""
+    configs, reference = {}, {}
+    for config in names:
+        jit = config == "jit"
+        train = _run_child(args, name, "train", jit)
+        loads.append(timing.load_average())
+        if args.reference_repo and not jit and not reference:
+            reference["train"] = _run_reference(args, name, "train")
+            loads.append(timing.load_average())
+        infer = _run_child(args, name, "infer", jit)
+        loads.append(timing.load_average())
+        if args.reference_repo and not jit and "infer" not in reference:
+            reference["infer"] = _run_reference(args, name, "infer")
+            loads.append(timing.load_average())
+        if train["params"] != infer["params"]:
+            raise RuntimeError("train and inference models differ")
+        row = {key: train[key] for key in ("train_fwd_bwd_s",
+                                           "train_full_step_s")}
+        row.update({key: infer[key] for key in ("infer_network_s",
+                                                "infer_with_postprocess_s")})
+        row.update(params=infer["params"],
+                   train_peak_rss_gb=train["peak_rss_gb"],
+                   infer_peak_rss_gb=infer["peak_rss_gb"])
+        row["details"] = {
+            "train_loss": train["train_loss"],
+            "candidates_before_nms": infer["candidates"],
+            "detections": infer["detections"],
+            "first_step_trace_s": train["first_step_trace_s"],
+            "first_step_s": train["first_step_s"],
+            # first calls of the timing loops: [fwd_bwd (traced after the
+            # full step), full_step, network, network_with_postprocess]
+            "first_call_s": train["first_call_s"] + infer["first_call_s"],
+            "child_seconds": [train["seconds"], infer["seconds"]],
+        }
+        configs[config] = row
+    params = configs[names[0]]["params"]
+    expected = shapes.SHAPES[name]["params"]
+    if expected is not None and params != expected:
+        raise RuntimeError(f"{name}: parameter count {params} != {expected}")
+    out = {"train_batch": shapes.SHAPES[name]["train_batch"],
+           "length": shapes.SHAPES[name]["model"]["max_seq_len"],
+           "params": params, "reference": None, **configs}
+    if reference:
+        ref_train, ref_infer = reference["train"], reference["infer"]
+        ref = {key: ref_train[key] for key in ("train_fwd_bwd_s",
+                                               "train_full_step_s")}
+        ref.update({key: ref_infer[key] for key in
+                    ("infer_network_s", "infer_with_postprocess_s")})
+        ref.update(params=ref_train["params"],
+                   train_peak_rss_gb=ref_train["peak_rss_gb"],
+                   infer_peak_rss_gb=ref_infer["peak_rss_gb"],
+                   detections=ref_infer["detections"],
+                   torch=ref_train["torch"],
+                   torch_threads=ref_train["torch_threads"],
+                   repo=args.reference_repo)
+        if ref["params"] != params:
+            raise RuntimeError(f"{name}: the authors' model has "
+                               f"{ref['params']} parameters, ours {params}: "
+                               f"not the same network")
+        out["reference"] = ref
+        if "no_jit" in configs:
+            configs["no_jit"]["ratio_to_reference"] = {
+                key: round(configs["no_jit"][key] / ref[key], 3)
+                for key in COMPARED}
+    return out
 
 
 def main(argv=None):
@@ -295,6 +425,13 @@ def main(argv=None):
     parser.add_argument("--output", help="also write the JSON line here")
     parser.add_argument("--quick", action="store_true",
                         help="small shapes (smoke test of the script)")
+    parser.add_argument("--bench", action="store_true",
+                        help="the `make bench` preset: --shapes "
+                             "thumos,anet --configs no_jit --iterations 2 "
+                             "--warmup 1")
+    parser.add_argument("--shapes", default="thumos",
+                        help="comma list of " + ", ".join(
+                            k for k in shapes.SHAPES if k != "quick"))
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--attention", choices=("auto", "dense"),
@@ -311,111 +448,49 @@ def main(argv=None):
                         help="Python with PyTorch for --reference_repo")
     parser.add_argument("--child", choices=("train", "infer"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--shape", help=argparse.SUPPRESS)
     parser.add_argument("--jit", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         args.jit = bool(args.jit)
         return _child(args)
+    if args.bench:
+        args.shapes, args.configs = "thumos,anet", "no_jit"
+        args.iterations, args.warmup = 2, 1
     if args.quick:
+        args.shapes = "quick"
         args.iterations, args.warmup = min(args.iterations, 2), 1
 
     names = [n for n in args.configs.split(",") if n]
     if not names or set(names) - {"no_jit", "jit"}:
         parser.error(f"--configs: no_jit and/or jit, got {args.configs!r}")
+    shape_names = [n for n in args.shapes.split(",") if n]
+    unknown = set(shape_names) - set(shapes.SHAPES)
+    if not shape_names or unknown:
+        parser.error(f"--shapes: unknown {sorted(unknown)}; choose from "
+                     f"{sorted(shapes.SHAPES)}")
     start = time.perf_counter()
-    loads = [round(os.getloadavg()[0], 2)]
-    configs = {}
-    reference = {}
-    for name in names:
-        jit = name == "jit"
-        train = _run_child(args, "train", jit)
-        loads.append(round(os.getloadavg()[0], 2))
-        if args.reference_repo and not jit and not reference:
-            reference["train"] = _run_reference(args, "train")
-            loads.append(round(os.getloadavg()[0], 2))
-        infer = _run_child(args, "infer", jit)
-        loads.append(round(os.getloadavg()[0], 2))
-        if args.reference_repo and not jit and "infer" not in reference:
-            reference["infer"] = _run_reference(args, "infer")
-            loads.append(round(os.getloadavg()[0], 2))
-        params = infer["params"]
-        if train["params"] != params:
-            raise RuntimeError("train and inference models differ")
-        row = {
-            "train_fwd_bwd_s": train["train_fwd_bwd_s"],
-            "train_full_step_s": train["train_full_step_s"],
-            "infer_network_s": infer["infer_network_s"],
-            "infer_with_postprocess_s": infer["infer_with_postprocess_s"],
-            "params": params,
-            "train_peak_rss_gb": train["peak_rss_gb"],
-            "infer_peak_rss_gb": infer["peak_rss_gb"],
-        }
-        row["details"] = {
-            "train_loss": train["train_loss"],
-            "candidates_before_nms": infer["candidates"],
-            "detections": infer["detections"],
-            # tracing + compilation: [fwd_bwd, full_step, network,
-            # network_with_postprocess]
-            "first_call_s": train["first_call_s"] + infer["first_call_s"],
-            "child_seconds": [train["seconds"], infer["seconds"]],
-        }
-        configs[name] = row
-    params = configs[names[0]]["params"]
-    ref_row = None
-    if reference:
-        ref_train, ref_infer = reference["train"], reference["infer"]
-        ref_row = {
-            "train_fwd_bwd_s": ref_train["train_fwd_bwd_s"],
-            "train_full_step_s": ref_train["train_full_step_s"],
-            "infer_network_s": ref_infer["infer_network_s"],
-            "infer_with_postprocess_s":
-                ref_infer["infer_with_postprocess_s"],
-            "params": ref_train["params"],
-            "train_peak_rss_gb": ref_train["peak_rss_gb"],
-            "infer_peak_rss_gb": ref_infer["peak_rss_gb"],
-            "detections": ref_infer["detections"],
-            "torch": ref_train["torch"],
-            "torch_threads": ref_train["torch_threads"],
-            "repo": args.reference_repo,
-        }
-        if ref_row["params"] != params:
-            raise RuntimeError(f"the authors' model has {ref_row['params']} "
-                               f"parameters, ours {params}: not the same "
-                               f"network")
-        ours = configs["no_jit"]
-        ours["ratio_to_reference"] = {
-            key: round(ours[key] / ref_row[key], 3) for key in COMPARED}
-    if not args.quick and params != THUMOS_PARAMS:
-        raise RuntimeError(f"THUMOS parameter count {params} != "
-                           f"{THUMOS_PARAMS}")
-    import tensorflow as tf  # noqa: E402 (only for the version)
-
+    loads = [timing.load_average()]
+    results, rows = {}, []
+    for name in shape_names:
+        results[name] = _run_shape(args, name, names, loads)
+        ref = results[name]["reference"]
+        ours = results[name]["no_jit" if "no_jit" in names else names[0]]
+        rows += _rows(name, shapes.SHAPES[name], ours, ref,
+                      None if ref is None else _reference_name(args, ref))
     result = {
         "benchmark": "actionformer",
-        "config": "quick" if args.quick else "thumos_i3d",
-        "shapes": {"train_batch": 2, "infer_batch": 1,
-                   "length": (QUICK if args.quick else THUMOS)["max_seq_len"],
-                   "model": {k: list(v) if isinstance(v, tuple) else v
-                             for k, v in (QUICK if args.quick
-                                          else THUMOS).items()}},
+        "shapes": {name: {k: list(v) if isinstance(v, tuple) else v
+                          for k, v in shapes.SHAPES[name]["model"].items()}
+                   for name in shape_names},
         "attention": args.attention,
         "iterations": args.iterations,
         "warmup": args.warmup,
-        "tensorflow": tf.__version__,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "cpu": timing.cpu_model(),
-        "date": time.strftime("%Y-%m-%d"),
-        # Other processes on the same cores slow every figure: read the
-        # times with the load in mind.
-        "load_average": loads,
-        "params": params,
-        "params_match_thumos": params == THUMOS_PARAMS,
-        # the authors' code, measured in this run (--reference_repo)
-        "reference": ref_row,
-        **configs,
-        "seconds": round(time.perf_counter() - start, 1),
+        # per shape: our configurations and the authors' code (--reference_repo)
+        "results": results,
+        "rows": rows,
     }
+    result.update(timing.run_facts(start, loads))
     return timing.write_result(result, args.output)
 
 

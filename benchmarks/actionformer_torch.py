@@ -5,10 +5,13 @@ happyharrycn/actionformer_release (with its C++ NMS extension built, as its
 INSTALL.md says); neither is part of tfaction. `benchmarks/actionformer.py
 --reference_repo=PATH [--reference_python=PYTHON]` starts it as a subprocess
 between its own measurements, so both run on the same machine in the same
-state. It builds the authors' THUMOS14 model from their
-`configs/thumos_i3d.yaml` (random weights; `--quick`: the small shapes of
-the tfaction benchmark) and times, on the same inputs as the tfaction
-benchmark (same NumPy generators, shapes and ground truth):
+state. It builds the authors' model from their config of the `--shape`
+(`benchmarks/actionformer_shapes.py`: `thumos` = `configs/thumos_i3d.yaml`,
+`anet` = `anet_i3d.yaml`, `ego4d` = `ego4d_slowfast_omnivore_egovlp.yaml`;
+random weights; `quick`: the small shapes of the tfaction benchmark), with
+as many torch threads as CPUs (TensorFlow's default), and times, on the
+same inputs as the tfaction benchmark (same NumPy generators, shapes and
+ground truth):
 
 * `train`: (a) `model(video_list)` + `final_loss.backward()`; (b) the
   authors' training iteration (`train_one_epoch`): (a) + global-norm clip
@@ -23,7 +26,7 @@ Times are medians after warm-up, as in the tfaction benchmark; it prints one
 
 Usage (normally through `benchmarks/actionformer.py`):
     PYTHON benchmarks/actionformer_torch.py --repo PATH --child train|infer
-        [--iterations 5] [--warmup 2] [--quick]
+        [--shape thumos|anet|ego4d|quick] [--iterations 5] [--warmup 2]
 """
 
 import argparse
@@ -34,20 +37,38 @@ import statistics
 import sys
 import time
 
+# benchmarks/ (this file's folder): the shapes and inputs shared with
+# benchmarks/actionformer.py (NumPy only).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import actionformer_shapes as shapes  # noqa: E402
 
-def _load(repo, quick):
+
+def _load(repo, shape_name):
     sys.path.insert(0, repo)
     sys.path.insert(0, os.path.join(repo, "libs", "utils"))
     from libs.core.config import load_config
     from libs.modeling import make_meta_arch
 
-    cfg = load_config(os.path.join(repo, "configs", "thumos_i3d.yaml"))
-    if quick:  # benchmarks/actionformer.py QUICK shapes
-        cfg["dataset"].update(input_dim=64, num_classes=5, max_seq_len=256)
-        cfg["model"].update(input_dim=64, num_classes=5, max_seq_len=256,
-                            embd_dim=32, fpn_dim=32, head_dim=32,
-                            n_mha_win_size=9)
-    return cfg, make_meta_arch(cfg["model_name"], **cfg["model"])
+    shape = shapes.SHAPES[shape_name]
+    cfg = load_config(os.path.join(repo, "configs", shape["yaml"]))
+    if shape_name == "quick":  # benchmarks/actionformer.py quick shapes
+        ours = shape["model"]
+        cfg["dataset"].update(input_dim=ours["input_dim"],
+                              num_classes=ours["num_classes"],
+                              max_seq_len=ours["max_seq_len"])
+        cfg["model"].update(input_dim=ours["input_dim"],
+                            num_classes=ours["num_classes"],
+                            max_seq_len=ours["max_seq_len"],
+                            embd_dim=ours["embed_dim"],
+                            fpn_dim=ours["embed_dim"],
+                            head_dim=ours["head_dim"],
+                            n_mha_win_size=ours["window_size"])
+    return shape, cfg, make_meta_arch(cfg["model_name"], **cfg["model"])
+
+
+def _input_dim(cfg):
+    dim = cfg["model"]["input_dim"]  # a list: concatenated feature sets
+    return sum(dim) if isinstance(dim, (list, tuple)) else dim
 
 
 def _median(fn, iterations, warmup):
@@ -65,32 +86,31 @@ def _train(args):
     import numpy as np
     import torch
 
-    cfg, model = _load(args.repo, args.quick)  # puts the repo on the path
-    from libs.utils import ModelEma
+    shape, cfg, model = _load(args.repo, args.shape)  # puts the repo
+    from libs.utils import ModelEma  # on the path
     from libs.utils import make_optimizer
     from libs.utils import make_scheduler
 
     model.train()
     length = cfg["model"]["max_seq_len"]
-    dim, num_classes = cfg["model"]["input_dim"], cfg["model"]["num_classes"]
-    # The tfaction benchmark's inputs, drawn in the same order.
-    rng = np.random.default_rng(0)
-    lengths = [length, int(length * 0.78)]
-    feats = rng.standard_normal((2, length, dim), dtype=np.float32)
-    num_gt = 8
-    starts = np.stack([np.sort(rng.uniform(0, n * 0.9, num_gt))
-                       for n in lengths])
-    ends = starts + rng.uniform(2.0, length / 16, (2, num_gt))
-    ends = np.minimum(ends, np.array(lengths)[:, None] - 1.0)
-    segments = np.stack([starts, ends], -1).astype(np.float32)
-    labels = rng.integers(0, num_classes, (2, num_gt)).astype(np.int64)
-    valid_gt = [num_gt, num_gt - 2]  # the last 2 of video 1 are padding
-    videos = [{"video_id": f"v{i}",
-               "feats": torch.from_numpy(feats[i, :n].T.copy()),
-               "segments": torch.from_numpy(segments[i, :valid_gt[i]]),
-               "labels": torch.from_numpy(labels[i, :valid_gt[i]]),
-               "fps": 30.0, "duration": n * 4 / 30.0, "feat_stride": 4,
-               "feat_num_frames": 16} for i, n in enumerate(lengths)]
+    num_classes = cfg["model"]["num_classes"]
+    batch = shape["train_batch"]
+    # The tfaction benchmark's inputs (same generator, same draws).
+    feats, _, segments, labels, gt_valid = shapes.training_inputs(
+        batch, length, _input_dim(cfg), num_classes)
+    lengths = shapes.training_lengths(batch, length)
+    post = shape["post"]
+    videos = []
+    for i, n in enumerate(lengths):
+        valid = gt_valid[i]
+        videos.append({
+            "video_id": f"v{i}",
+            "feats": torch.from_numpy(feats[i, :n].T.copy()),
+            "segments": torch.from_numpy(segments[i][valid]),
+            "labels": torch.from_numpy(labels[i][valid].astype(np.int64)),
+            "fps": post["fps"], "duration": n * post["feat_stride"]
+            / post["fps"], "feat_stride": post["feat_stride"],
+            "feat_num_frames": post["num_frames"]})
     optimizer = make_optimizer(model, cfg["opt"])
     scheduler = make_scheduler(optimizer, cfg["opt"], 100)
     ema = ModelEma(model, decay=0.999)
@@ -121,16 +141,16 @@ def _infer(args):
     import numpy as np
     import torch
 
-    cfg, model = _load(args.repo, args.quick)
+    shape, cfg, model = _load(args.repo, args.shape)
     model.eval()
     length = cfg["model"]["max_seq_len"]
-    dim = cfg["model"]["input_dim"]
-    rng = np.random.default_rng(1)
-    feats = rng.standard_normal((1, length, dim), dtype=np.float32)
+    feats = shapes.inference_features(length, _input_dim(cfg))
+    post = shape["post"]
     video = {"video_id": "v0", "feats": torch.from_numpy(feats[0].T.copy()),
-             "segments": None, "labels": None, "fps": 30.0,
-             "duration": length * 4 / 30.0, "feat_stride": 4,
-             "feat_num_frames": 16}
+             "segments": None, "labels": None, "fps": post["fps"],
+             "duration": length * post["feat_stride"] / post["fps"],
+             "feat_stride": post["feat_stride"],
+             "feat_num_frames": post["num_frames"]}
     counts = {}
 
     @torch.no_grad()
@@ -161,10 +181,12 @@ def main(argv=None):
     parser.add_argument("--child", choices=("train", "infer"), required=True)
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--shape", default="thumos",
+                        choices=sorted(shapes.SHAPES))
     args = parser.parse_args(argv)
     import torch
 
+    torch.set_num_threads(os.cpu_count())  # as TensorFlow's intra-op pool
     start = time.perf_counter()
     result = (_train if args.child == "train" else _infer)(args)
     result["seconds"] = round(time.perf_counter() - start, 1)

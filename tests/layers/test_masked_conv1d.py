@@ -93,3 +93,29 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="divisible"):
         MaskedConv1D(4, 3, strides=2)(np.zeros((1, 5, 4), "float32"),
                                       mask=np.ones((1, 5), bool))
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_gradients_match_conv1d(k):
+    """The matrix-product path (hand-written gradient for k > 1) has the
+    input and kernel gradients of a plain zero-padded convolution."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(size=(2, 12, 6)).astype("float32"))
+    weights = tf.constant(rng.normal(size=(2, 12, 5)).astype("float32"))
+    mask = _mask()
+    conv = MaskedConv1D(5, k)
+    conv.build(x.shape)
+    m = tf.cast(mask, tf.float32)[..., None]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y, _ = conv(x, mask)
+        ours = tf.reduce_sum(y * weights)
+        xp = tf.pad(x, [[0, 0], [k // 2, k // 2], [0, 0]])
+        ref = tf.nn.conv1d(xp, conv.kernel, 1, "VALID") + conv.bias
+        theirs = tf.reduce_sum(ref * m * weights)
+    for a, b in zip(tape.gradient(ours, [x, conv.kernel, conv.bias]),
+                    tape.gradient(theirs, [x, conv.kernel, conv.bias])):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5,
+                                   atol=1e-5)

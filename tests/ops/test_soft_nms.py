@@ -196,3 +196,24 @@ def test_empty_and_errors():
         soft_nms(np.zeros((1, 2)), np.ones(1), np.zeros(1), method="soft")
     with pytest.raises(ValueError):
         soft_nms_tf(np.zeros((1, 2)), np.ones(1), np.zeros(1))
+
+
+@pytest.mark.parametrize("method", ["gaussian", "linear"])
+@pytest.mark.parametrize("max_seg_num", [7, 1000])
+def test_all_classes_at_once_equal_class_by_class(method, max_seg_num):
+    """Many classes run as rows of one table (`_np_soft_rows`): the same
+    picks, scores and order as the per-class loop, ties included."""
+    from tfaction.ops import soft_nms as module
+
+    segs, scores, labels = _random(5, n=400, n_cls=12)
+    x1, x2 = segs[:, 0].copy(), segs[:, 1].copy()
+    area = (x2 - x1) + np.float32(1e-6)
+    groups = [np.nonzero(labels == c)[0] for c in np.unique(labels)]
+    assert len(groups) > module._MIN_ROWS  # soft_nms takes the rows path
+    rows = module._np_soft_rows(x1, x2, area, groups, scores, method, 0.5,
+                                0.3, 0.05, max_seg_num)
+    for g, (ids, sc) in zip(groups, rows):
+        picks, want = module._np_soft_single(
+            x1[g], x2[g], scores[g], method, 0.5, 0.3, 0.05, max_seg_num)
+        np.testing.assert_array_equal(ids, g[picks])
+        np.testing.assert_array_equal(sc, want)

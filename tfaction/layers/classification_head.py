@@ -6,7 +6,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from tfaction.layers.channel_layer_norm import ChannelLayerNorm
 from tfaction.layers.masked_conv1d import MaskedConv1D
+from tfaction.layers.packed_levels import PackedLevels
 from tfaction.layers.tracking import TracksListItems
 
 # Prior probability of the classes listed in `empty_classes` (reference:
@@ -101,7 +103,7 @@ class _HeadTrunk(TracksListItems, keras.layers.Layer):
             conv.build((batch, steps, channels))
             self.convs.append(conv)
             if self.with_ln:
-                norm = keras.layers.LayerNormalization(
+                norm = ChannelLayerNorm(
                     axis=-1, epsilon=self.epsilon, dtype=self.dtype_policy,
                     name=f"norm_{i}")
                 norm.build((batch, steps, self.head_dim))
@@ -118,6 +120,29 @@ class _HeadTrunk(TracksListItems, keras.layers.Layer):
                 x = self.norms[i](x)
             x = ops.relu(x)
         return x
+
+    def _through_levels(self, feats, masks, last_conv):
+        """Trunk + `last_conv` on every level; returns per-level outputs.
+
+        Several levels run packed into one sequence (`PackedLevels`): one
+        call per layer instead of one per level, with the same result.
+        """
+        if len(feats) == 1:
+            return [_masked(last_conv, self._trunk(feats[0], masks[0]),
+                            masks[0])]
+        packed = PackedLevels(feats, masks, self.kernel_size // 2)
+        x = packed.x
+        for i, conv in enumerate(self.convs):
+            if i:  # the LN bias at the separators: back to padding zeros
+                x = packed.separators_to_zero(x)
+            x, _ = conv(x, mask=packed.mask)
+            if self.with_ln:
+                x = self.norms[i](x)
+            x = ops.relu(x)
+        if self.convs:
+            x = packed.separators_to_zero(x)
+        y, _ = last_conv(x, mask=packed.mask)
+        return packed.unpack(y)
 
     def _output_shape(self, input_shape, channels):
         if (isinstance(input_shape, (list, tuple))
@@ -227,8 +252,7 @@ class ClassificationHead(_HeadTrunk):
 
     def call(self, inputs, mask=None):
         single, feats, masks = _as_levels(inputs, mask)
-        outs = [_masked(self.classifier, self._trunk(x, m), m)
-                for x, m in zip(feats, masks)]
+        outs = self._through_levels(feats, masks, self.classifier)
         return outs[0] if single else outs
 
     def compute_output_shape(self, input_shape):

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from tfaction.layers import masked_outputs
+from tfaction.layers.channel_layer_norm import ChannelLayerNorm
 from tfaction.layers.conv_transformer_block import ConvTransformerBlock
 from tfaction.layers.masked_conv1d import MaskedConv1D
 from tfaction.layers.sinusoid_position_encoding import (
@@ -180,7 +181,7 @@ class ConvTransformerBackbone(TracksListItems, keras.layers.Layer):
             conv.build(in_shape)
             self.embed_convs.append(conv)
             if self.embed_with_ln:
-                norm = keras.layers.LayerNormalization(
+                norm = ChannelLayerNorm(
                     epsilon=1e-5, dtype=policy, name=f"embd_norm_{i}")
                 norm.build(shape)
                 self.embed_norms.append(norm)

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from tfaction.layers import masked_outputs
+from tfaction.layers.channel_layer_norm import ChannelLayerNorm
 from tfaction.layers.layer_scale import LayerScale
 from tfaction.layers.local_self_attention import LocalSelfAttention
 
@@ -89,14 +90,14 @@ class ConvTransformerBlock(keras.layers.Layer):
             1.0 / 3.0, "fan_in", "uniform")
         policy = self.dtype_policy
 
-        self.ln1 = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy,
+        self.ln1 = ChannelLayerNorm(epsilon=1e-5, dtype=policy,
                                                    name="ln1")
         self.ln1.build(input_shape)
         self.attn = LocalSelfAttention(
             self.num_heads, self.window_size, strides=self.strides,
             dropout=self.dropout, dtype=policy, name="attn")
         self.attn.build(input_shape)
-        self.ln2 = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy,
+        self.ln2 = ChannelLayerNorm(epsilon=1e-5, dtype=policy,
                                                    name="ln2")
         self.ln2.build(out_shape)
         self.fc1 = keras.layers.Dense(
@@ -129,14 +130,18 @@ class ConvTransformerBlock(keras.layers.Layer):
     def _skip(self, x):
         if self.strides == 1:
             return x
-        # MaxPool1d(kernel 3, stride 2, padding 1), padded with -inf
-        length = ops.shape(x)[1]
-        x = ops.pad(x, [[0, 0], [1, 1], [0, 0]],
-                    constant_values=float("-inf"))
-        left = x[:, 0:length:2]
-        centre = x[:, 1:length + 1:2]
-        right = x[:, 2:length + 2:2]
-        return ops.maximum(ops.maximum(left, centre), right)
+        # MaxPool1d(kernel 3, stride 2, padding 1) on an even T: output j
+        # is max(x[2j - 1], x[2j], x[2j + 1]) (x[-1] = -inf). Read from the
+        # (even, odd) step pairs: reshapes and an unstack instead of strided
+        # slices, whose gradient (StridedSliceGrad) is slow on CPU.
+        batch, channels = ops.shape(x)[0], x.shape[-1]
+        even, odd = ops.unstack(ops.reshape(x, (batch, -1, 2, channels)),
+                                num=2, axis=2)
+        half = ops.shape(odd)[1]
+        left = ops.pad(ops.slice(odd, (0, 0, 0), (batch, half - 1, channels)),
+                       [[0, 0], [1, 0], [0, 0]],
+                       constant_values=float("-inf"))
+        return ops.maximum(ops.maximum(left, even), odd)
 
     def call(self, inputs, mask, training=None):
         attn, out_mask = self.attn(self.ln1(inputs), mask, training=training)

@@ -2,6 +2,7 @@
 
 import keras
 
+from tfaction.layers.channel_layer_norm import ChannelLayerNorm
 from tfaction.layers.tracking import TracksListItems
 
 
@@ -68,7 +69,7 @@ class IdentityNeck(TracksListItems, keras.layers.Layer):
         for level, shape in enumerate(input_shape):
             if not self.with_ln:
                 break
-            norm = keras.layers.LayerNormalization(
+            norm = ChannelLayerNorm(
                 axis=-1, epsilon=self.epsilon, dtype=self.dtype_policy,
                 name=f"norm_{level}")
             norm.build(tuple(shape))

@@ -3,9 +3,11 @@
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from tfaction.layers import masked_outputs
+from tfaction.layers.channel_layer_norm import ChannelLayerNorm
 from tfaction.layers.masked_conv1d import MaskedConv1D
 
 _PADDED_KEY_BIAS = -1e4  # the reference's additive constant for padded keys
@@ -38,14 +40,37 @@ def _dense_band_attention(q, k, v, kv_mask, half):
     """Band attention on the full `T x T` logits (`O(T^2)`)."""
     logits = ops.einsum("bhqd,bhkd->bhqk", q, k)
     length = ops.shape(logits)[-1]
-    pos = ops.arange(length)
-    band = ops.abs(pos[:, None] - pos[None, :]) <= half
+    xp = np if isinstance(length, int) else ops  # static: a constant
+    pos = xp.arange(length)
+    band = xp.abs(pos[:, None] - pos[None, :]) <= half
     neg_inf = ops.cast(float("-inf"), "float32")
     key_bias = ops.where(kv_mask, 0.0, _PADDED_KEY_BIAS)  # [B, T]
     bias = ops.where(band[None], key_bias[:, None, :], neg_inf)
     attn = ops.softmax(logits + bias[:, None], axis=-1)
     attn = ops.where(kv_mask[:, None, :, None], attn, 0.0)
     return ops.einsum("bhqk,bhkd->bhqd", attn, v)
+
+
+def _blocked_geometry(length, num_blocks, half, b):
+    """`[n, b, 2b]` bool: which window key each query of a block may see.
+
+    Key `j` of block `i`'s window (position `i b - half + j`) is allowed for
+    query `r` (position `i b + r`) inside the band and the sequence; the
+    fill queries past the end see every key. With a static length this is
+    a NumPy constant (no ops to trace); otherwise it is computed in graph.
+    """
+    np_like = isinstance(length, int)
+    xp = np if np_like else ops
+    row = xp.arange(b)[:, None]                  # query within the block
+    col = xp.arange(2 * b)[None, :]              # key within the window
+    band = xp.logical_and(col - row >= 0, col - row <= 2 * half)  # [b,2b]
+    start = xp.arange(num_blocks)[:, None] * b   # [n, 1]
+    key_pos = start - half + xp.arange(2 * b)[None, :]           # [n, 2b]
+    key_in_seq = xp.logical_and(key_pos >= 0, key_pos < length)
+    query_pos = start + xp.arange(b)[None, :]                    # [n, b]
+    return xp.logical_or(
+        xp.logical_and(band[None], key_in_seq[:, None, :]),
+        (query_pos >= length)[:, :, None])
 
 
 def _blocked_band_attention(q, k, v, kv_mask, half, block):
@@ -83,17 +108,7 @@ def _blocked_band_attention(q, k, v, kv_mask, half, block):
     logits = ops.einsum("zqd,zkd->zqk", q_blocks, key_windows(k))
     logits = ops.reshape(logits, (batch, heads, num_blocks, b, 2 * b))
 
-    # Geometry, identical for every block up to the block offset.
-    row = ops.arange(b)[:, None]                 # query within the block
-    col = ops.arange(2 * b)[None, :]             # key within the window
-    band = ops.logical_and(col - row >= 0, col - row <= 2 * half)  # [b,2b]
-    start = ops.arange(num_blocks)[:, None] * b  # [n, 1]
-    key_pos = start - half + ops.arange(2 * b)[None, :]          # [n, 2b]
-    key_in_seq = ops.logical_and(key_pos >= 0, key_pos < length)
-    query_pos = start + ops.arange(b)[None, :]                   # [n, b]
-    allowed = ops.logical_or(
-        ops.logical_and(band[None], key_in_seq[:, None, :]),
-        (query_pos >= length)[:, :, None])                       # [n,b,2b]
+    allowed = _blocked_geometry(length, num_blocks, half, b)     # [n,b,2b]
 
     valid = ops.pad(kv_mask, [[0, 0], [half, fill + b - half]])
     valid = ops.reshape(valid, (batch, num_blocks + 1, b))
@@ -217,7 +232,7 @@ class LocalSelfAttention(keras.layers.Layer):
                 use_bias=False, kernel_initializer=depthwise_init,
                 dtype=self.dtype_policy, name=f"{name}_conv")
             conv.build(seq_shape)
-            norm = keras.layers.LayerNormalization(
+            norm = ChannelLayerNorm(
                 epsilon=1e-5, dtype=self.dtype_policy, name=f"{name}_norm")
             norm.build(out_shape)
             proj = keras.layers.Dense(

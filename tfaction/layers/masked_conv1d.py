@@ -6,6 +6,56 @@ from keras import ops
 from tfaction.layers import masked_outputs
 
 
+def _columns(x, kernel_size, pad):
+    """`[B * T, k * C]`: the k shifted copies of zero-padded `x` side by side.
+
+    Row `(b, t)` holds `x[b, t - pad + i]` (0 outside the sequence) for
+    `i = 0 .. k - 1`, channel blocks in that order.
+    """
+    batch, length, channels = ops.shape(x)[0], ops.shape(x)[1], x.shape[-1]
+    xp = ops.pad(x, [[0, 0], [pad, pad], [0, 0]])
+    # ops.slice: its gradient is a pad (StridedSliceGrad is slow on CPU)
+    cols = ops.concatenate([ops.slice(xp, (0, i, 0), (batch, length, channels))
+                            for i in range(kernel_size)], axis=-1)
+    return ops.reshape(cols, (-1, kernel_size * channels))
+
+
+def _columns_matmul(x, kernel, kernel_size, pad):
+    """`_columns(x) @ kernel` (`[B * T, filters]`) with a hand-written gradient.
+
+    The backward pass rebuilds the columns from `x` (a copy, no arithmetic)
+    instead of keeping them from the forward pass; the input gradient is
+    the sum of the `k` column-block gradients, each shifted back into
+    place.
+    """
+
+    @ops.custom_gradient
+    def columns_matmul(x, kernel):
+        out = ops.matmul(_columns(x, kernel_size, pad), kernel)
+
+        def grad(*args, upstream=None):
+            d_out = args[0] if upstream is None else upstream
+            d_kernel = ops.matmul(
+                ops.transpose(_columns(x, kernel_size, pad)), d_out)
+            batch, length = ops.shape(x)[0], ops.shape(x)[1]
+            channels = x.shape[-1]
+            d_cols = ops.reshape(ops.matmul(d_out, ops.transpose(kernel)),
+                                 (batch, length, kernel_size, channels))
+            # column block i at row t came from padded step t + i
+            d_padded = None
+            for i, block in enumerate(ops.unstack(d_cols, num=kernel_size,
+                                                  axis=2)):
+                block = ops.pad(block,
+                                [[0, 0], [i, kernel_size - 1 - i], [0, 0]])
+                d_padded = block if d_padded is None else d_padded + block
+            d_x = ops.slice(d_padded, (0, pad, 0), (batch, length, channels))
+            return d_x, d_kernel
+
+        return out, grad
+
+    return columns_matmul(x, kernel)
+
+
 @keras.saving.register_keras_serializable(package="tfaction")
 class MaskedConv1D(keras.layers.Layer):
     """1-D convolution over `[B, T, C]` whose output is multiplied by a mask.
@@ -116,11 +166,14 @@ class MaskedConv1D(keras.layers.Layer):
                 f"MaskedConv1D: sequence length {length} is not divisible "
                 f"by strides={self.strides}")
         pad = self.kernel_size // 2
-        x = ops.pad(inputs, [[0, 0], [pad, pad], [0, 0]])
         kernel = ops.cast(self.kernel, self.compute_dtype)
-        if self.groups == 1:
+        if self.groups == 1 and self.strides == 1:
+            out = self._shifted_matmul(inputs, kernel, pad)
+        elif self.groups == 1:
+            x = ops.pad(inputs, [[0, 0], [pad, pad], [0, 0]])
             out = ops.conv(x, kernel, strides=self.strides, padding="valid")
         else:  # depthwise: (k, 1, C) -> (k, C, 1), same element order
+            x = ops.pad(inputs, [[0, 0], [pad, pad], [0, 0]])
             kernel = ops.reshape(kernel, (self.kernel_size, self.filters, 1))
             out = ops.depthwise_conv(x, kernel, strides=self.strides,
                                      padding="valid")
@@ -131,6 +184,26 @@ class MaskedConv1D(keras.layers.Layer):
             out_mask = out_mask[:, ::self.strides]
         out = out * ops.cast(out_mask, out.dtype)[:, :, None]
         return out, out_mask
+
+    def _shifted_matmul(self, inputs, kernel, pad):
+        """Stride-1 dense convolution as one matrix product.
+
+        The `k` shifted copies of the zero-padded input are concatenated on
+        the channel axis (`[B * T, k * C]`) and multiplied by the kernel
+        reshaped to `(k * C, filters)` (same element order): on CPU 1.5x
+        faster, forward + backward, than `Conv2D` and its backprop kernels
+        at ActionFormer's shapes. For `k > 1` the gradient is written by
+        hand (`_columns_matmul`) so that training keeps only the input, not
+        the `k` times larger columns, between the passes.
+        """
+        batch, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        width = self.kernel_size * inputs.shape[-1]
+        kernel = ops.reshape(kernel, (width, self.filters))
+        if self.kernel_size == 1:
+            out = ops.matmul(ops.reshape(inputs, (-1, width)), kernel)
+        else:
+            out = _columns_matmul(inputs, kernel, self.kernel_size, pad)
+        return ops.reshape(out, (batch, length, self.filters))
 
     def compute_output_shape(self, input_shape):
         return masked_outputs.sequence_shapes(input_shape, self.filters,

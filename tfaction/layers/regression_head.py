@@ -6,7 +6,6 @@ from keras import ops
 from tfaction.layers.classification_head import _HeadTrunk
 from tfaction.layers.classification_head import _as_levels
 from tfaction.layers.classification_head import _make_conv
-from tfaction.layers.classification_head import _masked
 from tfaction.layers.scale import Scale
 
 
@@ -82,10 +81,9 @@ class RegressionHead(_HeadTrunk):
             raise ValueError(
                 f"RegressionHead has {self.num_levels} levels, got "
                 f"{'a single tensor' if single else len(feats)}")
-        outs = []
-        for scale, x, m in zip(self.scales, feats, masks):
-            offsets = _masked(self.offset_conv, self._trunk(x, m), m)
-            outs.append(ops.relu(scale(offsets)))
+        outs = [ops.relu(scale(offsets)) for scale, offsets in
+                zip(self.scales, self._through_levels(feats, masks,
+                                                      self.offset_conv))]
         return outs[0] if single else outs
 
     def compute_output_shape(self, input_shape):

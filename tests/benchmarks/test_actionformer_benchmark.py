@@ -1,0 +1,64 @@
+"""Tests of the ActionFormer benchmark (`benchmarks/actionformer.py` and its
+shared shapes, `benchmarks/actionformer_shapes.py`)."""
+
+import numpy as np
+import pytest
+
+from benchmarks import actionformer as bench
+from benchmarks import actionformer_shapes as shapes
+from tfaction.models.actionformer.model import level_windows
+from tfaction.models.actionformer.model import max_div_factor_of
+
+
+@pytest.mark.parametrize("name", ["thumos", "anet", "ego4d", "quick"])
+def test_shapes_are_valid_pyramids(name):
+    model = shapes.SHAPES[name]["model"]
+    levels = 1 + model["arch"][2]
+    div = max_div_factor_of(level_windows(model["window_size"], levels))
+    assert model["max_seq_len"] % div == 0
+    if "input_splits" in model:
+        assert sum(model["input_splits"]) == model["input_dim"]
+        assert sum(model["projection_dims"]) == model["embed_dim"]
+
+
+def test_training_inputs_are_padded_batches():
+    feats, mask, segs, labels, gt_valid = shapes.training_inputs(4, 64, 3, 5)
+    assert feats.shape == (4, 64, 3) and mask.shape == (4, 64)
+    assert mask.sum(1).tolist() == [64, 49, 64, 49]
+    assert not feats[~mask].any()
+    assert segs.shape == (4, 8, 2) and labels.max() < 5
+    assert (segs[..., 1] >= segs[..., 0]).all()
+    assert gt_valid.sum(1).tolist() == [8, 6, 8, 8]
+    again = shapes.training_inputs(4, 64, 3, 5)
+    np.testing.assert_array_equal(again[0], feats)
+
+
+def _figures(scale):
+    keys = ("train_fwd_bwd_s", "train_full_step_s", "infer_network_s",
+            "infer_with_postprocess_s", "train_peak_rss_gb",
+            "infer_peak_rss_gb")
+    out = {k: scale * (i + 1) for i, k in enumerate(keys)}
+    out["details"] = {"first_step_trace_s": 12.0, "first_step_s": 20.0}
+    return out
+
+
+def test_rows_hold_ratios_and_targets():
+    ref = _figures(1.0)
+    ref.update(torch="2.13.0", torch_threads=2)
+    rows = bench._rows("thumos", shapes.SHAPES["thumos"], _figures(0.5), ref,
+                       "authors")
+    keys = {"family", "measure", "ours", "reference", "unit", "ratio",
+            "reference_name", "target", "met"}
+    assert all(set(r) == keys and r["family"] == "ActionFormer"
+               for r in rows)
+    step = rows[0]
+    assert "training step" in step["measure"] and "T=2304" in step["measure"]
+    assert (step["ratio"], step["target"], step["met"]) == (0.5, "<= 0.7x",
+                                                            True)
+    trace = [r for r in rows if "tracing," in r["measure"]][0]
+    assert (trace["ours"], trace["met"]) == (12.0, False)
+    alone = bench._rows("anet", shapes.SHAPES["anet"], _figures(0.5), None,
+                        None)
+    assert all(r["reference"] is None and r["ratio"] is None
+               for r in alone)
+    assert "B=16, T=192" in alone[0]["measure"]
