@@ -1,6 +1,7 @@
-"""Benchmark of AdaFocus inference against the full frame; one JSON line.
+"""Benchmark of AdaFocus inference and training steps; one JSON line.
 
-Per-video latency and GFLOPs of AdaFocus' inference path (batch norms in
+Inference section (`--section infer`, the default; cases `--cases`):
+per-video latency and GFLOPs of AdaFocus' inference path (batch norms in
 inference mode, dropout off, the policy's own patches) at each patch
 size, against the baseline it saves compute over: its focus network, a
 ResNet-50, on the whole frames. Every case sees `T` = 16 frames of
@@ -51,14 +52,66 @@ processes on the same cores then slows both alike, where cases timed one
 after the other see different loads. Every case records the load average
 when it ends (`load_average`), the whole run at its start and end.
 
-Usage:
-    python benchmarks/adafocus.py
-        [--cases full_frame,v2_mbv2_p96,v2_mbv2_p128,v1_mbv2_p128,...]
-        [--batch_size 1] [--iterations 3] [--warmup 1] [--num_frames 16]
-        [--frame_size 224] [--num_classes 200] [--quick]
-        [--output result.json]
+Training section (`--section train` or `all`; cases `--train_cases`):
+one training step of the task as the trainer runs it: the task's
+`train_step` (built by `tasks.build_task` from the recipe,
+`adafocus_config.experiment_config("actnet", "mbv2", P)` /
+`v1_experiment_config("actnet", stage, P)`) in one `tf.function`, with
+the recipe's optimizer (`optimizers.build_optimizer`) in a
+`GlobalBatchOptimizer`, on `--train_batch_size` (1) videos of the same
+sizes, the logs fetched. Cases:
 
-`--quick` times one call of each case after one untimed call.
+* `v2_mbv2_p<P>`: AdaFocus V2's end-to-end step: glance, `PolicySTN` on
+  the detached glance maps, bilinear crops of the policy's and of random
+  patches, focus on both, `PoolingClassifier`, the loss of both passes
+  (classifier + focus + glance cross-entropies), coupled L2 decay,
+  backward, SGD with momentum and per-group learning rates;
+* `v1_stage1_p<P>`: AdaFocus V1 stage 1: frozen glance, focus on random
+  patches, GRU classifier, cross-entropy at every step, SGD;
+* `v1_stage2_p<P>`: AdaFocus V1 stage 2: the rollout (the policy's
+  sampled patches and random ones through the frozen focus and
+  classifier, rewards, discounted standardised returns) and one PPO
+  update of the policy (Adam).
+
+The task's constructor reads a converted dataset, so the child writes a
+two-video stub (`_stub_dataset`: the class list of `--num_classes`
+classes, 3 blank frames per video) that only gives the task its classes;
+the timed steps take the benchmark's own inputs. V1 stages 1 and 2 start
+from a saved random model of the previous stage (`init_checkpoint`), as
+the task requires.
+
+With `--reference_repo` (a clone of LeapLabTHU/AdaFocusV2),
+`--reference_repo_v1` (blackfeather-wang/AdaFocus) and
+`--reference_python` (an environment with torch + torchvision +
+hydra-core), each case also times the authors' code in a server
+subprocess (`benchmarks/adafocus_torch.py`: their `main_v2.train` /
+`main_dist.train` on a one-batch loader, and their V2 model in `eval()`
+for the inference cases `v2_mbv2_*`), built once, warmed up like ours,
+then its timed calls alternate with ours (`reference_s`, `ratio` =
+ours / theirs). On a busy machine PyTorch's OpenMP threads spin at their
+barriers while other processes hold the cores, which slows its 2-thread
+figures several times more than TensorFlow's: compare there with
+`--threads 1` or `OMP_WAIT_POLICY=PASSIVE` in the environment, and take
+the default figures from an idle machine. Both sides draw the same
+inputs from one NumPy generator
+(`adafocus_torch.frames_and_labels`); weights are random on both sides.
+The result's `rows` are the table lines of `make bench`.
+
+Usage:
+    python benchmarks/adafocus.py [--section infer|train|all]
+        [--cases full_frame,v2_mbv2_p96,v2_mbv2_p128,v1_mbv2_p128,...]
+        [--train_cases v2_mbv2_p128,v2_mbv2_p96,v1_stage1_p128,...]
+        [--batch_size 1] [--train_batch_size 1] [--iterations 3]
+        [--warmup 1] [--num_frames 16] [--frame_size 224]
+        [--num_classes 200] [--quick] [--bench]
+        [--reference_repo V2_CLONE --reference_repo_v1 V1_CLONE
+         --reference_python PYTHON] [--output result.json]
+
+`--quick` times one call of each case after one untimed call. `--bench`
+(`make bench`, within 5 minutes with the references on an idle 2-core
+machine): the training cases `v2_mbv2_p128`, `v1_stage1_p128` and
+`v1_stage2_p128`, 2 timed calls after 1 untimed one (`--section all
+--cases v2_mbv2_p128` adds the inference line against the authors').
 """
 
 import argparse
@@ -66,7 +119,9 @@ import json
 import os
 import pathlib
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -82,6 +137,14 @@ CASES = (BASELINE, "v2_mbv2_p96", "v2_mbv2_p128", "v2_mbv2_p160",
 VERSIONS = ("v1", "v2")
 # ActivityNet v1.3, the dataset of the papers' headline numbers.
 NUM_CLASSES = 200
+TRAIN_CASES = ("v2_mbv2_p128", "v2_mbv2_p96", "v1_stage1_p128",
+               "v1_stage2_p128")
+SECTIONS = ("infer", "train", "all")
+# `--bench` (`make bench`): the cases of the table's lines.
+BENCH_TRAIN_CASES = "v2_mbv2_p128,v1_stage1_p128,v1_stage2_p128"
+# Issue #16: our training step at most this fraction of the authors'.
+TARGET_RATIO = 0.8
+TORCH_HARNESS = ROOT / "benchmarks" / "adafocus_torch.py"
 
 
 def parse_case(case, frame_size=224):
@@ -319,6 +382,19 @@ def _case_child(args):
             "speedup": round(paired_base / paired, 3),
             "gflops_ratio": round(
                 gflops["per_video"] / base["gflops"]["per_video"], 3)})
+    version, glance, patch_size = parse_case(args.child_case,
+                                             args.frame_size)
+    if (version, glance) == ("v2", "mbv2") and _has_reference(args, "v2"):
+        # The authors' V2 in eval(), its calls alternating with ours.
+        figures, _ = timed_against(
+            call, Reference(args, "v2_infer", patch_size, args.batch_size),
+            args)
+        result.update(
+            latency_vs_reference_s=round(
+                figures["seconds"] / args.batch_size, 4),
+            reference_latency_s=round(
+                figures["reference_s"] / args.batch_size, 4),
+            reference=figures["reference"])
     result["load_average"] = timing.load_average()
     print("RESULT " + json.dumps(result))
 
@@ -327,18 +403,409 @@ def run_cases(args, cases):
     """Every case in its own subprocess; dict case -> figures."""
     common = timing.flag_args(args, ("iterations", "warmup", "batch_size",
                                      "num_frames", "frame_size",
-                                     "num_classes"))
+                                     "num_classes", "threads"))
+    common += _reference_flags(args)
     return {case: timing.case_row(__file__, ["--child_case", case, *common],
                                   f"case {case}") for case in cases}
 
 
+# --------------------------------------------------------------- training
+def parse_train_case(case, frame_size=224):
+    """The training step a training case names.
+
+    Args:
+        case: `"v2_mbv2_p<P>"`, `"v1_stage1_p<P>"` or `"v1_stage2_p<P>"`.
+        frame_size: the frames' side, which `P` may not exceed.
+
+    Returns:
+        `(version, stage, patch_size)`, e.g. `("v2", None, 128)` or
+        `("v1", 2, 128)`.
+
+    Raises:
+        ValueError: naming the case and what was expected.
+
+    Example:
+
+    >>> parse_train_case("v1_stage2_p128")
+    ('v1', 2, 128)
+    """
+    expected = ("expected 'v2_mbv2_p<patch size>', 'v1_stage1_p<patch "
+                "size>' or 'v1_stage2_p<patch size>'")
+    version, _, rest = case.partition("_")
+    part, _, patch = rest.partition("_p")
+    known = {"v2": {"mbv2": None}, "v1": {"stage1": 1, "stage2": 2}}
+    if (version not in known or part not in known[version]
+            or not patch.isdigit() or int(patch) < 1):
+        raise ValueError(f"unknown AdaFocus training case {case!r}; "
+                         f"{expected}")
+    if int(patch) > frame_size:
+        raise ValueError(f"training case {case!r}: patch size {patch} "
+                         f"exceeds the frame size {frame_size}")
+    return version, known[version][part], int(patch)
+
+
+def _stub_dataset(root, num_classes):
+    """A converted two-video dataset whose class list has `num_classes`
+    classes: the task's constructor reads one; the steps never do.
+
+    Returns:
+        The records folder.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from tfaction.data.formats.adafocus_lists import convert_adafocus_lists
+
+    raw = root / "raw"
+    (raw / "frames").mkdir(parents=True)
+    (raw / "classInd.txt").write_text(
+        "".join(f"class_{k}\n" for k in range(num_classes)))
+    jpeg = tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy()
+    lists = []
+    for split in ("train", "val"):
+        folder = raw / "frames" / f"video_{split}"
+        folder.mkdir()
+        for index in range(1, 4):  # the converter's minimum of 3 frames
+            (folder / f"image_{index:05d}.jpg").write_bytes(jpeg)
+        lists.append(raw / f"actnet_{split}_split.txt")
+        lists[-1].write_text(f"video_{split},3,0\n")
+    convert_adafocus_lists(lists, raw / "frames", root / "records",
+                           dataset="actnet",
+                           class_list=raw / "classInd.txt")
+    return root / "records"
+
+
+def _previous_stage(config, num_classes, workdir):
+    """A run folder of the V1 stage before `config.stage`: a random model
+    saved as its checkpoint, and the `config.json` naming its stage."""
+    import tensorflow as tf
+
+    from tfaction import config as config_lib
+    from tfaction.models.adafocus.v1 import AdaFocusV1
+    from tfaction.tasks import adafocus_config
+
+    model = AdaFocusV1(num_classes, **adafocus_config.v1_model_values(config))
+    tf.train.Checkpoint(model=model).save(
+        str(workdir / "checkpoints" / "ckpt"))
+    (workdir / config_lib.CONFIG_JSON).write_text(json.dumps(
+        {"task": {"name": adafocus_config.V1_TASK_NAME,
+                  "stage": int(config.stage) - 1}}))
+    return str(workdir)
+
+
+def train_config(case, root, *, batch_size=1, num_frames=16,
+                 frame_size=224, num_classes=NUM_CLASSES):
+    """The recipe of a training case at the benchmark's sizes.
+
+    Args:
+        case: a training case (`parse_train_case`).
+        root: an empty folder for the stub dataset (and the previous V1
+            stage's run).
+        batch_size, num_frames, frame_size, num_classes: the sizes.
+
+    Returns:
+        The experiment `ConfigDict` (`tasks.build_task` builds its task).
+
+    Example:
+
+    ```python
+    config = train_config("v2_mbv2_p128", pathlib.Path(tmp))
+    task = tasks.build_task(config)
+    ```
+    """
+    from tfaction.tasks import adafocus_config
+
+    version, stage, patch_size = parse_train_case(case, frame_size)
+    if version == "v2":
+        config = adafocus_config.experiment_config("actnet", "mbv2",
+                                                   patch_size)
+        config.task.train_from_scratch = True  # random trunks
+    else:
+        config = adafocus_config.v1_experiment_config("actnet", stage,
+                                                      patch_size)
+    task = config.task
+    task.data_dir = str(_stub_dataset(root, num_classes))
+    task.frames.num_steps = num_frames
+    task.frames.crop_size = (frame_size, frame_size)
+    if version == "v1":
+        task.init_checkpoint = _previous_stage(task, num_classes,
+                                               root / "previous_stage")
+    config.trainer.global_batch_size = batch_size
+    return config
+
+
+def step_inputs(case, batch_size, num_frames, frame_size, num_classes):
+    """`(features, labels)` of a training case's step, from the NumPy
+    draws the authors' side also takes (`adafocus_torch`)."""
+    import tensorflow as tf
+
+    from benchmarks import adafocus_torch
+
+    frames, labels, locations, noise = adafocus_torch.frames_and_labels(
+        batch_size, num_frames, frame_size, num_classes)
+    features = {"frames": tf.constant(frames),
+                "random_locations": tf.constant(locations)}
+    if case.startswith("v1_stage2"):
+        features["action_noise"] = tf.constant(noise)
+    return features, {"label": tf.constant(labels, tf.int32)}
+
+
+class Reference:
+    """The authors' code for one case, in a server subprocess.
+
+    `benchmarks/adafocus_torch.py` builds the case once; `step()` asks for
+    one call and returns the seconds it took there.
+
+    Args:
+        args: the parsed flags (`reference_repo`, `reference_repo_v1`,
+            `reference_python`, sizes).
+        child: the harness case (`adafocus_torch.CHILDREN`).
+        patch_size: the focus patch side.
+        batch_size: videos per call.
+
+    Raises:
+        RuntimeError: the server ended without answering (its log's tail).
+    """
+
+    def __init__(self, args, child, patch_size, batch_size):
+        self.repo = (args.reference_repo_v1 if child.startswith("v1")
+                     else args.reference_repo)
+        self.log = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(
+            [args.reference_python, str(TORCH_HARNESS), "--repo",
+             self.repo, "--child", child, "--patch_size", str(patch_size),
+             "--batch_size", str(batch_size),
+             "--num_frames", str(args.num_frames),
+             "--frame_size", str(args.frame_size),
+             "--num_classes", str(args.num_classes),
+             # As many threads as TensorFlow's intra-op pool here.
+             "--threads", str(args.threads or os.cpu_count())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+            text=True)
+        self.built = json.loads(self._answer("READY"))
+
+    def _answer(self, tag):
+        line = self.proc.stdout.readline()
+        if not line.startswith(tag + " "):
+            self.proc.kill()
+            self.log.seek(0)
+            raise RuntimeError(f"the reference server ({self.repo}) gave "
+                               f"{line!r}, not {tag}:\n"
+                               f"{self.log.read()[-4000:]}")
+        return line[len(tag) + 1:]
+
+    def step(self):
+        """One call of the authors' code; its seconds."""
+        self.proc.stdin.write("step\n")
+        self.proc.stdin.flush()
+        return float(self._answer("TIME"))
+
+    def close(self):
+        """Ends the server; its facts (peak memory, versions, threads)."""
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.flush()
+        result = json.loads(self._answer("RESULT"))
+        self.proc.wait()
+        self.log.close()
+        return dict(result, build_s=self.built["build_s"],
+                    params=self.built["params"],
+                    commit=repo_commit(self.repo))
+
+
+def repo_commit(path):
+    """The clone's HEAD commit, or None when `path` is no git work tree."""
+    proc = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def timed_against(call, reference, args):
+    """Times `call` alone, then alternating with the reference.
+
+    Returns:
+        Dict: `first_call_s` and, with a reference, `reference_first_call_s`
+        (their first calls: tracing / allocation), `seconds` and
+        `reference_s` (medians of `args.iterations` alternating calls after
+        `args.warmup` untimed ones each), `ratio` (ours / theirs) and
+        `reference` (the server's facts).
+    """
+    start = time.perf_counter()
+    outputs = call()
+    result = {"first_call_s": round(time.perf_counter() - start, 3)}
+    for _ in range(args.warmup - 1):
+        call()
+    if reference is None:
+        result["seconds"] = round(
+            timing.median_times([call], args.iterations, 0)[0], 4)
+        return result, outputs
+    result["reference_first_call_s"] = round(reference.step(), 3)
+    for _ in range(args.warmup - 1):
+        reference.step()
+    ours, theirs = [], []
+    for _ in range(args.iterations):
+        start = time.perf_counter()
+        call()
+        ours.append(time.perf_counter() - start)
+        theirs.append(reference.step())
+    result.update(seconds=round(timing.median(ours), 4),
+                  reference_s=round(timing.median(theirs), 4))
+    result["ratio"] = round(result["seconds"] / result["reference_s"], 3)
+    result["reference"] = reference.close()
+    return result, outputs
+
+
+def _has_reference(args, version):
+    repo = args.reference_repo_v1 if version == "v1" else args.reference_repo
+    return bool(repo and args.reference_python)
+
+
+def _train_child(args):
+    """One training case in this (fresh) process; prints 'RESULT {json}'."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfaction import tasks
+    from tfaction.training import optimizers
+    from tfaction.training.global_batch_optimizer import (
+        GlobalBatchOptimizer)
+
+    case = args.child_train
+    version, stage, patch_size = parse_train_case(case, args.frame_size)
+    batch = args.train_batch_size
+    sizes = dict(num_frames=args.num_frames, frame_size=args.frame_size,
+                 num_classes=args.num_classes)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = train_config(case, pathlib.Path(tmp), batch_size=batch,
+                              **sizes)
+        task = tasks.build_task(config)
+        model = task.build_model()
+    # As the trainer builds them (tfaction.training.trainer).
+    optimizer = optimizers.build_optimizer(
+        config.optimizer, 1000,
+        exclude_variables=task.weight_decay_exclusions(model),
+        steps_per_epoch=100)
+    optimizer.build(model.trainable_variables)
+    updater = GlobalBatchOptimizer(optimizer, batch,
+                                   clip_norm=config.optimizer.clip_norm,
+                                   num_replicas=1)
+    metrics = task.build_metrics(training=True)
+    features, labels = step_inputs(case, batch, **sizes)
+
+    @tf.function(jit_compile=False)
+    def train_fn(features, labels):
+        return task.train_step((features, labels), model, updater, metrics)
+
+    def call():
+        return {k: v.numpy() for k, v in train_fn(features, labels).items()}
+
+    result = {"case": case, "stage": stage, "patch_size": patch_size,
+              "batch_size": batch,
+              "trainable_params": int(sum(
+                  np.prod(v.shape) for v in model.trainable_variables)),
+              "peak_build_mb": _peak_rss_mb()}
+    reference = None
+    if _has_reference(args, version):
+        child = "v2_train" if version == "v2" else f"v1_stage{stage}"
+        reference = Reference(args, child, patch_size, batch)
+    figures, logs = timed_against(call, reference, args)
+    result.update(figures)
+    result.update(loss=float(logs["loss"]),
+                  loss_finite=bool(np.isfinite(logs["loss"])),
+                  peak_mb=_peak_rss_mb(),
+                  load_average=timing.load_average())
+    print("RESULT " + json.dumps(result))
+
+
+def run_train_cases(args, cases):
+    """Every training case in its own subprocess; dict case -> figures."""
+    common = timing.flag_args(args, ("iterations", "warmup",
+                                     "train_batch_size", "num_frames",
+                                     "frame_size", "num_classes", "threads"))
+    common += _reference_flags(args)
+    return {case: timing.case_row(__file__, ["--child_train", case, *common],
+                                  f"training case {case}")
+            for case in cases}
+
+
+def _reference_flags(args):
+    return [part for name in ("reference_repo", "reference_repo_v1",
+                              "reference_python")
+            if getattr(args, name)
+            for part in (f"--{name}", getattr(args, name))]
+
+
+def _reference_name(row):
+    facts = row.get("reference")
+    if not facts:
+        return None
+    repo = ("AdaFocusV2" if row.get("repo") == "v2" else "AdaFocus")
+    commit = facts["commit"][:7] if facts["commit"] else "unknown commit"
+    return (f"authors' PyTorch code ({repo} @ {commit}, torch "
+            f"{facts['torch']}, {facts['torch_threads']} threads)")
+
+
+def _row(measure, row, ours_key, reference_key, target=None):
+    reference = row.get(reference_key)
+    ratio = (round(row[ours_key] / reference, 2) if reference else None)
+    met = None
+    if target is not None and ratio is not None:
+        met = ratio <= target
+    return {"family": "AdaFocus", "measure": measure,
+            "ours": row[ours_key], "reference": reference, "unit": "s",
+            "ratio": ratio, "reference_name": _reference_name(row),
+            "target": f"<= {target}x" if target is not None else None,
+            "met": met}
+
+
+def table_rows(result, num_frames, frame_size):
+    """The `make bench` lines of a result (see `benchmarks/README.md`).
+
+    Args:
+        result: the benchmark's result so far (`cases`, `train_cases`).
+        num_frames, frame_size: the clip sizes, for the measures' text.
+
+    Returns:
+        List of row dicts (`family`, `measure`, `ours`, `reference`,
+        `unit`, `ratio`, `reference_name`, `target`, `met`).
+    """
+    rows = []
+    shapes = f"T={num_frames}, {frame_size}x{frame_size}"
+    what = {None: "V2 end-to-end training step",
+            1: "V1 stage-1 training step (random patches)",
+            2: "V1 stage-2 step (rollout + PPO update)"}
+    for case, row in result.get("train_cases", {}).items():
+        version, stage, patch = parse_train_case(case, frame_size)
+        row = dict(row, repo=version)
+        rows.append(_row(f"{what[stage]}, ActivityNet shapes "
+                         f"(B={row['batch_size']}, {shapes}, P={patch})",
+                         row, "seconds", "reference_s", TARGET_RATIO))
+    for case, row in result.get("cases", {}).items():
+        if case == BASELINE:
+            continue
+        row = dict(row, repo=case[:2])
+        version, glance, patch = parse_case(case, frame_size)
+        rows.append(_row(f"{version.upper()} inference per video "
+                         f"({glance} glance, {shapes}, P={patch}; "
+                         f"{row['speedup']}x the full-frame ResNet-50)",
+                         row, ("latency_vs_reference_s"
+                               if "reference_latency_s" in row
+                               else "latency_s"), "reference_latency_s"))
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--section", choices=SECTIONS, default="infer",
+                        help="inference cases, training cases or both")
     parser.add_argument("--cases", default=",".join(CASES),
                         help=f"comma-separated cases (default "
                              f"{','.join(CASES)}); {BASELINE} always runs")
+    parser.add_argument("--train_cases", default=",".join(TRAIN_CASES),
+                        help="comma-separated training cases")
     parser.add_argument("--batch_size", type=int, default=1,
-                        help="videos per call")
+                        help="videos per inference call")
+    parser.add_argument("--train_batch_size", type=int, default=1,
+                        help="videos per training step")
     parser.add_argument("--iterations", type=int, default=3,
                         help="timed calls per case")
     parser.add_argument("--warmup", type=int, default=1,
@@ -350,34 +817,82 @@ def main(argv=None):
     parser.add_argument("--num_classes", type=int, default=NUM_CLASSES)
     parser.add_argument("--quick", action="store_true",
                         help="one untimed and one timed call per case")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow intra- and inter-op threads and "
+                             "torch threads (0: TensorFlow's default, the "
+                             "CPU count, and as many torch threads)")
+    parser.add_argument("--bench", action="store_true",
+                        help="the `make bench` preset (module docstring)")
+    parser.add_argument("--reference_repo",
+                        help="clone of LeapLabTHU/AdaFocusV2")
+    parser.add_argument("--reference_repo_v1",
+                        help="clone of blackfeather-wang/AdaFocus")
+    parser.add_argument("--reference_python",
+                        help="Python with torch, torchvision, hydra-core")
     parser.add_argument("--output", help="also write the JSON line here")
     parser.add_argument("--child_case", help=argparse.SUPPRESS)
+    parser.add_argument("--child_train", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.iterations, args.warmup = 1, 1
-    for flag in ("iterations", "warmup", "batch_size", "num_frames",
-                 "frame_size", "num_classes"):
+    if args.bench:
+        args.section, args.iterations, args.warmup = "train", 2, 1
+        args.train_cases = BENCH_TRAIN_CASES
+    for flag in ("iterations", "warmup", "batch_size", "train_batch_size",
+                 "num_frames", "frame_size", "num_classes"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    if args.threads < 0:
+        parser.error(f"--threads must be >= 0, got {args.threads}")
+    if (args.reference_repo or args.reference_repo_v1) and not (
+            args.reference_python):
+        parser.error("--reference_repo(_v1) needs --reference_python")
     # The baseline first: every other case is compared with it.
     cases = ([args.child_case] if args.child_case else list(dict.fromkeys(
         [BASELINE] + [c for c in args.cases.split(",") if c])))
-    for case in cases:
-        try:
+    train_cases = ([args.child_train] if args.child_train else list(
+        dict.fromkeys(c for c in args.train_cases.split(",") if c)))
+    # Only the cases this run times are checked.
+    if args.child_train or args.section == "train":
+        cases = []
+    if args.child_case or args.section == "infer":
+        train_cases = []
+    try:
+        for case in cases:
             parse_case(case, args.frame_size)
-        except ValueError as e:
-            parser.error(str(e))
+        for case in train_cases:
+            parse_train_case(case, args.frame_size)
+    except ValueError as e:
+        parser.error(str(e))
 
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     if args.child_case:
         return _case_child(args)
-    header = {"benchmark": "adafocus", "baseline": BASELINE,
-              "batch_size": args.batch_size, "num_frames": args.num_frames,
+    if args.child_train:
+        return _train_child(args)
+    start = time.perf_counter()
+    loads = [timing.load_average()]
+    result = {"benchmark": "adafocus", "section": args.section,
+              "baseline": BASELINE, "batch_size": args.batch_size,
+              "train_batch_size": args.train_batch_size,
+              "num_frames": args.num_frames,
               "frame_size": [args.frame_size, args.frame_size],
               "num_classes": args.num_classes}
-    return timing.cases_result(header, lambda: run_cases(args, cases), args)
+    if args.section in ("infer", "all"):
+        result["cases"] = run_cases(args, cases)
+    if args.section in ("train", "all"):
+        result["train_cases"] = run_train_cases(args, train_cases)
+    result.update(iterations=args.iterations, warmup=args.warmup,
+                  threads=args.threads or os.cpu_count(),
+                  rows=table_rows(result, args.num_frames, args.frame_size))
+    loads.append(timing.load_average())
+    result.update(timing.run_facts(start, loads))
+    return timing.write_result(result, args.output)
 
 
 if __name__ == "__main__":

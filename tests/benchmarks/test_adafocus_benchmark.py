@@ -3,6 +3,7 @@ names, its GFLOPs (each part worked out by hand from the recipe's layer
 widths, the trunks through `flops.trunk_macs`) and its JSON line, on tiny
 frames with the real trunks."""
 
+import argparse
 import json
 
 import pytest
@@ -151,3 +152,161 @@ def test_json_line_and_its_gflops(trunks, tmp_path, capsys):
         assert row["latency_s"] > 0 and row["first_call_s"] > 0
         assert row["peak_mb"] >= row["peak_build_mb"] > 0
         assert row["params"] > 0
+
+
+# ------------------------------------------------------------ training
+
+
+def test_train_case_names():
+    assert bench.parse_train_case("v2_mbv2_p128") == ("v2", None, 128)
+    assert bench.parse_train_case("v1_stage1_p96") == ("v1", 1, 96)
+    assert bench.parse_train_case("v1_stage2_p128") == ("v1", 2, 128)
+    for case in bench.TRAIN_CASES + tuple(
+            bench.BENCH_TRAIN_CASES.split(",")):
+        bench.parse_train_case(case)
+    for bad, match in (("v2_res50_p128", "unknown"),
+                       ("v1_stage3_p128", "unknown"),
+                       ("v1_stage1_128", "unknown"),
+                       ("v2_mbv2_p0", "unknown"),
+                       ("v2_mbv2_p256", "exceeds the frame size 224")):
+        with pytest.raises(ValueError, match=match):
+            bench.parse_train_case(bad)
+
+
+def test_bad_training_case_and_lone_reference_are_usage_errors(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--section", "train", "--train_cases", "v1_stage0_p96"])
+    assert "unknown AdaFocus training case" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--reference_repo", "/nowhere"])
+    assert "needs --reference_python" in capsys.readouterr().err
+
+
+def test_both_sides_draw_the_same_inputs():
+    from benchmarks import adafocus_torch
+
+    first = adafocus_torch.frames_and_labels(2, T, S, C)
+    again = adafocus_torch.frames_and_labels(2, T, S, C)
+    shapes = [(2, T, S, S, 3), (2,), (2, T, 2), (2, T, 49)]
+    for a, b, shape in zip(first, again, shapes):
+        assert a.shape == shape and (a == b).all()
+    frames, labels, locations, noise = first
+    assert ((labels >= 0) & (labels < C)).all()
+    assert ((locations >= 0) & (locations < 1)).all()
+    assert ((noise > 0) & (noise < 1)).all()
+    features, step_labels = bench.step_inputs("v1_stage2_p16", 2, T, S, C)
+    assert (features["frames"].numpy() == frames).all()
+    assert (features["random_locations"].numpy() == locations).all()
+    assert (features["action_noise"].numpy() == noise).all()
+    assert (step_labels["label"].numpy() == labels).all()
+    features, _ = bench.step_inputs("v2_mbv2_p16", 2, T, S, C)
+    assert sorted(features) == ["frames", "random_locations"]
+
+
+class _FakeReference:
+    """Stands for the authors' server: fixed seconds per step."""
+
+    def __init__(self, seconds):
+        self.seconds, self.steps, self.closed = seconds, 0, False
+
+    def step(self):
+        self.steps += 1
+        return self.seconds[min(self.steps - 1, len(self.seconds) - 1)]
+
+    def close(self):
+        self.closed = True
+        return {"torch": "x", "torch_threads": 2, "commit": None}
+
+
+def test_timed_against_alternates_with_the_reference():
+    calls = []
+    args = argparse.Namespace(iterations=3, warmup=2)
+    reference = _FakeReference([9.0, 8.0, 4.0, 2.0, 3.0])
+    result, outputs = bench.timed_against(
+        lambda: calls.append(1) or {"loss": 1.0}, reference, args)
+    assert outputs == {"loss": 1.0}
+    # 1 first + 1 warm-up + 3 timed calls each; the reference's first two
+    # answers are its warm-up, the median of the other three its time.
+    assert (len(calls), reference.steps, reference.closed) == (5, 5, True)
+    assert result["reference_first_call_s"] == 9.0
+    assert result["reference_s"] == 3.0
+    assert result["ratio"] == pytest.approx(result["seconds"] / 3.0,
+                                            abs=1e-3)
+    alone, _ = bench.timed_against(lambda: None, None, args)
+    assert set(alone) == {"first_call_s", "seconds"}
+
+
+def test_table_rows():
+    facts = {"torch": "2.14.1", "torch_threads": 2,
+             "commit": "e97987c225e029162f28605bda5f02b1e1f9dd2c"}
+    result = {
+        "train_cases": {
+            "v2_mbv2_p128": {"batch_size": 1, "seconds": 6.0,
+                             "reference_s": 10.0, "reference": facts},
+            "v1_stage2_p128": {"batch_size": 1, "seconds": 9.0,
+                               "reference_s": 10.0,
+                               "reference": dict(facts, commit=None)},
+            "v1_stage1_p128": {"batch_size": 1, "seconds": 2.0}},
+        "cases": {
+            "full_frame": {"latency_s": 3.0, "speedup": 1.0},
+            "v2_mbv2_p128": {"latency_s": 1.0, "speedup": 3.1,
+                             "latency_vs_reference_s": 1.2,
+                             "reference_latency_s": 2.4,
+                             "reference": facts},
+            "v1_mbv2_p128": {"latency_s": 1.5, "speedup": 2.0}}}
+    rows = bench.table_rows(result, 16, 224)
+    keys = {"family", "measure", "ours", "reference", "unit", "ratio",
+            "reference_name", "target", "met"}
+    assert all(set(row) == keys and row["family"] == "AdaFocus"
+               and row["unit"] == "s" for row in rows)
+    v2, v1s2, v1s1, v2_infer, v1_infer = rows
+    assert (v2["ours"], v2["reference"], v2["ratio"], v2["target"],
+            v2["met"]) == (6.0, 10.0, 0.6, "<= 0.8x", True)
+    assert v2["reference_name"] == ("authors' PyTorch code (AdaFocusV2 @ "
+                                    "e97987c, torch 2.14.1, 2 threads)")
+    assert "P=128" in v2["measure"] and "B=1" in v2["measure"]
+    assert (v1s2["ratio"], v1s2["met"]) == (0.9, False)
+    assert v1s2["reference_name"].startswith(
+        "authors' PyTorch code (AdaFocus @ unknown commit")
+    assert (v1s1["reference"], v1s1["ratio"], v1s1["met"],
+            v1s1["reference_name"]) == (None, None, None, None)
+    # Inference: ours as timed alternating with theirs; no target.
+    assert (v2_infer["ours"], v2_infer["ratio"], v2_infer["target"],
+            v2_infer["met"]) == (1.2, 0.5, None, None)
+    assert (v1_infer["ours"], v1_infer["reference"]) == (1.5, None)
+
+
+def test_train_config_builds_the_recipes_tasks(tmp_path):
+    from tfaction import tasks
+
+    config = bench.train_config("v2_mbv2_p16", tmp_path / "v2",
+                                batch_size=2, num_frames=T, frame_size=S,
+                                num_classes=C)
+    assert (config.task.model.patch_size, config.optimizer.name,
+            config.trainer.global_batch_size) == (16, "sgd", 2)
+    task = tasks.build_task(config)
+    assert (task.num_classes, task.num_frames, task.frame_size) == (
+        C, T, (S, S))
+    config = bench.train_config("v1_stage2_p16", tmp_path / "v1",
+                                num_frames=T, frame_size=S, num_classes=C)
+    task = tasks.build_task(config)  # checks the previous stage's run
+    assert (task.stage, config.optimizer.name) == (2, "adam")
+    assert json.loads((tmp_path / "v1" / "previous_stage" /
+                       "config.json").read_text())["task"]["stage"] == 1
+
+
+# One fresh TensorFlow process per case (minutes on 2 cores): `make
+# test-slow`.
+@pytest.mark.slow
+def test_training_section_json_line(tmp_path, capsys):
+    cases = "v2_mbv2_p16,v1_stage1_p16,v1_stage2_p16"
+    result = bench.main(["--section", "train", "--train_cases", cases,
+                         "--num_frames", str(T), "--frame_size", str(S),
+                         "--num_classes", str(C), "--quick"])
+    assert "cases" not in result
+    assert list(result["train_cases"]) == cases.split(",")
+    for row in result["train_cases"].values():
+        assert row["loss_finite"] is True
+        assert row["seconds"] > 0 and row["first_call_s"] > 0
+        assert "reference_s" not in row
+    assert [row["reference"] for row in result["rows"]] == [None] * 3
