@@ -88,10 +88,28 @@ timed peak is never below the warm-up's resident memory.
 Other processes on the same cores slow every figure: read the times with
 `load_average` in mind.
 
+**Throughput against the FLOP count** (`throughput`): the Tx HighRes head
+at the paper's shapes (`R = 64` proposals, `D = 128`, 2 heads x 3
+layers, Mixed_4f features `[1, 16, 25, 25, 832]`), forward (inference
+mode) and training step (forward + backward as in `timing`), float32
+without XLA, in one subprocess together with a dense float32
+`tf.linalg.matmul` of `--gemm_size` (2048) squared matrices; the three
+alternate call by call (`timing.median_times`), so load from other
+processes slows them alike. Achieved GFLOP/s = counted FLOPs (the
+analytic counter's forward FLOPs; 3 x those for the training step, see
+`throughput_figures`) / median time; the GEMM's 2 n^3 FLOPs / its time
+is the machine's practical float32 peak, and the fraction achieved / peak
+says how far the head is from it. The JSON's `rows` hold both figures for
+the `make bench` table.
+
 Usage:
-    python benchmarks/action_transformer.py [--sections counts,timing]
-        [--iterations 3] [--warmup 1] [--quick] [--no_profiler]
-        [--output result.json]
+    python benchmarks/action_transformer.py
+        [--sections counts,timing,throughput] [--iterations 3]
+        [--warmup 1] [--quick] [--no_profiler] [--gemm_size 2048]
+        [--bench] [--output result.json]
+
+`--bench` (the `make bench` preset) runs `counts` and `throughput` with 5
+timed calls after 1 untimed.
 
 `--quick` times only `R = 64` with one timed call and skips the profiler.
 """
@@ -833,32 +851,165 @@ def run_timing(args):
         for module, proposals in cases}
 
 
+# ------------------------------------------------- the throughput section
+def gemm_call(size, seed=0):
+    """A zero-argument dense float32 `size` x `size` matrix product.
+
+    Each call runs one `tf.linalg.matmul` (2 x size^3 FLOPs) in a
+    `tf.function` and waits for it; large enough products keep every core
+    busy, so their rate is the machine's practical float32 peak.
+
+    Returns:
+        `(call, flops)`.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    a, b = (tf.constant(rng.standard_normal((size, size), dtype=np.float32))
+            for _ in range(2))
+    product = tf.function(lambda: tf.linalg.matmul(a, b)[0, 0],
+                          jit_compile=False)
+
+    def call():
+        float(product())
+
+    return call, 2 * size ** 3
+
+
+def throughput_figures(forward_flops, forward_s, train_s, gemm_flops,
+                       gemm_s):
+    """Achieved GFLOP/s of the head's forward and training step and their
+    fraction of the GEMM rate.
+
+    The training step's FLOPs are 3 x the forward's: every product's
+    backward pass forms the gradients of both of its operands (weights and
+    activations; the features are differentiated too), each as many MACs as
+    the forward product, and the elementwise operations (under 1 % of the
+    count) are given the same factor.
+
+    Args:
+        forward_flops: counted forward FLOPs (`Cost.flops`).
+        forward_s, train_s: median seconds of a forward / training call.
+        gemm_flops, gemm_s: FLOPs and median seconds of a GEMM call.
+
+    Returns:
+        Dict of GFLOP/s and fractions of the GEMM rate.
+
+    Example:
+
+    >>> throughput_figures(2e9, 0.1, 0.5, 4e9, 0.1)["train_fraction"]
+    0.3
+    """
+    gemm = gemm_flops / gemm_s / 1e9
+    fwd = forward_flops / forward_s / 1e9
+    train = 3 * forward_flops / train_s / 1e9
+    return {"forward_gflops": round(forward_flops / 1e9, 3),
+            "train_gflops": round(3 * forward_flops / 1e9, 3),
+            "forward_gflops_per_s": round(fwd, 2),
+            "train_gflops_per_s": round(train, 2),
+            "gemm_gflops_per_s": round(gemm, 2),
+            "forward_fraction": round(fwd / gemm, 3),
+            "train_fraction": round(train / gemm, 3)}
+
+
+def _throughput_child(args):
+    """The throughput case in this (fresh) process; prints 'RESULT
+    {json}'."""
+    run_forward, run_train, params = _timing_setup("tx", args.proposals,
+                                                   args.num_classes)
+    counted = count_cost(build_head("tx_high_res",
+                                    num_classes=args.num_classes),
+                         head_input_shapes(args.proposals)).total()
+    gemm, gemm_flops = gemm_call(args.gemm_size)
+    first = []
+    # The three alternate call by call: load from other processes slows
+    # them alike, so the fractions hold within the run.
+    fwd_s, train_s, gemm_s = timing.median_times(
+        [run_forward, run_train, gemm], args.iterations, args.warmup, first)
+    result = {"head": "tx_high_res", "proposals": args.proposals,
+              "params": params, "gemm_size": args.gemm_size,
+              "forward_ms": round(fwd_s * 1e3, 1),
+              "train_ms": round(train_s * 1e3, 1),
+              "gemm_ms": round(gemm_s * 1e3, 1),
+              "first_call_s": dict(zip(("forward", "train", "gemm"),
+                                       first)),
+              **throughput_figures(counted.flops, fwd_s, train_s,
+                                   gemm_flops, gemm_s)}
+    print("RESULT " + json.dumps(result))
+
+
+def run_throughput(args):
+    """The `throughput` section: one subprocess; a dict."""
+    return timing.case_row(
+        __file__, ["--child_module", "throughput", *timing.flag_args(
+            args, ("iterations", "warmup", "num_classes", "proposals",
+                   "gemm_size"))], "throughput case", drop=())
+
+
+def throughput_rows(figures):
+    """The `make bench` rows of the throughput section.
+
+    Args:
+        figures: the section's dict (`run_throughput`).
+
+    Returns:
+        Two rows (forward; forward + backward): achieved GFLOP/s against
+        the float32 GEMM rate of the same run, ratio = the fraction.
+    """
+    shape = (f"Tx HighRes head, R = {figures['proposals']}, D 128, 2 heads "
+             f"x 3 layers, Mixed_4f [1, 16, 25, 25, 832]")
+    gemm = figures["gemm_gflops_per_s"]
+    n = figures["gemm_size"]
+    reference = (f"dense float32 tf.linalg.matmul, {n} x {n} by {n} x {n}, "
+                 f"same run")
+    return [{"family": "Video Action Transformer",
+             "measure": f"{what}, counted GFLOPs / time ({shape})",
+             "ours": figures[f"{key}_gflops_per_s"], "reference": gemm,
+             "unit": "GFLOP/s", "ratio": round(figures[f"{key}_fraction"], 2),
+             "reference_name": reference, "target": None, "met": None}
+            for key, what in (("forward", "head forward"),
+                              ("train", "head training step (fwd + bwd)"))]
+
+
 # ------------------------------------------------------------------ main
-SECTIONS = ("counts", "timing")
+SECTIONS = ("counts", "timing", "throughput")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help="comma-separated subset of counts,timing")
+                        help="comma-separated subset of "
+                             "counts,timing,throughput")
     parser.add_argument("--output", help="also write the JSON line here")
     parser.add_argument("--iterations", type=int, default=3,
                         help="timed calls per phase")
     parser.add_argument("--warmup", type=int, default=1,
                         help="untimed calls per phase (the first traces)")
     parser.add_argument("--proposals", type=int, default=TABLE1_PROPOSALS,
-                        help="R for the counts (Table 1: 64)")
+                        help="R for the counts and the throughput "
+                             "(Table 1: 64)")
     parser.add_argument("--num_classes", type=int, default=NUM_CLASSES)
     parser.add_argument("--quick", action="store_true",
                         help="time R = 64 only, one timed call, no "
                              "profiler")
     parser.add_argument("--no_profiler", action="store_true",
                         help="skip the TensorFlow profiler cross-check")
-    parser.add_argument("--child_module", choices=("unit", "tx", "i3d"),
+    parser.add_argument("--gemm_size", type=int, default=2048,
+                        help="side of the float32 GEMM whose rate the "
+                             "throughput section compares with")
+    parser.add_argument("--bench", action="store_true",
+                        help="the `make bench` preset: counts (with the "
+                             "profiler) and throughput, 5 timed calls")
+    parser.add_argument("--child_module",
+                        choices=("unit", "tx", "i3d", "throughput"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--child_proposals", type=int,
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.bench:
+        args.sections, args.iterations, args.warmup = (
+            "counts,throughput", 5, 1)
     if args.quick:
         args.iterations = min(args.iterations, 1)
         args.no_profiler = True
@@ -870,6 +1021,8 @@ def main(argv=None):
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
+    if args.child_module == "throughput":
+        return _throughput_child(args)
     if args.child_module:
         return _timing_child(args)
     start = time.perf_counter()
@@ -885,6 +1038,12 @@ def main(argv=None):
         loads.append(timing.load_average())
     if "timing" in sections:
         result["timing"] = run_timing(args)
+        result["iterations"] = args.iterations
+        result["warmup"] = args.warmup
+        loads.append(timing.load_average())
+    if "throughput" in sections:
+        result["throughput"] = run_throughput(args)
+        result["rows"] = throughput_rows(result["throughput"])
         result["iterations"] = args.iterations
         result["warmup"] = args.warmup
         loads.append(timing.load_average())

@@ -64,7 +64,7 @@ BENCHMARKS = {
     "adafocus": Benchmark(
         "benchmarks/adafocus.py", ("--bench",),
         (("adafocus_v1", "--reference_repo_v1", "--reference_python"),
-         ("adafocus_v2", "--reference_repo_v2", "--reference_python"))),
+         ("adafocus_v2", "--reference_repo", "--reference_python"))),
     "data_pipeline": Benchmark("benchmarks/data_pipeline.py", ("--bench",)),
     "precision": Benchmark("benchmarks/precision.py", ("--bench",)),
     "evaluation": Benchmark(

@@ -119,3 +119,34 @@ def test_unknown_layer_raises():
     model = keras.Model(x, keras.layers.GRU(2)(x))
     with pytest.raises(TypeError, match="no rule"):
         bench.count_cost(model, [(1, 4, 3)])
+
+
+def test_throughput_figures_by_hand():
+    # 2 GFLOPs forward in 0.1 s, 6 GFLOPs (3 x) training in 0.5 s, and a
+    # GEMM of 4 GFLOPs in 0.1 s: 20, 12 and 40 GFLOP/s.
+    out = bench.throughput_figures(2e9, 0.1, 0.5, 4e9, 0.1)
+    assert out["train_gflops"] == 6.0
+    assert out["forward_gflops_per_s"] == 20.0
+    assert out["train_gflops_per_s"] == 12.0
+    assert out["gemm_gflops_per_s"] == 40.0
+    assert (out["forward_fraction"], out["train_fraction"]) == (0.5, 0.3)
+
+
+def test_throughput_rows_compare_with_the_gemm_rate():
+    figures = dict(bench.throughput_figures(2e9, 0.1, 0.5, 4e9, 0.1),
+                   proposals=64, gemm_size=2048)
+    rows = bench.throughput_rows(figures)
+    assert [r["ours"] for r in rows] == [20.0, 12.0]
+    assert [r["ratio"] for r in rows] == [0.5, 0.3]
+    for row in rows:
+        assert set(row) == {"family", "measure", "ours", "reference",
+                            "unit", "ratio", "reference_name", "target",
+                            "met"}
+        assert row["family"] == "Video Action Transformer"
+        assert row["reference"] == 40.0 and row["unit"] == "GFLOP/s"
+
+
+def test_gemm_call_counts_two_n_cubed():
+    call, flops = bench.gemm_call(8)
+    assert flops == 2 * 8 ** 3
+    call()
