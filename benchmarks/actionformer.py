@@ -58,7 +58,6 @@ import json
 import os
 import pathlib
 import resource
-import subprocess
 import sys
 import time
 
@@ -292,13 +291,7 @@ def _run_reference(args, shape, kind):
 
 def _reference_name(args, ref):
     """`rows`' reference_name: the authors' code, its commit, torch."""
-    try:
-        commit = subprocess.run(
-            ["git", "-C", args.reference_repo, "rev-parse", "--short",
-             "HEAD"], capture_output=True, text=True,
-            check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown commit (not a git work tree)"
+    commit = timing.git_commit(args.reference_repo)
     return (f"authors' PyTorch code (actionformer_release @ {commit}, "
             f"torch {ref['torch']}, {ref['torch_threads']} threads)")
 

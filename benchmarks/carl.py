@@ -81,7 +81,6 @@ import json
 import os
 import pathlib
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -340,14 +339,8 @@ def run_reference(args, case):
 
 def reference_name(repo, result):
     """The row's `reference_name`: repository commit, torch, threads."""
-    commit = "unknown commit (not a git work tree)"
-    if repo:
-        try:
-            commit = subprocess.run(
-                ["git", "-C", repo, "rev-parse", "--short", "HEAD"],
-                capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            pass  # an exported tree: its commit is not known here
+    commit = (timing.git_commit(repo) if repo
+              else "unknown commit (not a git work tree)")
     return (f"authors' PyTorch code (CARL_code @ {commit}, torch "
             f"{result['torch']}, {result['threads']} threads)")
 

@@ -282,13 +282,7 @@ def in_process_figures(gt, preds, loop_classes):
 
 def official_name(args, result):
     """The rows' `reference_name`: commit, Python, pandas, workers."""
-    try:
-        commit = subprocess.run(
-            ["git", "-C", args.reference_repo, "rev-parse", "--short",
-             "HEAD"], capture_output=True, text=True,
-            check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown commit (not a git work tree)"
+    commit = timing.git_commit(args.reference_repo)
     return (f"official ActivityNet Evaluation/eval_detection.py "
             f"(ActivityNet @ {commit}, Python {result['python']}, pandas "
             f"{result['pandas']}, joblib {result['joblib']}, "

@@ -75,6 +75,21 @@ def child_result(cmd, what):
                        f"\n{proc.stderr[-4000:]}")
 
 
+def git_commit(repo):
+    """The short commit of a reference clone, as the rows name it.
+
+    Returns:
+        The commit, or "unknown commit (not a git work tree)" for an
+        exported tree or a missing `git`.
+    """
+    try:
+        return subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown commit (not a git work tree)"
+
+
 def load_average():
     """The 1-minute load average, rounded to 2 decimals.
 
