@@ -32,7 +32,6 @@ Usage (normally through `benchmarks/actionformer.py`):
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -41,6 +40,7 @@ import time
 # benchmarks/actionformer.py (NumPy only).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import actionformer_shapes as shapes  # noqa: E402
+import timing  # noqa: E402
 
 
 def _load(repo, shape_name):
@@ -186,12 +186,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import torch
 
+    import_rss_gb = timing.peak_rss_gb()
     torch.set_num_threads(os.cpu_count())  # as TensorFlow's intra-op pool
     start = time.perf_counter()
     result = (_train if args.child == "train" else _infer)(args)
     result["seconds"] = round(time.perf_counter() - start, 1)
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result["peak_rss_gb"] = round(rss_kb * 1024 / 1e9, 3)
+    result["import_rss_gb"] = import_rss_gb
+    result["peak_rss_gb"] = timing.peak_rss_gb()
     result["torch"] = torch.__version__
     result["torch_threads"] = torch.get_num_threads()
     print("RESULT " + json.dumps(result))

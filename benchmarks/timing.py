@@ -4,9 +4,20 @@ import json
 import os
 import pathlib
 import platform
+import resource
 import subprocess
 import sys
 import time
+
+
+def peak_rss_gb():
+    """This process's peak resident set size so far, in GB (1e9 bytes).
+
+    Right after the imports it is the framework's own footprint.
+    """
+    # Linux reports kilobytes.
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+                 / 1e9, 3)
 
 
 def median(values):

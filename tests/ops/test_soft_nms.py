@@ -200,12 +200,20 @@ def test_empty_and_errors():
 
 @pytest.mark.parametrize("method", ["gaussian", "linear"])
 @pytest.mark.parametrize("max_seg_num", [7, 1000])
-def test_all_classes_at_once_equal_class_by_class(method, max_seg_num):
+@pytest.mark.parametrize("skewed", [False, True])
+def test_all_classes_at_once_equal_class_by_class(method, max_seg_num,
+                                                  skewed):
     """Many classes run as rows of one table (`_np_soft_rows`): the same
-    picks, scores and order as the per-class loop, ties included."""
+    picks, scores and order as the per-class loop, ties included; with
+    skewed class sizes the finished classes' rows are dropped mid-way."""
     from tfaction.ops import soft_nms as module
 
     segs, scores, labels = _random(5, n=400, n_cls=12)
+    if skewed:  # a few large classes, many small ones
+        rng = np.random.default_rng(7)
+        labels = np.minimum((rng.random(400) ** 3 * 12).astype(np.int64), 11)
+        sizes = np.bincount(labels)
+        assert sizes.max() >= 8 * np.median(sizes)
     x1, x2 = segs[:, 0].copy(), segs[:, 1].copy()
     area = (x2 - x1) + np.float32(1e-6)
     groups = [np.nonzero(labels == c)[0] for c in np.unique(labels)]
