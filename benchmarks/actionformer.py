@@ -55,7 +55,7 @@ Usage:
         [--reference_repo PATH [--reference_python PYTHON]]
         [--output result.json]
 
-`--bench` (what `make bench` runs): `--shapes thumos,anet --configs
+`--bench` (what `make bench` runs): `--shapes thumos,anet,ego4d --configs
 no_jit --iterations 2 --warmup 1`.
 """
 
@@ -547,8 +547,8 @@ def main(argv=None):
                         help="small shapes (smoke test of the script)")
     parser.add_argument("--bench", action="store_true",
                         help="the `make bench` preset: --shapes "
-                             "thumos,anet --configs no_jit --iterations 2 "
-                             "--warmup 1")
+                             "thumos,anet,ego4d --configs no_jit "
+                             "--iterations 2 --warmup 1")
     parser.add_argument("--shapes", default="thumos",
                         help="comma list of " + ", ".join(
                             k for k in shapes.SHAPES if k != "quick"))
@@ -575,7 +575,7 @@ def main(argv=None):
         args.jit = bool(args.jit)
         return _child(args)
     if args.bench:
-        args.shapes, args.configs = "thumos,anet", "no_jit"
+        args.shapes, args.configs = "thumos,anet,ego4d", "no_jit"
         args.iterations, args.warmup = 2, 1
     if args.quick:
         args.shapes = "quick"

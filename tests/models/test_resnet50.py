@@ -17,6 +17,7 @@ from tests.checkpoints.test_resnet50_checkpoint import torchvision_shapes
 from tfaction import errors
 from tfaction.checkpoints.resnet50 import torchvision_targets
 from tfaction.layers.frozen_batch_normalization import FrozenBatchNormalization
+from tfaction.layers.fused_batch_normalization import FusedBatchNormalization
 from tfaction.models.backbones import resnet50
 from tfaction.models.backbones.resnet50 import ResNet50
 from tfaction.models.backbones.resnet50 import build_resnet50
@@ -155,7 +156,7 @@ def test_frozen_stages_freeze_weights_and_statistics(carl):
                 assert isinstance(layer, FrozenBatchNormalization)
                 assert not layer.trainable and layer.scale, layer.name
             else:
-                assert type(layer) is keras.layers.BatchNormalization
+                assert type(layer) is FusedBatchNormalization
                 assert layer.momentum == pytest.approx(0.9)
     trainable = {v.path.split("/")[0] for v in carl.trainable_weights}
     assert trainable and {resnet50.stage_of(n) for n in trainable} == {4}

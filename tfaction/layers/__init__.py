@@ -12,6 +12,7 @@ from tfaction.layers.conv_transformer_block import ConvTransformerBlock
 from tfaction.layers.differentiable_patch_crop import DifferentiablePatchCrop
 from tfaction.layers.frame_resize import FrameResize
 from tfaction.layers.frozen_batch_normalization import FrozenBatchNormalization
+from tfaction.layers.fused_batch_normalization import FusedBatchNormalization
 from tfaction.layers.high_res_query import HighResQuery
 from tfaction.layers.identity_neck import IdentityNeck
 from tfaction.layers.interpolated_position_encoding import (
@@ -51,6 +52,7 @@ __all__ = [
     "DifferentiablePatchCrop",
     "FrameResize",
     "FrozenBatchNormalization",
+    "FusedBatchNormalization",
     "HighResQuery",
     "IdentityNeck",
     "InterpolatedPositionEncoding",

@@ -69,6 +69,7 @@ import keras
 
 from tfaction import errors
 from tfaction.layers.channel_affine import ChannelAffine
+from tfaction.layers.fused_batch_normalization import FusedBatchNormalization
 
 # (expand ratio t, output channels c, repeats n, first stride s).
 INVERTED_RESIDUAL_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2),
@@ -241,7 +242,7 @@ class MobileNetV2(keras.Model):
                 name=name, dtype=dtype)(x)
 
         def batch_norm(x, name):
-            return keras.layers.BatchNormalization(
+            return FusedBatchNormalization(
                 momentum=BN_MOMENTUM, epsilon=BN_EPSILON[variant], name=name,
                 dtype=dtype)(x)
 

@@ -58,7 +58,8 @@ eval mode):
   `FrozenBatchNormalization` as well: fixed statistics, gamma and beta
   trained (detectron-style fine-tuning with small per-replica batches).
   With `False` (the default, torchvision's `train()` mode) the batch norms
-  of the trainable stages are `keras.layers.BatchNormalization`: batch
+  of the trainable stages are `tfaction.layers.FusedBatchNormalization`
+  (Keras' `BatchNormalization`, its training step one fused kernel): batch
   statistics and updated moving statistics when called with
   `training=True`, the moving ones otherwise. CARL's layer4 trains this way.
 
@@ -87,6 +88,7 @@ import keras
 from tfaction import errors
 from tfaction.layers.channel_affine import ChannelAffine
 from tfaction.layers.frozen_batch_normalization import FrozenBatchNormalization
+from tfaction.layers.fused_batch_normalization import FusedBatchNormalization
 
 VARIANTS = ("v1.5", "v1")
 # "native": the variant's weights' own input convention; "imagenet":
@@ -156,7 +158,7 @@ class ResNet50(keras.Model):
             the stem and layer1 ... layer{k} (at most the endpoint's stage).
         frozen_batch_norm: every batch norm outside the frozen stages is a
             trainable `FrozenBatchNormalization` (fixed statistics) instead
-            of a `keras.layers.BatchNormalization`.
+            of a `FusedBatchNormalization` (Keras batch norm).
         weight_decay: Keras `L2` factor on the kernels of the trainable
             convs (0 = none; biases and batch norms are not decayed). Note
             that PyTorch's coupled `weight_decay=w` equals Keras `L2(w / 2)`
@@ -264,7 +266,7 @@ class ResNet50(keras.Model):
             if frozen_batch_norm:
                 return FrozenBatchNormalization(
                     scale=True, epsilon=epsilon, name=name, dtype=dtype)(x)
-            return keras.layers.BatchNormalization(
+            return FusedBatchNormalization(
                 momentum=BN_MOMENTUM, epsilon=epsilon, name=name,
                 dtype=dtype)(x)
 
