@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import pathlib
-import pickle
 import subprocess
 import sys
 
@@ -35,6 +34,7 @@ import tensorflow as tf
 from absl import flags
 
 from export import serving_request
+from tests.serving import tensor_json
 from tfaction import config as config_lib
 from tfaction import tasks
 from tfaction import training
@@ -42,23 +42,30 @@ from tfaction import training
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 TIMEOUT_S = 300
 
-# Serves pickled calls `{key: (signature, {input: numpy})}` of one
-# SavedModel; writes the outputs, the refused calls' messages, the
-# signatures' listing and the Keras / tfaction modules that were imported
-# (none may be: TensorFlow 2.17 imports Keras when it is installed, so it
-# is blocked, as are the repository's packages).
-SERVE_SCRIPT = r"""
-import pickle
+# The first lines of a TF-only script: Keras (which TensorFlow 2.17 imports
+# when it is installed) and the repository's packages cannot be imported.
+TF_ONLY_PRELUDE = r"""
 import sys
 
 for blocked in ("keras", "tf_keras", "tfaction", "export", "experiments"):
     sys.modules[blocked] = None
+"""
 
+# The source of `tensor_json` (`load_tensors`, `dump_tensors`), run by the
+# TF-only scripts after the prelude: they exchange arrays with the test
+# process through its JSON files.
+TENSOR_JSON = (pathlib.Path(__file__).with_name("tensor_json.py")
+               .read_text())
+
+# Serves calls `{key: (signature, {input: numpy})}` (a `tensor_json` file)
+# of one SavedModel; writes the outputs, the refused calls' messages, the
+# signatures' listing and the Keras / tfaction modules that were imported
+# (none may be).
+SERVE_SCRIPT = TF_ONLY_PRELUDE + TENSOR_JSON + r"""
 import tensorflow as tf
 
 path, calls_path, outputs_path = sys.argv[1:4]
-with open(calls_path, "rb") as f:
-    calls = pickle.load(f)
+calls = load_tensors(calls_path)
 loaded = tf.saved_model.load(path)
 listing = {
     name: {"inputs": {k: [v.dtype.name, v.shape.as_list()] for k, v in
@@ -76,9 +83,8 @@ for key, (signature, inputs) in calls.items():
         errors[key] = e.message
 imported = sorted(m for m, module in sys.modules.items() if module and
                   m.split(".")[0] in ("keras", "tf_keras", "tfaction"))
-with open(outputs_path, "wb") as f:
-    pickle.dump({"results": results, "errors": errors, "listing": listing,
-                 "imported": imported}, f)
+dump_tensors({"results": results, "errors": errors, "listing": listing,
+              "imported": imported}, outputs_path)
 """
 
 
@@ -273,13 +279,11 @@ def serve_calls(path, calls, root):
         `saved_model_cli` (`(returncode, stdout, stderr)`).
     """
     root = pathlib.Path(root)
-    with open(root / "calls.pkl", "wb") as f:
-        pickle.dump(calls, f)
-    _, cli = run_tf_only(SERVE_SCRIPT, [path, root / "calls.pkl",
-                                        root / "outputs.pkl"], root,
+    tensor_json.dump_tensors(calls, root / "calls.json")
+    _, cli = run_tf_only(SERVE_SCRIPT, [path, root / "calls.json",
+                                        root / "outputs.json"], root,
                          saved_model=path)
-    with open(root / "outputs.pkl", "rb") as f:
-        out = pickle.load(f)
+    out = tensor_json.load_tensors(root / "outputs.json")
     out["saved_model_cli"] = cli
     return out
 

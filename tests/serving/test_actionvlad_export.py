@@ -17,7 +17,6 @@ TensorFlow, and bad requests.
 
 import json
 import pathlib
-import pickle
 
 import keras
 import numpy as np
@@ -25,6 +24,7 @@ import pytest
 import tensorflow as tf
 
 from tests.serving import serving_helpers as helpers
+from tests.serving import tensor_json
 from tfaction import errors
 from tfaction.data import frames_pipeline as fp
 from tfaction.data import schemas
@@ -287,19 +287,13 @@ def test_two_stream_saves_both_models_variables(two_stream):
 
 
 # --- (d) export, TensorFlow-only process ------------------------------------
-SERVE_SCRIPT = r"""
+SERVE_SCRIPT = helpers.TF_ONLY_PRELUDE + helpers.TENSOR_JSON + r"""
 import json
-import pickle
-import sys
-
-for blocked in ("keras", "tf_keras", "tfaction"):
-    sys.modules[blocked] = None
 
 import tensorflow as tf
 
 requests_path, outputs_path = sys.argv[1:3]
-with open(requests_path, "rb") as f:
-    requests = pickle.load(f)
+requests = load_tensors(requests_path)
 results, listing, errors = {}, {}, {}
 for model, spec in requests.items():
     loaded = tf.saved_model.load(spec["path"])
@@ -322,10 +316,9 @@ for model, spec in requests.items():
         errors[model] = e.message
 imported = sorted(m for m, module in sys.modules.items() if module and
                   m.split(".")[0] in ("keras", "tf_keras", "tfaction"))
-with open(outputs_path, "wb") as f:
-    pickle.dump({"results": results, "errors": errors,
-                 "imported": imported}, f)
-with open(outputs_path + ".json", "w") as f:
+dump_tensors({"results": results, "errors": errors, "imported": imported},
+             outputs_path)
+with open(outputs_path + ".listing.json", "w") as f:
     json.dump(listing, f)
 """
 
@@ -350,13 +343,11 @@ def exported(streams, two_stream, tmp_path_factory):
             calls={"serving_default": data["jpegs"],
                    "serve_uint8": data["uint8"][0]},
             bad=_empty_like(data["jpegs"]))
-    with open(root / "requests.pkl", "wb") as f:
-        pickle.dump(requests, f)
-    helpers.run_tf_only(SERVE_SCRIPT, [root / "requests.pkl",
-                                       root / "outputs.pkl"], root)
-    with open(root / "outputs.pkl", "rb") as f:
-        served = pickle.load(f)
-    with open(root / "outputs.pkl.json") as f:
+    tensor_json.dump_tensors(requests, root / "requests.json")
+    helpers.run_tf_only(SERVE_SCRIPT, [root / "requests.json",
+                                       root / "outputs.json"], root)
+    served = tensor_json.load_tensors(root / "outputs.json")
+    with open(root / "outputs.json.listing.json") as f:
         served["listing"] = json.load(f)
     served["paths"] = {k: pathlib.Path(v) for k, v in paths.items()}
     served["cases"] = cases
