@@ -182,6 +182,7 @@ def _train_child(args, shape):
     from tfaction.losses.sigmoid_focal_loss import sigmoid_focal_loss
     from tfaction.ops.label_assignment import assign_point_labels
     from tfaction.training.ema import ModelEMA
+    from tfaction.training.fused_adam import FusedAdamW
 
     keras.utils.set_random_seed(0)
     model = _build_model(shape["model"], args.attention)
@@ -227,7 +228,7 @@ def _train_child(args, shape):
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=3000, alpha=1e-4, warmup_target=1e-4,
         warmup_steps=500)
-    optimizer = keras.optimizers.AdamW(
+    optimizer = FusedAdamW(  # the recipe's (tfaction.training.optimizers)
         learning_rate=schedule, weight_decay=0.05, beta_1=0.9, beta_2=0.999,
         epsilon=1e-8)
     optimizer.exclude_from_weight_decay(

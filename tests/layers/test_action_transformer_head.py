@@ -1,13 +1,12 @@
 """Tests of `tfaction.layers.action_transformer_head.ActionTransformerHead`."""
 
-import doctest
-
 import numpy as np
 import pytest
 
 from tfaction.layers import action_transformer_head
 from tfaction.layers.action_transformer_head import ActionTransformerHead
 from tfaction.testing import run_layer_test
+from tfaction.testing.docstring_checks import check_docstring_examples
 from tests.layers.test_action_transformer_unit import numpy_unit
 from tests.layers.test_action_transformer_unit import randomise_norms
 from tests.layers.test_action_transformer_unit import record_dense_calls
@@ -128,8 +127,4 @@ def test_bad_arguments():
 
 
 def test_docstring_example():
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner()
-    for test in finder.find(action_transformer_head):
-        runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0
+    check_docstring_examples(action_transformer_head)

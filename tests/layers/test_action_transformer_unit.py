@@ -1,6 +1,5 @@
 """Tests of `tfaction.layers.action_transformer_unit.ActionTransformerUnit`."""
 
-import doctest
 import functools
 
 import keras
@@ -11,6 +10,7 @@ import tensorflow as tf
 from tfaction.layers import action_transformer_unit
 from tfaction.layers.action_transformer_unit import ActionTransformerUnit
 from tfaction.testing import run_layer_test
+from tfaction.testing.docstring_checks import check_docstring_examples
 
 B, R, DQ = 2, 4, 6
 T, H, W, C = 2, 3, 3, 5   # T != R: the mask [B, R] only aligns with query
@@ -254,8 +254,4 @@ def test_bad_arguments():
 
 
 def test_docstring_example():
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner()
-    for test in finder.find(action_transformer_unit):
-        runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0
+    check_docstring_examples(action_transformer_unit)

@@ -8,8 +8,6 @@ from the case file. AdaFocus V1's integer crop is checked against numpy
 slices at `floor(float32(a) * (H - P))`.
 """
 
-import doctest
-
 import keras
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ from tests.conftest import bundle_dirs
 from tfaction.layers import differentiable_patch_crop as module
 from tfaction.layers.differentiable_patch_crop import DifferentiablePatchCrop
 from tfaction.testing import run_layer_test
+from tfaction.testing.docstring_checks import check_docstring_examples
 
 # Anchor tolerances (the bundle README: about 1e-12 in float64, about 1e-5
 # in float32); the location gradient is compared relative to its largest
@@ -337,10 +336,4 @@ def test_errors():
 
 
 def test_docstring_examples():
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner()
-    tests = finder.find(module)
-    assert sum(len(t.examples) for t in tests) > 0
-    for test in tests:
-        runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0
+    check_docstring_examples(module)

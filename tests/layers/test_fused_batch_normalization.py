@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfaction.layers import fused_batch_normalization as module
 from tfaction.layers.fused_batch_normalization import FusedBatchNormalization
 from tfaction.testing import run_layer_test
+from tfaction.testing.docstring_checks import check_docstring_examples
 
 RNG = np.random.default_rng(0)
 X4 = RNG.normal(1.5, 2.0, (3, 5, 4, 6)).astype("float32")
@@ -124,3 +126,7 @@ def test_serialises_as_itself():
     again = keras.saving.deserialize_keras_object(config)
     assert type(again) is FusedBatchNormalization
     assert (again.momentum, again.epsilon) == (0.9, 1e-5)
+
+
+def test_docstring_examples():
+    check_docstring_examples(module)

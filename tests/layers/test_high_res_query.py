@@ -1,13 +1,12 @@
 """Tests of `tfaction.layers.high_res_query.HighResQuery`."""
 
-import doctest
-
 import numpy as np
 import pytest
 
 from tfaction.layers import high_res_query
 from tfaction.layers.high_res_query import HighResQuery
 from tfaction.testing import run_layer_test
+from tfaction.testing.docstring_checks import check_docstring_examples
 
 SHAPE = (2, 3, 7, 7, 6)  # B, R, 7, 7, C
 
@@ -95,8 +94,4 @@ def test_bad_arguments():
 
 
 def test_docstring_example():
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner()
-    for test in finder.find(high_res_query):
-        runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0
+    check_docstring_examples(high_res_query)

@@ -1,7 +1,5 @@
 """Tests of `tfaction.layers.location_embedding.LocationEmbedding`."""
 
-import doctest
-
 import keras
 import numpy as np
 import pytest
@@ -10,6 +8,7 @@ import tensorflow as tf
 from tfaction.layers import location_embedding
 from tfaction.layers.location_embedding import LocationEmbedding
 from tfaction.testing import run_layer_test
+from tfaction.testing.docstring_checks import check_docstring_examples
 
 SHAPE = (2, 3, 4, 5, 6)  # B, T, H, W, C
 
@@ -143,8 +142,4 @@ def test_bad_arguments():
 
 
 def test_docstring_example():
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner()
-    for test in finder.find(location_embedding):
-        runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0
+    check_docstring_examples(location_embedding)

@@ -1,13 +1,12 @@
 """Tests of `tfaction.layers.low_res_query.LowResQuery`."""
 
-import doctest
-
 import numpy as np
 import pytest
 
 from tfaction.layers import low_res_query
 from tfaction.layers.low_res_query import LowResQuery
 from tfaction.testing import run_layer_test
+from tfaction.testing.docstring_checks import check_docstring_examples
 
 SHAPE = (2, 3, 7, 7, 6)  # B, R, 7, 7, C
 
@@ -63,8 +62,4 @@ def test_bad_arguments():
 
 
 def test_docstring_example():
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner()
-    for test in finder.find(low_res_query):
-        runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0
+    check_docstring_examples(low_res_query)

@@ -11,6 +11,8 @@ import tensorflow as tf
 from tfaction import config as config_lib
 from tfaction import errors
 from tfaction import training
+from tfaction.training.fused_adam import FusedAdam
+from tfaction.training.fused_adam import FusedAdamW
 
 
 def optimizer_config(**values):
@@ -116,8 +118,8 @@ def test_schedule_config_errors(values, message):
 
 # --- Optimizers -------------------------------------------------------------
 @pytest.mark.parametrize("name, cls", [
-    ("sgd", keras.optimizers.SGD), ("adam", keras.optimizers.Adam),
-    ("adamw", keras.optimizers.AdamW), ("lamb", keras.optimizers.Lamb)])
+    ("sgd", keras.optimizers.SGD), ("adam", FusedAdam),
+    ("adamw", FusedAdamW), ("lamb", keras.optimizers.Lamb)])
 def test_build_optimizer_by_name(name, cls):
     optimizer = training.build_optimizer(optimizer_config(name=name), 10)
     assert type(optimizer) is cls

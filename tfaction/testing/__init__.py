@@ -22,6 +22,7 @@ from tfaction.testing.config_checks import check_registered
 from tfaction.testing.config_checks import check_serialization
 from tfaction.testing.contract import run_layer_test
 from tfaction.testing.contract import run_model_test
+from tfaction.testing.docstring_checks import check_docstring_examples
 from tfaction.testing.jit_checks import check_jit
 from tfaction.testing.masking_checks import check_masking
 from tfaction.testing.mixed_precision_checks import MIXED_POLICIES
@@ -34,6 +35,7 @@ __all__ = [
     "MIXED_POLICIES",
     "check_build",
     "check_config",
+    "check_docstring_examples",
     "check_jit",
     "check_keras_saving",
     "check_masking",

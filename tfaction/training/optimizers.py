@@ -1,7 +1,8 @@
 """Keras optimizers built from the `optimizer` config section.
 
 Weight decay is Keras' decoupled decay (`weight_decay`, AdamW-style, applied
-by every Keras optimizer). Gradient clipping is NOT delegated to Keras:
+by every Keras optimizer). Adam and AdamW are Keras' with each variable's
+update one fused kernel (`tfaction.training.fused_adam`). Gradient clipping is NOT delegated to Keras:
 Keras 3 clips each replica's gradients before the cross-replica sum, so
 `GlobalBatchOptimizer` clips the summed gradient instead (`clip_norm`).
 Under the `mixed_float16` policy the optimizer is wrapped in
@@ -11,6 +12,7 @@ Under the `mixed_float16` policy the optimizer is wrapped in
 import keras
 
 from tfaction import errors
+from tfaction.training import fused_adam
 from tfaction.training import schedules
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "lamb")
@@ -64,8 +66,8 @@ def build_optimizer(optimizer_config, total_steps, exclude_variables=(),
         optimizer = keras.optimizers.SGD(
             momentum=float(optimizer_config.momentum), **common)
     else:
-        cls = {"adam": keras.optimizers.Adam,
-               "adamw": keras.optimizers.AdamW,
+        cls = {"adam": fused_adam.FusedAdam,
+               "adamw": fused_adam.FusedAdamW,
                "lamb": keras.optimizers.Lamb}[name]
         if name == "adamw" and not weight_decay:
             common["weight_decay"] = 0.0  # AdamW rejects None

@@ -1,0 +1,93 @@
+"""`FusedAdam` / `FusedAdamW`: Keras' Adam / AdamW, one kernel per update.
+
+Several steps from the same weights and gradients (a schedule, weight
+decay, 1-D to 4-D variables) must give Keras' weights and moments to float32
+rounding, on one device and under MirroredStrategy; AMSGrad takes Keras'
+own path; the optimizers serialise as themselves.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfaction import training
+from tfaction.testing.docstring_checks import check_docstring_examples
+from tfaction.training import fused_adam as module
+from tfaction.training.fused_adam import FusedAdam
+from tfaction.training.fused_adam import FusedAdamW
+
+RNG = np.random.default_rng(0)
+SHAPES = [(7, 5), (13,), (3, 3, 4, 6)]
+INIT = [RNG.normal(size=s).astype("float32") for s in SHAPES]
+GRADS = [[RNG.normal(size=s).astype("float32") for s in SHAPES]
+         for _ in range(6)]
+PAIRS = [(FusedAdam, keras.optimizers.Adam, {}),
+         (FusedAdamW, keras.optimizers.AdamW, {"weight_decay": 0.05}),
+         (FusedAdam, keras.optimizers.Adam, {"amsgrad": True})]
+
+
+def _run(cls, kwargs, strategy=None):
+    """Six steps as the trainer takes them (`GlobalBatchOptimizer`); the
+    summed gradient of a step is that step's `GRADS`."""
+    strategy = strategy or training.get_strategy("one_device")
+    replicas = strategy.num_replicas_in_sync
+    with strategy.scope():
+        variables = [tf.Variable(x) for x in INIT]
+        optimizer = cls(learning_rate=keras.optimizers.schedules.CosineDecay(
+            1e-2, 100), epsilon=1e-7, **kwargs)
+        optimizer.build(variables)
+    updater = training.GlobalBatchOptimizer(optimizer, replicas,
+                                            clip_norm=0.0)
+
+    @tf.function
+    def step(grads):
+        def replica_fn():
+            with tf.GradientTape() as tape:
+                loss = updater.compute_loss(tf.reshape(tf.add_n(
+                    [tf.reduce_sum(v * g) for v, g in zip(variables,
+                                                          grads)]), [1]))
+            updater.minimize(loss, variables, tape)
+        strategy.run(replica_fn)
+
+    for grads in GRADS:
+        step([tf.constant(g) for g in grads])
+    return [np.array(v.numpy()) for v in
+            variables + optimizer._momentums + optimizer._velocities]
+
+
+@pytest.mark.parametrize("ours, theirs, kwargs", PAIRS,
+                         ids=["adam", "adamw", "amsgrad"])
+def test_same_weights_and_moments_as_keras(ours, theirs, kwargs):
+    got, want = _run(ours, kwargs), _run(theirs, kwargs)
+    assert not np.allclose(got[0], INIT[0])  # the steps moved the weights
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_same_under_mirrored_strategy(two_cpu_strategy):
+    got = _run(FusedAdamW, {"weight_decay": 0.05}, two_cpu_strategy)
+    want = _run(keras.optimizers.AdamW, {"weight_decay": 0.05})
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_fused_kernel_in_the_traced_step():
+    variables = [keras.Variable(x) for x in INIT]
+    optimizer = FusedAdam(1e-3)
+    optimizer.build(variables)
+    step = tf.function(lambda g: optimizer.apply(g, variables))
+    graph = step.get_concrete_function(
+        [tf.TensorSpec(s) for s in SHAPES]).graph
+    types = [op.type for op in graph.get_operations()]
+    assert types.count("ResourceApplyAdam") == len(SHAPES)
+
+
+def test_serialises_as_itself():
+    optimizer = FusedAdamW(learning_rate=0.5, weight_decay=0.1)
+    again = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert type(again) is FusedAdamW and again.weight_decay == 0.1
+
+
+def test_docstring_examples():
+    check_docstring_examples(module)
