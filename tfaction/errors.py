@@ -26,6 +26,14 @@ class MissingDependencyError(TfactionError, ImportError):
     """An optional dependency needed for the requested feature is missing."""
 
 
+class CheckpointWriteError(TfactionError, OSError):
+    """Writing a checkpoint failed (disk full, file too large, I/O error).
+
+    The message names the checkpoint and the last complete one, which a
+    restarted run resumes from; the failed checkpoint's files are removed.
+    """
+
+
 class DataError(TfactionError, ValueError):
     """Input data is malformed. Subclasses name the specific problem.
 

@@ -12,6 +12,7 @@ multi-worker tutorial). Every worker restores from the chief's directory,
 which must therefore be on a file system all workers share.
 """
 
+import contextlib
 import os
 
 import tensorflow as tf
@@ -137,12 +138,39 @@ class Checkpointer:
 
         Returns:
             The chief's checkpoint path; None on other workers.
+
+        Raises:
+            CheckpointWriteError: the chief's write failed (disk full, file
+                size limit, I/O error); nothing of this checkpoint is left
+                and the previous one stays the latest.
         """
         if self.is_chief:
-            return self._manager.save(checkpoint_number=step)
+            try:
+                return self._manager.save(checkpoint_number=step)
+            except (OSError, tf.errors.OpError) as e:
+                self._remove_partial(step)
+                raise errors.CheckpointWriteError(
+                    f"writing checkpoint {step} to {self.directory} failed "
+                    f"({e}); its files were removed; the last complete "
+                    f"checkpoint is {self.latest()}, which a restarted run "
+                    f"resumes from") from e
         self.checkpoint.write(os.path.join(self._temp_dir, "ckpt"))
         tf.io.gfile.rmtree(self._temp_dir)
         return None
+
+    def _remove_partial(self, step):
+        """Deletes what a failed save of `step` left (its staging folder,
+        and its files unless the checkpoint state already lists it)."""
+        prefix = os.path.join(self.directory, f"ckpt-{step}")
+        leftovers = tf.io.gfile.glob(prefix + "_temp*")
+        if self.latest() != prefix:
+            leftovers += tf.io.gfile.glob(prefix + ".*")
+        for path in leftovers:  # cleanup must not mask the write error
+            if tf.io.gfile.isdir(path):
+                with contextlib.suppress(tf.errors.OpError, OSError):
+                    tf.io.gfile.rmtree(path)
+            else:
+                filesystems.remove_quietly(path)
 
 
 def restore_model_weights(model, path):
