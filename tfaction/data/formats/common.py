@@ -55,7 +55,7 @@ def _no_duplicate_keys(pairs):
     return out
 
 
-def read_json(path, *, what="file"):
+def read_json(path, *, what="file", strict_numbers=True):
     """Reads a JSON file strictly: duplicated keys are errors.
 
     `json.loads` would silently keep the last of two equal keys, which in an
@@ -64,13 +64,19 @@ def read_json(path, *, what="file"):
     Args:
         path: local path or URL.
         what: what the file is, for error messages ("annotation file").
+        strict_numbers: NaN / Infinity and numbers beyond float range are
+            errors here; False reads them (as Python's `json` does) for a
+            caller that checks its numbers itself and names the entry.
 
     Returns:
         The decoded JSON value.
 
     Raises:
-        MalformedFileError: missing, not UTF-8, invalid JSON (with the line)
-            or a duplicated key.
+        MalformedFileError: missing, not UTF-8, invalid JSON (with the
+            line), a duplicated key, NaN / Infinity (not JSON, though
+            Python's `json` reads them), a number beyond float range or an
+            integer of more digits than Python converts, or nesting deeper
+            than Python's recursion limit.
 
     Example:
 
@@ -80,13 +86,33 @@ def read_json(path, *, what="file"):
     """
     text = read_text(path, what=what)
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        if not strict_numbers:
+            return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys,
+                          parse_constant=_no_constant,
+                          parse_float=_finite_float)
     except json.JSONDecodeError as e:
         raise errors.MalformedFileError(f"invalid JSON: {e.msg}", path=path,
                                         line=e.lineno) from e
-    except ValueError as e:  # duplicate key
+    except RecursionError as e:
+        raise errors.MalformedFileError(
+            "invalid JSON: nested too deeply for an annotation file",
+            path=path) from e
+    except ValueError as e:  # duplicate key, NaN / Infinity, huge number
         raise errors.MalformedFileError(f"invalid JSON: {e}",
                                         path=path) from e
+
+
+def _no_constant(name):
+    # Python's json reads NaN / Infinity, which JSON has not.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} overflows a float")
+    return value
 
 
 def parse_list_flag(value):

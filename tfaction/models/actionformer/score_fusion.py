@@ -211,7 +211,9 @@ def load_external_scores(path, num_classes=None):
     (200,)
     """
     path = os.fspath(path)
-    data = formats_common.read_json(path, what="external score file")
+    # Its scores are checked below, naming the video (NaN included).
+    data = formats_common.read_json(path, what="external score file",
+                                    strict_numbers=False)
     return parse_external_scores(data, path=path, num_classes=num_classes)
 
 
