@@ -41,9 +41,22 @@ v.assign(tf.zeros_like(v))
 restored = ckpt.restore_latest()
 equal = bool(np.array_equal(v.numpy(), np.arange(20000, dtype=np.float32)))
 third = ckpt.save(3)
+# A first save that fails: nothing to resume from, and it says so.
+fresh = Checkpointer(directory + "_fresh", tf.distribute.get_strategy(),
+                     max_to_keep=3, v=v)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+try:
+    fresh.save(1)
+    fresh_error = None
+except errors.CheckpointWriteError as e:
+    fresh_error = str(e)
+finally:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+fresh_left = sorted(os.listdir(directory + "_fresh"))
 print("RESULT " + json.dumps(dict(
     first=first, before=before, error=error, after=after, latest=latest,
-    restored=restored, equal=equal, third=third)))
+    restored=restored, equal=equal, third=third, fresh_error=fresh_error,
+    fresh_left=fresh_left)))
 """
 
 
@@ -62,3 +75,5 @@ def test_failed_write_keeps_previous_checkpoint_and_leaves_nothing(tmp_path):
     assert result["latest"] == result["restored"] == first
     assert result["equal"]
     assert result["third"].endswith("ckpt-3")
+    assert "no complete checkpoint yet" in result["fresh_error"]
+    assert not any(name.startswith("ckpt-1") for name in result["fresh_left"])

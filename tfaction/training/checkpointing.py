@@ -148,19 +148,25 @@ class Checkpointer:
             try:
                 return self._manager.save(checkpoint_number=step)
             except (OSError, tf.errors.OpError) as e:
-                self._remove_partial(step)
+                removed = self._remove_partial(step)
+                latest = self.latest()
+                resume = (f"the last complete checkpoint is {latest}, which "
+                          f"a restarted run resumes from" if latest else
+                          "there is no complete checkpoint yet: a restarted "
+                          "run starts from the beginning")
                 raise errors.CheckpointWriteError(
                     f"writing checkpoint {step} to {self.directory} failed "
-                    f"({e}); its files were removed; the last complete "
-                    f"checkpoint is {self.latest()}, which a restarted run "
-                    f"resumes from") from e
+                    f"({e}); {removed} partial file(s) removed; "
+                    f"{resume}") from e
         self.checkpoint.write(os.path.join(self._temp_dir, "ckpt"))
         tf.io.gfile.rmtree(self._temp_dir)
         return None
 
     def _remove_partial(self, step):
         """Deletes what a failed save of `step` left (its staging folder,
-        and its files unless the checkpoint state already lists it)."""
+        and its files unless the checkpoint state already lists it, i.e.
+        the failure came after the checkpoint was complete); returns how
+        many paths it removed."""
         prefix = os.path.join(self.directory, f"ckpt-{step}")
         leftovers = tf.io.gfile.glob(prefix + "_temp*")
         if self.latest() != prefix:
@@ -171,6 +177,7 @@ class Checkpointer:
                     tf.io.gfile.rmtree(path)
             else:
                 filesystems.remove_quietly(path)
+        return len(leftovers)
 
 
 def restore_model_weights(model, path):

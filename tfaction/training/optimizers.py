@@ -2,9 +2,10 @@
 
 Weight decay is Keras' decoupled decay (`weight_decay`, AdamW-style, applied
 by every Keras optimizer). Adam and AdamW are Keras' with each variable's
-update one fused kernel (`tfaction.training.fused_adam`). Gradient clipping is NOT delegated to Keras:
-Keras 3 clips each replica's gradients before the cross-replica sum, so
-`GlobalBatchOptimizer` clips the summed gradient instead (`clip_norm`).
+update one fused kernel (`tfaction.training.fused_adam`). Gradient clipping
+is NOT delegated to Keras: Keras 3 clips each replica's gradients before
+the cross-replica sum, so `GlobalBatchOptimizer` clips the summed gradient
+instead (`clip_norm`).
 Under the `mixed_float16` policy the optimizer is wrapped in
 `keras.optimizers.LossScaleOptimizer` (dynamic loss scaling).
 """
