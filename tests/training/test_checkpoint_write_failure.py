@@ -27,14 +27,21 @@ before = sorted(os.listdir(directory))
 v.assign_add(tf.ones_like(v))
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # data: 80 kB
-try:
-    ckpt.save(2)
-    error = None
-except errors.CheckpointWriteError as e:
-    error = str(e)
-finally:
-    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def failing_save(checkpointer, step):
+    # The save's error message, under a 4 kB file limit (data: 80 kB).
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        checkpointer.save(step)
+        return None
+    except errors.CheckpointWriteError as e:
+        return str(e)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+error = failing_save(ckpt, 2)
 after = sorted(os.listdir(directory))
 latest = ckpt.latest()
 v.assign(tf.zeros_like(v))
@@ -44,14 +51,7 @@ third = ckpt.save(3)
 # A first save that fails: nothing to resume from, and it says so.
 fresh = Checkpointer(directory + "_fresh", tf.distribute.get_strategy(),
                      max_to_keep=3, v=v)
-resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
-try:
-    fresh.save(1)
-    fresh_error = None
-except errors.CheckpointWriteError as e:
-    fresh_error = str(e)
-finally:
-    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+fresh_error = failing_save(fresh, 1)
 fresh_left = sorted(os.listdir(directory + "_fresh"))
 print("RESULT " + json.dumps(dict(
     first=first, before=before, error=error, after=after, latest=latest,
