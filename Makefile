@@ -2,6 +2,8 @@
 # run the whole suite. The install is redone whenever setup.py changes.
 # `make demo`: ActionFormer end to end on synthetic data (see README).
 # `make test-slow`: the long end-to-end tests `make test` leaves out.
+# `make test-large`: the fault and scale loops (kill-and-restart per family,
+# two local workers per family) `make test` leaves out.
 # `make test-demo`: every demo, checked against README's figures (slow).
 # `make demo-action-transformer`: the Video Action Transformer end to end on
 # synthetic AVA-layout data (see README).
@@ -22,7 +24,7 @@ PYTEST_ARGS ?=
 # Hide TensorFlow's C++ start-up log in the demos (override: =0 shows all).
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: test test-slow test-demo install demo demo-actionvlad \
+.PHONY: test test-slow test-large test-demo install demo demo-actionvlad \
 	demo-action-transformer demo-carl demo-adafocus bench clean
 
 install: $(STAMP)
@@ -45,6 +47,13 @@ test: $(STAMP)
 # checkpoint, the S3 end-to-end commands.
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+# The `large` tests (deselected by `make test`): per family, training killed
+# with SIGKILL / SIGTERM at random steps and restarted until it ends with the
+# uninterrupted run's weights, and two local MultiWorkerMirroredStrategy
+# workers against one process. Two pytest processes, as `make test`.
+test-large: $(STAMP)
+	$(PY) -m pytest -m large $(XDIST) $(PYTEST_ARGS)
 
 # The `demo` tests (deselected by `make test`) run `make demo`,
 # `make demo-actionvlad`, `make demo-action-transformer`,
