@@ -242,7 +242,8 @@ def test_table_rows():
     result = {
         "train_cases": {
             "v2_mbv2_p128": {"batch_size": 1, "seconds": 6.0,
-                             "reference_s": 10.0, "reference": facts},
+                             "reference_s": 10.0, "reference": facts,
+                             "floor_s": 4.0},
             "v1_stage2_p128": {"batch_size": 1, "seconds": 9.0,
                                "reference_s": 10.0,
                                "reference": dict(facts, commit=None)},
@@ -259,7 +260,11 @@ def test_table_rows():
             "reference_name", "target", "met"}
     assert all(set(row) == keys and row["family"] == "AdaFocus"
                and row["unit"] == "s" for row in rows)
-    v2, v1s2, v1s1, v2_infer, v1_infer = rows
+    v2, v2_floor, v1s2, v1s1, v2_infer, v1_infer = rows
+    # the floor is compared with the authors' step, without a target
+    assert "contraction floor" in v2_floor["measure"]
+    assert (v2_floor["ours"], v2_floor["reference"], v2_floor["ratio"],
+            v2_floor["target"]) == (4.0, 10.0, 0.4, None)
     assert (v2["ours"], v2["reference"], v2["ratio"], v2["target"],
             v2["met"]) == (6.0, 10.0, 0.6, "<= 0.8x", True)
     assert v2["reference_name"] == ("authors' PyTorch code (AdaFocusV2 @ "
