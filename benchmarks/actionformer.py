@@ -192,9 +192,11 @@ def _train_child(args, shape):
                                        digits=2)
     loss = float(fwd_bwd(*inputs)[0])
     peak_rss_gb = timing.peak_rss_gb()  # before the floor's own operands
+    resident_rss_gb = timing.rss_gb()  # between two steps
     floor = op_floor.contraction_floor(
         fwd_bwd.get_concrete_function(*inputs), args.iterations)
-    return {"peak_rss_gb": peak_rss_gb,"train_fwd_bwd_s": round(t_fb, 4),
+    return {"peak_rss_gb": peak_rss_gb, "resident_rss_gb": resident_rss_gb,
+            "train_fwd_bwd_s": round(t_fb, 4),
             "train_floor_s": round(floor["floor_s"], 4),
             "train_floor": floor,
             "train_full_step_s": round(t_full, 4),
@@ -353,6 +355,9 @@ def _rows(name, shape, ours, ref, ref_name, import_row=True):
          "to back in one graph) vs the authors' network, " + infer,
          "infer_floor_s", "infer_network_s"),
     ]
+    floors.append(("RSS between two training steps (framework, weights, "
+                   "optimiser state, EMA, traced graphs), " + train,
+                   "train_resident_rss_gb", "train_resident_rss_gb"))
     if import_row:
         floors.append(("RSS right after importing the framework "
                        "(TensorFlow + Keras vs PyTorch)", "import_rss_gb",
@@ -421,6 +426,7 @@ def _run_shape(args, name, names, loads):
                    train_peak_rss_gb=train["peak_rss_gb"],
                    infer_peak_rss_gb=infer["peak_rss_gb"],
                    import_rss_gb=train["import_rss_gb"],
+                   train_resident_rss_gb=train["resident_rss_gb"],
                    train_floor_s=train["train_floor_s"],
                    infer_floor_s=infer["infer_floor_s"])
         row["details"] = {
@@ -454,6 +460,7 @@ def _run_shape(args, name, names, loads):
                    train_peak_rss_gb=ref_train["peak_rss_gb"],
                    infer_peak_rss_gb=ref_infer["peak_rss_gb"],
                    import_rss_gb=ref_train["import_rss_gb"],
+                   train_resident_rss_gb=ref_train["resident_rss_gb"],
                    detections=ref_infer["detections"],
                    torch=ref_train["torch"],
                    torch_threads=ref_train["torch_threads"],

@@ -134,6 +134,7 @@ def _train(args):
     t_full = _median(full_step, args.iterations, args.warmup)
     return {"train_fwd_bwd_s": round(t_fb, 4),
             "train_full_step_s": round(t_full, 4),
+            "resident_rss_gb": timing.rss_gb(),  # between two steps
             "params": int(sum(p.numel() for p in model.parameters()))}
 
 

@@ -20,6 +20,17 @@ def peak_rss_gb():
                  / 1e9, 3)
 
 
+def rss_gb():
+    """This process's resident set size now, in GB (1e9 bytes; Linux).
+
+    Between two training steps it is what stays resident: the framework,
+    the weights, the optimiser state and whatever the framework caches.
+    """
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 1e9, 3)
+
+
 def median(values):
     """The median of a non-empty sequence of numbers, as a float."""
     values = sorted(values)

@@ -37,7 +37,7 @@ def _figures(scale):
     keys = ("train_fwd_bwd_s", "train_full_step_s", "infer_network_s",
             "infer_with_postprocess_s", "train_peak_rss_gb",
             "infer_peak_rss_gb", "train_floor_s", "infer_floor_s",
-            "import_rss_gb")
+            "import_rss_gb", "train_resident_rss_gb")
     out = {k: scale * (i + 1) for i, k in enumerate(keys)}
     out["details"] = {"first_step_trace_s": 12.0, "first_step_s": 20.0}
     return out
@@ -62,6 +62,8 @@ def test_rows_hold_ratios_and_targets():
     floor = [r for r in rows if "forward+backward, contraction floor" in r["measure"]]
     assert (floor[0]["ours"], floor[0]["reference"]) == (3.5, 1.0)
     assert floor[0]["ratio"] == 3.5 and floor[0]["target"] is None
+    resident = [r for r in rows if "between two training" in r["measure"]]
+    assert (resident[0]["ours"], resident[0]["reference"]) == (5.0, 10.0)
     imports = [r for r in rows if "importing" in r["measure"]][0]
     assert (imports["ours"], imports["reference"], imports["unit"]) == (
         4.5, 9.0, "GB")
