@@ -363,11 +363,16 @@ def read_json(path):
 
     Raises:
         FileNotFoundError / OSError: as `read_bytes`.
-        ValueError: not UTF-8 or not JSON (`json.JSONDecodeError`).
+        ValueError: not UTF-8, not JSON (`json.JSONDecodeError`), or
+            nested deeper than Python's recursion limit.
 
     Example: see the module docstring.
     """
-    return json.loads(read_text(path, encoding="utf-8-sig"))
+    text = read_text(path, encoding="utf-8-sig")
+    try:
+        return json.loads(text)
+    except RecursionError as e:  # a hostile file, not a crash
+        raise ValueError(f"{path}: JSON nested too deeply") from e
 
 
 def load_numpy(path):

@@ -31,6 +31,7 @@ import dataclasses
 import decimal
 import io
 import json
+import math
 import os
 import re
 
@@ -96,7 +97,7 @@ def make_key(video_id, timestamp, variant="official"):
         value = decimal.Decimal(timestamp.strip())
     except decimal.InvalidOperation:
         raise ValueError(f"timestamp {timestamp!r} is not a number") from None
-    if not value.is_finite():
+    if not value.is_finite() or not math.isfinite(float(value)):
         raise ValueError(f"timestamp {timestamp!r} is not finite")
     return "%s,%.6f" % (video_id, value)
 
@@ -299,7 +300,7 @@ def read_label_map(path):
         try:
             data = json.loads(text)
             items = [(int(d["id"]), str(d["name"])) for d in data]
-        except (ValueError, TypeError, KeyError) as e:
+        except (ValueError, TypeError, KeyError, RecursionError) as e:
             raise errors.MalformedFileError(
                 f"expected a JSON list of {{'id', 'name'}} objects: {e}",
                 path=path) from None

@@ -66,19 +66,19 @@ def parse_json(text, *, path):
         The decoded JSON value.
 
     Raises:
-        MalformedFileError: invalid JSON (with its line).
+        MalformedFileError: invalid JSON (with its line), an integer of
+            more digits than Python converts, or nesting deeper than
+            Python's recursion limit.
 
     Example:
 
     >>> parse_json('{"a": [1, 2]}', path="x.json")
     {'a': [1, 2]}
     """
-    try:
-        with without_gc():
-            return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise errors.MalformedFileError(f"invalid JSON: {e.msg}", path=path,
-                                        line=e.lineno) from e
+    # Numbers (NaN included) are checked where an entry reads them, so
+    # that the error names the video and key.
+    with formats_common.json_errors(path), without_gc():
+        return json.loads(text)
 
 
 def count_keys(value):

@@ -21,13 +21,13 @@ label = epic_label({"verb": 3, "noun": 7, "action": "3,7"}, "action")
 ```
 """
 
-import csv
-import io
+import math
 
 import numpy as np
 
 from tfaction import errors
 from tfaction.data import filesystems
+from tfaction.data.formats import common as formats_common
 from tfaction.evaluation import ground_truth as gt_lib
 
 TASKS = ("verb", "noun", "action")
@@ -47,7 +47,7 @@ def timestamp_seconds(text, **where):
         float.
 
     Raises:
-        MalformedFileError: not three ':'-separated numbers.
+        MalformedFileError: not three ':'-separated finite numbers.
 
     Example:
 
@@ -57,10 +57,12 @@ def timestamp_seconds(text, **where):
     try:
         hours, minutes, seconds = (float(p) for p in str(text).split(":"))
     except ValueError:
+        hours = minutes = seconds = math.nan
+    total = hours * 3600.0 + minutes * 60.0 + seconds
+    if not math.isfinite(total):  # also 'nan' / 'inf' parts
         raise errors.MalformedFileError(
-            f"expected a HH:MM:SS.ff timestamp, got {text!r}",
-            **where) from None
-    return hours * 3600.0 + minutes * 60.0 + seconds
+            f"expected a HH:MM:SS.ff timestamp, got {text!r}", **where)
+    return total
 
 
 def task_label(verb, noun, task, num_nouns=NUM_NOUNS):
@@ -101,14 +103,14 @@ def read_epic_ground_truth(path, *, task, num_nouns=NUM_NOUNS):
     """
     path = str(path)
     text = filesystems.read_text(path)
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
+    columns, lines = formats_common.csv_dict_rows(text, path)
+    missing = [c for c in _COLUMNS if c not in columns]
     if missing:
         raise errors.MalformedFileError(
             f"missing column(s) {missing}; expected the EPIC-KITCHENS-100 "
             f"annotation columns {list(_COLUMNS)}", path=path, line=1)
     videos, video, segments, labels = {}, [], [], []
-    for line, row in enumerate(reader, start=2):
+    for line, row in lines:
         where = {"path": path, "line": line}
         classes = []
         for column in ("verb_class", "noun_class"):

@@ -49,3 +49,38 @@ def test_ordinary_numbers_still_read(tmp_path):
     path.write_text(VIDEO % "12.5")
     data = read_json(str(path))
     assert data["database"]["v1"]["duration"] == 12.5
+
+
+# The evaluator's fast path (the C parser without hooks; NaN and other
+# numbers are checked where an entry reads them, naming the video) and the
+# plain readers of small files.
+PREDICTIONS = ('{"version": "1", "results": {"v": [{"label": "a", '
+               '"score": %s, "segment": [1, 2]}]}}')
+EVALUATOR = {
+    "huge_int": (PREDICTIONS % ("9" * 5000), "invalid JSON"),
+    "deep": ("[" * 100000 + "]" * 100000, "nested too deeply"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EVALUATOR))
+def test_hostile_json_in_the_evaluators_fast_path(tmp_path, case):
+    from tfaction.evaluation import common as eval_common
+
+    text, message = EVALUATOR[case]
+    path = tmp_path / "predictions.json"
+    path.write_text(text)
+    with pytest.raises(errors.MalformedFileError, match=message) as e:
+        eval_common.load_json(path, what="prediction file")
+    assert e.value.path == str(path)
+
+
+def test_deep_json_in_the_plain_readers(tmp_path):
+    from tfaction.data import filesystems
+    from tfaction.evaluation import ava_io
+
+    path = tmp_path / "labels.json"
+    path.write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        filesystems.read_json(str(path))
+    with pytest.raises(errors.MalformedFileError, match="labels.json"):
+        ava_io.read_label_map(str(path))

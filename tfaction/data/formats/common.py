@@ -11,6 +11,9 @@ that one video is damaged.
 
 import collections
 import concurrent.futures
+import contextlib
+import csv
+import io
 import json
 import math
 
@@ -28,6 +31,50 @@ read_bytes = filesystems.read_bytes
 exists = filesystems.exists
 is_dir = filesystems.isdir
 listdir = filesystems.listdir
+
+
+def csv_dict_rows(text, path):
+    """The header and the rows of a CSV text with a header line.
+
+    `csv` raises its own `csv.Error` for a NUL byte or a field longer than
+    its limit; here that is an error naming the file and line.
+
+    Args:
+        text: the file's text.
+        path: the file, for errors.
+
+    Returns:
+        `(columns, rows)`: the header's column names (a list, empty for an
+        empty file) and an iterator of `(line, row dict)`, the first data
+        line being 2.
+
+    Raises:
+        MalformedFileError: a line `csv` cannot parse (while iterating, for
+            data lines).
+
+    Example:
+
+    >>> columns, rows = csv_dict_rows("a,b\\n1,2\\n", "x.csv")
+    >>> columns, list(rows)
+    (['a', 'b'], [(2, {'a': '1', 'b': '2'})])
+    """
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        columns = list(reader.fieldnames or [])
+    except csv.Error as e:
+        raise errors.MalformedFileError(f"cannot parse CSV: {e}", path=path,
+                                        line=1) from None
+
+    def rows():
+        line = 1
+        try:
+            for line, row in enumerate(reader, 2):
+                yield line, row
+        except csv.Error as e:
+            raise errors.MalformedFileError(
+                f"cannot parse CSV: {e}", path=path, line=line + 1) from None
+
+    return columns, rows()
 
 
 def read_text(path, *, what="file"):
@@ -85,19 +132,43 @@ def read_json(path, *, what="file", strict_numbers=True):
     MalformedFileError: missing.json: predictions not found
     """
     text = read_text(path, what=what)
-    try:
+    with json_errors(path):
         if not strict_numbers:
             return json.loads(text, object_pairs_hook=_no_duplicate_keys)
         return json.loads(text, object_pairs_hook=_no_duplicate_keys,
                           parse_constant=_no_constant,
                           parse_float=_finite_float)
+
+
+@contextlib.contextmanager
+def json_errors(path):
+    """Turns what `json.loads` raises into errors that name the file.
+
+    Args:
+        path: the file the JSON text came from.
+
+    Raises:
+        MalformedFileError: invalid JSON (with the line), nesting deeper than
+            Python's recursion limit, or a `ValueError` of the decoder or its
+            hooks (an integer of more digits than Python converts, a
+            duplicated key, NaN / Infinity).
+
+    Example:
+
+    >>> with json_errors("x.json"):
+    ...     json.loads("[" * 100000 + "]" * 100000)
+    Traceback (most recent call last):
+    ...
+    tfaction.errors.MalformedFileError: x.json: invalid JSON: nested too deeply
+    """
+    try:
+        yield
     except json.JSONDecodeError as e:
         raise errors.MalformedFileError(f"invalid JSON: {e.msg}", path=path,
                                         line=e.lineno) from e
     except RecursionError as e:
-        raise errors.MalformedFileError(
-            "invalid JSON: nested too deeply for an annotation file",
-            path=path) from e
+        raise errors.MalformedFileError("invalid JSON: nested too deeply",
+                                        path=path) from e
     except ValueError as e:  # duplicate key, NaN / Infinity, huge number
         raise errors.MalformedFileError(f"invalid JSON: {e}",
                                         path=path) from e

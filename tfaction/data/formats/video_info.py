@@ -14,9 +14,7 @@ print(rows["v_QOlSCBRmfWY"].subset, rows["v_QOlSCBRmfWY"].fps)
 ```
 """
 
-import csv
 import dataclasses
-import io
 
 from tfaction import errors
 from tfaction.data.formats import common
@@ -76,15 +74,14 @@ def read_video_info_csv(path, *, required=("video",)):
     """
     path = str(path)
     text = common.read_text(path, what="video info CSV")
-    reader = csv.DictReader(io.StringIO(text))
-    columns = reader.fieldnames or []
+    columns, lines = common.csv_dict_rows(text, path)
     for column in required:
         if column not in columns:
             raise errors.MalformedFileError(
                 f"missing column {column!r} (columns: {columns})", path=path,
                 line=1, key=column)
     rows = {}
-    for line, row in enumerate(reader, 2):
+    for line, row in lines:
         if None in row or None in row.values():
             raise errors.MalformedFileError(
                 f"expected {len(columns)} comma-separated fields "
