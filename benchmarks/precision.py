@@ -84,7 +84,6 @@ import json
 import math
 import os
 import pathlib
-import pickle
 import resource
 import sys
 import tempfile
@@ -281,6 +280,15 @@ def draw_batch(config):
     return tf.nest.map_structure(lambda t: t.numpy(), batch)
 
 
+def save_batch(batch, path):
+    """Saves `batch` (nested NumPy arrays) as a one-element `tf.data`
+    dataset in folder `path`, which `tf.data.Dataset.load` reads back with
+    its structure and dtypes."""
+    import tensorflow as tf
+
+    tf.data.Dataset.from_tensors(batch).save(str(path))
+
+
 def numeric(batch):
     """`batch` without its string entries (video ids, timestamps), for an
     XLA step: XLA compiles no string tensor.
@@ -372,8 +380,8 @@ def _child(args):
     config.task.data_dir = args.records
     config.runtime.mixed_precision = policy
     training.configure_runtime(config.runtime, int(config.trainer.seed))
-    with open(args.batch_file, "rb") as f:
-        batch = tf.nest.map_structure(tf.constant, pickle.load(f))
+    # The parent's batch, saved as a one-element dataset (no pickle).
+    batch = next(iter(tf.data.Dataset.load(args.batch_file)))
     if jit:
         batch = numeric(batch)
     setup = train_step_setup(config, jit)
@@ -450,9 +458,8 @@ def run_family(args, family, settings):
         tmp = pathlib.Path(tmp)
         config = family_config(family)
         write_dataset(family, config, tmp)
-        batch_file = tmp / "batch.pkl"
-        with open(batch_file, "wb") as f:
-            pickle.dump(draw_batch(config), f)
+        batch_file = tmp / "batch"
+        save_batch(draw_batch(config), batch_file)
         common = ["--child_family", family, "--records",
                   config.task.data_dir, "--batch_file", str(batch_file),
                   *timing.flag_args(args, ("iterations", "warmup"))]
