@@ -25,14 +25,23 @@ INSTALL_REQUIRES = [
     "av>=14,<17",
 ]
 
+# `python -m tfaction.data.convert --runner=DirectRunner|FlinkRunner|
+# SparkRunner|DataflowRunner`. 2.77 resolves next to TF 2.17: it accepts
+# TensorFlow's protobuf < 5 and NumPy 1.26 (pip keeps both when tensorflow is
+# in the same resolution, as it is here).
+BEAM = "apache-beam==2.77.0"
+
 EXTRAS_REQUIRE = {
     # Writing TF-Serving warm-up records (PredictionLog) and gRPC examples.
     "serving": ["tensorflow-serving-api==2.17.1"],
+    # Converting datasets on Apache Beam runners.
+    "beam": [BEAM],
     # moto[server]: the S3 server of tests/integration/test_remote_storage.py.
     # pytest-xdist: `make test` runs the suite in two processes (most of a
     # test's time is single-threaded Keras building and tf.function tracing).
+    # apache-beam: the converters' DirectRunner tests.
     "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist==3.8.0",
-             "moto[server]==5.2.6"],
+             "moto[server]==5.2.6", BEAM],
 }
 
 # The repository's data/ (class lists, split lists, label maps of the public

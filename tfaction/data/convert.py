@@ -39,6 +39,14 @@ stops the run with an error naming file / line / video / key; with
 `--skip_corrupt`, bad videos are skipped, counted, printed and listed in
 dataset_info.json instead.
 
+Runners (`--runner`, every writing format but `ava` and `tcc`): `local`
+(default) converts in this process with `--num_workers` threads;
+`DirectRunner`, `FlinkRunner`, `SparkRunner` or `DataflowRunner` run one
+Apache Beam pipeline per subset, one video per element (extra
+`tfaction[beam]`; further pipeline options in `--beam_options`). Both write
+byte-identical shards and metadata, through the same staging, verification
+and atomic commit (`tfaction.data.formats.runners`).
+
 Examples:
 
   python -m tfaction.data.convert --format=activitynet_features \
@@ -74,6 +82,11 @@ ActivityNet/actnet_val_split.txt \
 
   python -m tfaction.data.convert --format=videos --input='videos/*/*.mp4' \
       --fps=10 --short_side=256 --flow=tvl1 --output_dir=out/videos
+
+  python -m tfaction.data.convert --format=videos --input='videos/*/*.mp4' \
+      --flow=tvl1 --num_shards=64 --output_dir=gs://bucket/videos \
+      --runner=DataflowRunner --beam_options="--project=p --region=r \
+      --temp_location=gs://bucket/tmp --setup_file=./setup.py"
 """
 
 import os

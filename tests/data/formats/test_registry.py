@@ -9,6 +9,7 @@ from absl import flags
 
 from tfaction import errors
 from tfaction.data.formats import registry
+from tfaction.data.formats import runners
 
 
 def _toy_registry():
@@ -54,7 +55,7 @@ def test_a_format_registered_here_converts_with_its_flags():
         "lines": "a.txt", "size": 5, "output_dir": "out", "num_shards": 2}
     assert registry.writer_options(options) == {
         "num_shards": 2, "skip_corrupt": False, "verify": True,
-        "num_workers": 1}
+        "num_workers": 1, "runner": runners.LOCAL}
     # the shared flag's help names each format's meaning
     assert flag_values["size"].help == (
         "[toy_lines] line length [toy_check] expected length")

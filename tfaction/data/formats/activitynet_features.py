@@ -61,6 +61,7 @@ from tfaction.data.formats import class_list as class_list_lib
 from tfaction.data.formats import common
 from tfaction.data.formats import feature_files
 from tfaction.data.formats import output
+from tfaction.data.formats import runners
 from tfaction.data.formats import video_info as video_info_lib
 
 GROUND_TRUTH_FILE = "ground_truth.json"
@@ -106,7 +107,7 @@ def convert_activitynet_features(
         feature_dim=None, subsets=None, class_list=None, num_shards=1,
         encoding=schemas.FEATURE_ENCODING_FLOATS, dtype="float32",
         segment_tolerance=1.0, skip_corrupt=False, require_features=False,
-        verify=True, num_workers=1):
+        verify=True, num_workers=1, runner=None):
     """Converts ActivityNet/THUMOS-style annotations + features to TFRecords.
 
     Args:
@@ -149,6 +150,8 @@ def convert_activitynet_features(
         require_features: treat a missing feature file as an error.
         verify: read every written shard back before committing.
         num_workers: threads loading feature files.
+        runner: a `runners.Runner` (None: this process); a Beam runner
+            writes the same records.
 
     Returns:
         The dataset_info dict (also written to `dataset_info.json`).
@@ -186,7 +189,7 @@ def convert_activitynet_features(
         subsets=subsets, class_list=class_list, num_shards=num_shards,
         encoding=encoding, dtype=dtype, segment_tolerance=segment_tolerance,
         skip_corrupt=skip_corrupt, require_features=require_features,
-        verify=verify, num_workers=num_workers)
+        verify=verify, num_workers=num_workers, runner=runner)
 
 
 def _check_storage(encoding, dtype, feature_stride, feature_window):
@@ -215,7 +218,7 @@ def convert_feature_videos(
         class_list=None, num_shards=1,
         encoding=schemas.FEATURE_ENCODING_FLOATS, dtype="float32",
         segment_tolerance=1.0, skip_corrupt=False, require_features=False,
-        verify=True, num_workers=1):
+        verify=True, num_workers=1, runner=None):
     """Writes already-read annotations + their feature files as records.
 
     The conversion of `convert_activitynet_features` after its annotation
@@ -242,7 +245,7 @@ def convert_feature_videos(
         fps, force_fps, feature_prefix, feature_ext, npz_key, feature_dim,
         subsets, class_list, num_shards, encoding, dtype,
         segment_tolerance, skip_corrupt, require_features, verify,
-        num_workers: see `convert_activitynet_features`.
+        num_workers, runner: see `convert_activitynet_features`.
 
     Returns:
         The dataset_info dict.
@@ -314,19 +317,18 @@ def convert_feature_videos(
     with output.StagedOutput(output_dir, verify=verify) as out:
         for subset in selected:
             num_segments[subset] = 0
-            with out.shard_writer(subset, num_shards) as writer:
-                for (video, _, _), result in skipper.map(
-                        lambda item: _convert_one(*item, settings),
-                        plan.todo[subset], subset, num_workers,
-                        on_skip=forget_invalid):
-                    writer.write(result["record"])
-                    num_segments[subset] += len(video.segments)
-                    past += result["past"]
-                    if result["derived"]:
-                        derived += 1
-                        plan.ground_truth[video.video_id] = (
-                            dataclasses.replace(video,
-                                                duration=result["duration"]))
+            for (video, _, _), result in runners.write_subset(
+                    out, subset, lambda item: _convert_one(*item, settings),
+                    plan.todo[subset], skipper, num_shards=num_shards,
+                    num_workers=num_workers, runner=runner,
+                    on_skip=forget_invalid):
+                num_segments[subset] += len(video.segments)
+                past += result["past"]
+                if result["derived"]:
+                    derived += 1
+                    plan.ground_truth[video.video_id] = (
+                        dataclasses.replace(video,
+                                            duration=result["duration"]))
         out.add_text(GROUND_TRUTH_FILE,
                      annotations_lib.ground_truth_json(plan.ground_truth))
         info = {
@@ -502,8 +504,9 @@ def _convert_one(video, paths, label_index, settings):
         label_string=video.labels, subset=video.subset,
         num_frames=-1 if video.num_frames is None else video.num_frames,
         encoding=settings.encoding, dtype=settings.dtype)
-    return {"record": example.SerializeToString(deterministic=True),
-            "duration": duration, "derived": derived, "past": past}
+    return runners.one_record(
+        example.SerializeToString(deterministic=True),
+        {"duration": duration, "derived": derived, "past": past})
 
 
 def _log_summary(info):

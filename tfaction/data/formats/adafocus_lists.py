@@ -61,6 +61,7 @@ from tfaction.data.formats import class_list as class_list_lib
 from tfaction.data.formats import common
 from tfaction.data.formats import frame_folders
 from tfaction.data.formats import output
+from tfaction.data.formats import runners
 
 MAX_LABELS = 3
 # dataset -> (separator, most labels per row, frame file pattern).
@@ -194,7 +195,7 @@ def convert_adafocus_lists(
         split_lists, frames_root, output_dir, *, dataset, class_list,
         subsets=None, frame_pattern=None, fps=None, min_frames=MIN_FRAMES,
         jpeg_check="decode", num_shards=1, skip_corrupt=False, verify=True,
-        num_workers=1):
+        num_workers=1, runner=None):
     """Converts AdaFocus split lists over frame folders to frames records.
 
     Args:
@@ -218,6 +219,8 @@ def convert_adafocus_lists(
             instead of raising.
         verify: read every written shard back before committing.
         num_workers: threads reading frames.
+        runner: a `runners.Runner` (None: this process); a Beam runner
+            writes the same records.
 
     Returns:
         The dataset_info dict (also written to `dataset_info.json`):
@@ -288,7 +291,8 @@ def convert_adafocus_lists(
             label_index=list(entry.labels),
             label_text=[classes.name(k) for k in entry.labels],
             images=images, subset=subset)
-        return example.SerializeToString(deterministic=True)
+        return runners.one_record(
+            example.SerializeToString(deterministic=True))
 
     dropped = collections.Counter()
     repeated = collections.Counter()
@@ -297,11 +301,10 @@ def convert_adafocus_lists(
             kept = [e for e in entries if e.num_frames >= min_frames]
             dropped[subset] = len(entries) - len(kept)
             repeated[subset] = sum(e.repeated_labels for e in kept)
-            with out.shard_writer(subset, num_shards) as writer:
-                for _, record in skipper.map(
-                        convert_one, [(e, subset) for e in kept], subset,
-                        num_workers):
-                    writer.write(record)
+            runners.write_subset(
+                out, subset, convert_one, [(e, subset) for e in kept],
+                skipper, num_shards=num_shards, num_workers=num_workers,
+                runner=runner)
         info = {
             "format": f"{dataset}_frames",
             "schema": "frames",

@@ -95,6 +95,7 @@ from tfaction.data.formats import ava_label_maps as label_maps
 from tfaction.data.formats import common
 from tfaction.data.formats import jpeg
 from tfaction.data.formats import output
+from tfaction.data.formats import runners
 from tfaction.data.formats import video_decode
 from tfaction.data.formats import videos as videos_lib
 from tfaction.evaluation import ava_io
@@ -519,7 +520,7 @@ def convert_ava(csv_paths, videos_root, output_dir, *, label_map=None,
                 fps=DEFAULT_FPS, clip_frames=DEFAULT_CLIP_FRAMES,
                 short_side=None, jpeg_quality=95, time_offset=0.0,
                 num_shards=1, skip_corrupt=False, verify=True,
-                num_workers=1):
+                num_workers=1, runner=None):
     """Converts AVA CSVs + videos to keyframe-boxes records (see module doc).
 
     Args:
@@ -549,6 +550,8 @@ def convert_ava(csv_paths, videos_root, output_dir, *, label_map=None,
             video and missing / undecodable videos instead of raising.
         verify: read every written shard back before committing.
         num_workers: threads decoding videos.
+        runner: a `runners.Runner`; only the local one (None) is
+            supported: the clips are spilled to this machine's disk.
 
     Returns:
         The dataset_info dict (also written to `dataset_info.json`).
@@ -567,6 +570,7 @@ def convert_ava(csv_paths, videos_root, output_dir, *, label_map=None,
     print(info["subsets"]["val"]["num_records"])
     ```
     """
+    runners.require_local(runner, "ava")
     csv_paths = common.parse_list_flag(csv_paths)
     if not csv_paths:
         raise ValueError("no AVA annotation CSV given")

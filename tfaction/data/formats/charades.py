@@ -60,6 +60,7 @@ from tfaction.data.formats import class_list as class_list_lib
 from tfaction.data.formats import common
 from tfaction.data.formats import frame_folders
 from tfaction.data.formats import output
+from tfaction.data.formats import runners
 
 NUM_CLASSES = charades_csv.NUM_CLASSES
 FPS = 24.0
@@ -256,7 +257,8 @@ def convert_charades_frames(
         csv_paths, frames_root, output_dir, *, class_list=None,
         subsets=None, num_classes=NUM_CLASSES, frame_pattern=FRAME_PATTERN,
         fps=FPS, frame_step=1, jpeg_check="decode", num_shards=1,
-        skip_corrupt=False, verify=True, num_workers=1):
+        skip_corrupt=False, verify=True, num_workers=1,
+        runner=None):
     """Converts Charades CSVs + RGB frame folders to multi-label frames records.
 
     Args:
@@ -282,6 +284,8 @@ def convert_charades_frames(
             instead of raising.
         verify: read every written shard back before committing.
         num_workers: threads reading frames.
+        runner: a `runners.Runner` (None: this process); a Beam runner
+            writes the same records.
 
     Returns:
         The dataset_info dict (also written to `dataset_info.json`):
@@ -358,18 +362,18 @@ def convert_charades_frames(
             duration=video.length, label_index=video.classes,
             label_text=[classes.name(c) for c in video.classes],
             images=images, subset=subset)
-        return example.SerializeToString(deterministic=True)
+        return runners.one_record(
+            example.SerializeToString(deterministic=True))
 
     without_actions = {}
     with output.StagedOutput(output_dir, verify=verify) as out:
         for subset, videos in zip(names, tables):
             without_actions[subset] = 0
-            with out.shard_writer(subset, num_shards) as writer:
-                for (video, _), record in skipper.map(
-                        convert_one, [(v, subset) for v in videos], subset,
-                        num_workers):
-                    writer.write(record)
-                    without_actions[subset] += not video.classes
+            for (video, _), _ in runners.write_subset(
+                    out, subset, convert_one, [(v, subset) for v in videos],
+                    skipper, num_shards=num_shards, num_workers=num_workers,
+                    runner=runner):
+                without_actions[subset] += not video.classes
         info = {
             "format": "charades_frames",
             "schema": "frames",

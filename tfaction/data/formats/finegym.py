@@ -95,6 +95,7 @@ from tfaction.data.formats import class_list as class_list_lib
 from tfaction.data.formats import common
 from tfaction.data.formats import jpeg
 from tfaction.data.formats import output
+from tfaction.data.formats import runners
 from tfaction.data.formats import tcc
 from tfaction.data.formats import video_decode
 
@@ -697,7 +698,7 @@ class _Settings:
 
 
 def _convert_event(event, settings):
-    """(serialized record, per-event stats) of one event."""
+    """The record of one event, its stats as `extra`."""
     stem = event.event_id if settings.layout == "events" else event.youtube_id
     path = settings.index.get(stem)
     if path is None:
@@ -729,7 +730,8 @@ def _convert_event(event, settings):
              "labelled_frames": int((labels >= 0).sum()),
              "past_end": [{"video_id": event.event_id, "sub_action": key,
                            "num_frames": len(images)} for key in past]}
-    return example.SerializeToString(deterministic=True), stats
+    return runners.one_record(example.SerializeToString(deterministic=True),
+                              stats)
 
 
 def _group_lists(element_lists, subsets):
@@ -798,7 +800,8 @@ def convert_finegym(annotations, element_lists, videos_root, output_dir, *,
                     subsets=None, video_layout="auto",
                     num_element_classes=None, fps=FPS, width=FRAME_WIDTH,
                     height=FRAME_HEIGHT, jpeg_quality=95, num_shards=1,
-                    skip_corrupt=False, verify=True, num_workers=1):
+                    skip_corrupt=False, verify=True, num_workers=1,
+                    runner=None):
     """Converts FineGym events to frame-label records (see module doc).
 
     Args:
@@ -821,6 +824,8 @@ def convert_finegym(annotations, element_lists, videos_root, output_dir, *,
             raising.
         verify: read every written shard back before committing.
         num_workers: threads decoding events.
+        runner: a `runners.Runner` (None: this process); a Beam runner
+            writes the same records.
 
     Returns:
         The dataset_info dict (also written to `dataset_info.json`).
@@ -883,14 +888,13 @@ def convert_finegym(annotations, element_lists, videos_root, output_dir, *,
     with output.StagedOutput(output_dir, verify=verify) as out:
         for subset, subset_events in events.items():
             counts = _new_stats()
-            with out.shard_writer(subset, num_shards) as writer:
-                for event, (record, result) in skipper.map(
-                        lambda e: _convert_event(e, settings), subset_events,
-                        subset, num_workers):
-                    writer.write(record)
-                    _add_stats(counts, event, result)
-                    past_end.extend(dict(item, subset=subset)
-                                    for item in result["past_end"])
+            for event, result in runners.write_subset(
+                    out, subset, lambda e: _convert_event(e, settings),
+                    subset_events, skipper, num_shards=num_shards,
+                    num_workers=num_workers, runner=runner):
+                _add_stats(counts, event, result)
+                past_end.extend(dict(item, subset=subset)
+                                for item in result["past_end"])
             stats[subset] = _finish_stats(counts)
         num_event_classes = max((e.label for e in everything), default=-1) + 1
         classes = class_list_lib.ClassList(

@@ -45,6 +45,7 @@ from tfaction.data.formats import class_list as class_list_lib
 from tfaction.data.formats import common
 from tfaction.data.formats import frame_folders
 from tfaction.data.formats import output
+from tfaction.data.formats import runners
 
 MODALITIES = ("rgb", "flow")
 
@@ -174,7 +175,7 @@ def convert_hmdb51_frames(
         fps=None, rgb_pattern="image_%05d.jpg",
         flow_x_pattern="flow_x_%05d.jpg", flow_y_pattern="flow_y_%05d.jpg",
         jpeg_check="decode", num_shards=1, skip_corrupt=False, verify=True,
-        num_workers=1):
+        num_workers=1, runner=None):
     """Converts frame folders listed in split files to frames TFRecords.
 
     Args:
@@ -196,6 +197,8 @@ def convert_hmdb51_frames(
         skip_corrupt: skip (and report) bad videos instead of raising.
         verify: read every written shard back before committing.
         num_workers: threads reading frames.
+        runner: a `runners.Runner` (None: this process); a Beam runner
+            writes the same records.
 
     Returns:
         The dataset_info dict (also written to `dataset_info.json`).
@@ -275,15 +278,15 @@ def convert_hmdb51_frames(
             label_index=[entry.class_id],
             label_text=[classes.name(entry.class_id)], images=images,
             flow_x=flow_x, flow_y=flow_y, subset=subset, source=source)
-        return example.SerializeToString(deterministic=True)
+        return runners.one_record(
+            example.SerializeToString(deterministic=True))
 
     with output.StagedOutput(output_dir, verify=verify) as out:
         for subset, entries in zip(names, lists):
-            with out.shard_writer(subset, num_shards) as writer:
-                for _, record in skipper.map(
-                        convert_one, [(e, subset) for e in entries], subset,
-                        num_workers):
-                    writer.write(record)
+            runners.write_subset(
+                out, subset, convert_one, [(e, subset) for e in entries],
+                skipper, num_shards=num_shards, num_workers=num_workers,
+                runner=runner)
         info = {
             "format": "hmdb51_frames",
             "schema": "frames",

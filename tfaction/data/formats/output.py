@@ -117,6 +117,26 @@ def check_shard(path, expected_count=None):
     return count
 
 
+class StagedShards:
+    """A staged shard set written by something other than this process.
+
+    Attributes:
+        paths: the shard files in the staging folder, in shard order.
+        num_shards: number of shards.
+        num_written: records written into them (set by the writer); their
+            counts per shard must follow the round-robin of
+            `ShardedTFRecordWriter` (`expected_shard_counts`).
+    """
+
+    def __init__(self, staging, prefix, num_shards):
+        if num_shards < 1:
+            raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+        self.num_shards = num_shards
+        self.paths = [os.path.join(staging, tfrecord_io.shard_name(
+            prefix, i, num_shards)) for i in range(num_shards)]
+        self.num_written = 0
+
+
 class StagedOutput:
     """Stages a conversion's files and commits them all at once.
 
@@ -169,6 +189,35 @@ class StagedOutput:
                                                    num_shards)
         self._writers[prefix] = writer
         return writer
+
+    def staged_shards(self, prefix, num_shards):
+        """Reserves the staged shard set of `prefix` for another writer.
+
+        For shards that are not written through `shard_writer` (a Beam
+        pipeline writes them on its workers): the caller writes
+        `paths` and sets `num_written`; `commit` verifies and renames them
+        like any other shard set.
+
+        Args:
+            prefix: shard name prefix (the subset).
+            num_shards: number of shard files.
+
+        Returns:
+            A `StagedShards`.
+
+        Example:
+
+        ```python
+        shards = out.staged_shards("train", 4)
+        write_elsewhere(shards.paths)
+        shards.num_written = 120
+        ```
+        """
+        if prefix in self._writers:
+            raise ValueError(f"shards for {prefix!r} were already written")
+        shards = StagedShards(self.staging, prefix, num_shards)
+        self._writers[prefix] = shards
+        return shards
 
     def add_text(self, name, text):
         """Stages an extra text file (committed before dataset_info.json)."""

@@ -8,8 +8,9 @@ module, so adding a dataset format adds one file and touches nothing else.
 Flags:
 
 * The writer flags (`--output_dir`, `--num_shards`, `--skip_corrupt`,
-  `--verify`, `--num_workers`) are shared by every format that writes
-  records (`writes_output=True`) and declared once, below.
+  `--verify`, `--num_workers`, `--runner`, `--beam_options`) are shared by
+  every format that writes records (`writes_output=True`) and declared
+  once, below.
 * Every other flag is declared by the formats that use it. Several formats
   may declare the same name (`--fps`, `--frames_root`) with the same type
   and default; `--help` shows each format's own description.
@@ -104,6 +105,16 @@ WRITER_FLAGS = (
          "Read every written shard back before committing."),
     flag("integer", "num_workers", 1, "Threads reading/decoding videos.",
          lower_bound=1),
+    flag("enum", "runner", "local",
+         "Where videos are converted: local (this process, --num_workers "
+         "threads) or an Apache Beam runner (pip install 'tfaction[beam]'); "
+         "the same records either way.",
+         enum_values=["local", "DirectRunner", "FlinkRunner", "SparkRunner",
+                      "DataflowRunner"]),
+    flag("string", "beam_options", None,
+         "Further Beam pipeline options for a Beam --runner, as one string "
+         "('--direct_num_workers=2 --direct_running_mode=multi_processing', "
+         "'--project=p --region=r --temp_location=gs://b/tmp')."),
 )
 
 
@@ -114,7 +125,11 @@ def writer_options(options):
         options: the dict a format's `convert` receives.
 
     Returns:
-        `{num_shards, skip_corrupt, verify, num_workers}`.
+        `{num_shards, skip_corrupt, verify, num_workers, runner}`, the
+        runner a `runners.Runner` made of `--runner` and `--beam_options`.
+
+    Raises:
+        ConfigError: `--beam_options` without a Beam runner.
 
     Example:
 
@@ -123,8 +138,13 @@ def writer_options(options):
     ...                 "num_workers": 2, "fps": 25.0})["num_shards"]
     4
     """
-    return {f.name: options[f.name] for f in WRITER_FLAGS
-            if f.name != "output_dir"}
+    from tfaction.data.formats import runners
+
+    kept = {f.name: options[f.name] for f in WRITER_FLAGS
+            if f.name not in ("output_dir", "runner", "beam_options")}
+    kept["runner"] = runners.from_flags(options.get("runner"),
+                                        options.get("beam_options"))
+    return kept
 
 
 @dataclasses.dataclass(frozen=True)

@@ -75,6 +75,7 @@ from tfaction.data.formats import class_list as class_list_lib
 from tfaction.data.formats import common
 from tfaction.data.formats import jpeg
 from tfaction.data.formats import output
+from tfaction.data.formats import runners
 
 LAYOUTS = ("auto", "pouring", "penn_action", "generic")
 # The PennAction actions TCC / CARL keep (strum_guitar and jump_rope are
@@ -424,7 +425,7 @@ def _group_inputs(inputs, subsets):
 def convert_tcc(inputs, output_dir, *, layout="auto", subsets=None,
                 fps=None, require_frame_labels=True, decode_check=True,
                 num_shards=1, skip_corrupt=False,
-                verify=True, num_workers=1):
+                verify=True, num_workers=1, runner=None):
     """Converts TCC TFRecords to frame-label records (see module doc).
 
     Args:
@@ -445,6 +446,8 @@ def convert_tcc(inputs, output_dir, *, layout="auto", subsets=None,
             tail of corrupt files instead of raising.
         verify: read every written shard back before committing.
         num_workers: threads checking records.
+        runner: a `runners.Runner`; only the local one (None) is
+            supported: class indices are assigned in input order.
 
     Returns:
         The dataset_info dict (also written to `dataset_info.json`).
@@ -461,6 +464,7 @@ def convert_tcc(inputs, output_dir, *, layout="auto", subsets=None,
     print(info["num_records"], info["num_classes"])  # 13 actions
     ```
     """
+    runners.require_local(runner, "tcc")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if fps is not None and not (fps > 0):

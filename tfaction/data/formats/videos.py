@@ -40,6 +40,7 @@ from tfaction.data.formats import common
 from tfaction.data.formats import jpeg
 from tfaction.data.formats import optical_flow
 from tfaction.data.formats import output
+from tfaction.data.formats import runners
 from tfaction.data.formats import video_decode
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg",
@@ -208,14 +209,15 @@ def _convert_one(item, classes, settings):
         flow_x=flow_x if estimator is not None else None,
         flow_y=flow_y if estimator is not None else None,
         subset=settings.subset, source=item.source)
-    return example.SerializeToString(deterministic=True)
+    return runners.one_record(example.SerializeToString(deterministic=True))
 
 
 def convert_videos(input, output_dir, *, fps=None, short_side=None,
                    flow="none", flow_bound=optical_flow.FLOW_BOUND,
                    jpeg_quality=95, videos_root=None, labels=True,
                    class_list=None, subset="train", num_shards=1,
-                   skip_corrupt=False, verify=True, num_workers=1):
+                   skip_corrupt=False, verify=True, num_workers=1,
+                   runner=None):
     """Decodes video files into frames TFRecords.
 
     Args:
@@ -237,6 +239,8 @@ def convert_videos(input, output_dir, *, fps=None, short_side=None,
             raising.
         verify: read every written shard back before committing.
         num_workers: threads decoding videos.
+        runner: a `runners.Runner` (None: this process); a Beam runner
+            writes the same records.
 
     Returns:
         The dataset_info dict (also written to `dataset_info.json`).
@@ -268,11 +272,10 @@ def convert_videos(input, output_dir, *, fps=None, short_side=None,
                          jpeg_quality=int(jpeg_quality), subset=subset)
     skipper = common.Skipper(skip_corrupt)
     with output.StagedOutput(output_dir, verify=verify) as out:
-        with out.shard_writer(subset, num_shards) as writer:
-            for _, record in skipper.map(
-                    lambda item: _convert_one(item, classes, settings),
-                    items, subset, num_workers):
-                writer.write(record)
+        runners.write_subset(
+            out, subset, lambda item: _convert_one(item, classes, settings),
+            items, skipper, num_shards=num_shards, num_workers=num_workers,
+            runner=runner)
         info = {
             "format": "videos",
             "schema": "frames",
