@@ -67,6 +67,7 @@ BENCHMARKS = {
          ("adafocus_v2", "--reference_repo", "--reference_python"))),
     "data_pipeline": Benchmark("benchmarks/data_pipeline.py", ("--bench",)),
     "precision": Benchmark("benchmarks/precision.py", ("--bench",)),
+    "conversion": Benchmark("benchmarks/conversion.py", ("--bench",)),
     "evaluation": Benchmark(
         "benchmarks/evaluation.py", ("--bench",),
         (("activitynet", "--reference_repo", "--reference_python"),)),
