@@ -103,3 +103,22 @@ def test_count_records(tmp_path):
     assert tfrecord_io.count_records(
         tfrecord_io.shard_pattern(tmp_path, "train")) == {
             w.paths[0]: 2, w.paths[1]: 1}
+
+
+def test_record_offsets_read_single_records_back(tmp_path):
+    path = str(tmp_path / "x.tfrecord")
+    records = [b"a", b"bcdef", b""]
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    spans = list(tfrecord_io.iterate_record_offsets(path))
+    assert spans == [(0, 1), (17, 5), (38, 0)]  # 16 bytes around each
+    assert [tfrecord_io.read_record_at(path, o) for o, _ in spans] == records
+    with pytest.raises(errors.CorruptRecordError, match="at byte 5"):
+        tfrecord_io.read_record_at(path, 5)  # not a record's start
+    data = bytearray(open(path, "rb").read())
+    data[17 + 12] ^= 0xFF  # a byte of "bcdef": its data CRC fails
+    open(path, "wb").write(bytes(data))
+    assert tfrecord_io.read_record_at(path, 0) == b"a"
+    with pytest.raises(errors.CorruptRecordError, match="at byte 17"):
+        tfrecord_io.read_record_at(path, 17)

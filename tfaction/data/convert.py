@@ -39,13 +39,13 @@ stops the run with an error naming file / line / video / key; with
 `--skip_corrupt`, bad videos are skipped, counted, printed and listed in
 dataset_info.json instead.
 
-Runners (`--runner`, every writing format but `ava` and `tcc`): `local`
-(default) converts in this process with `--num_workers` threads;
-`DirectRunner`, `FlinkRunner`, `SparkRunner` or `DataflowRunner` run one
-Apache Beam pipeline per subset, one video per element (extra
-`tfaction[beam]`; further pipeline options in `--beam_options`). Both write
-byte-identical shards and metadata, through the same staging, verification
-and atomic commit (`tfaction.data.formats.runners`).
+Runners (`--runner`, every writing format): `local` (default) converts in
+this process with `--num_workers` threads; `DirectRunner`, `FlinkRunner`,
+`SparkRunner` or `DataflowRunner` run one Apache Beam pipeline per subset,
+one video (event, record) per element (extra `tfaction[beam]`; further
+pipeline options in `--beam_options`). Both write byte-identical shards and
+metadata, through the same staging, verification and atomic commit
+(`tfaction.data.formats.runners`).
 
 Examples:
 

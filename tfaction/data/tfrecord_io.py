@@ -177,6 +177,56 @@ def iterate_records(path):
             f"trailing byte(s) do not form a record header)", path=path)
 
 
+def iterate_record_offsets(path):
+    """Yields `(offset, size)` of each record of one TFRecord file, checking
+    the file as `iterate_records` does.
+
+    `offset` is where the record's header starts, for `read_record_at`: a
+    list of offsets lets another process or machine read single records
+    without holding their data.
+
+    Raises:
+        CorruptRecordError: as `iterate_records` (after the intact records'
+            offsets).
+    """
+    offset = 0
+    for data in iterate_records(path):
+        yield offset, len(data)
+        offset += len(data) + _RECORD_OVERHEAD
+
+
+def read_record_at(path, offset):
+    """The record of TFRecord file `path` whose header starts at `offset`,
+    its length and data CRCs checked.
+
+    Raises:
+        CorruptRecordError: no intact record starts there.
+
+    Example:
+
+    ```python
+    offsets = [o for o, _ in iterate_record_offsets(path)]
+    assert read_record_at(path, offsets[1]) == list(iterate_records(path))[1]
+    ```
+    """
+    # TensorFlow's random-access reader (no public API): it checks both
+    # CRCs, which reading `size` bytes at an offset by hand would not.
+    from tensorflow.python.lib.io import tf_record
+
+    path = filesystems.ensure_filesystem(path)
+    reader = tf_record.tf_record_random_reader(path)
+    try:
+        data, _ = reader.read(offset)
+    except (tf.errors.DataLossError, tf.errors.OutOfRangeError,
+            IndexError) as e:
+        raise errors.CorruptRecordError(
+            f"no intact TFRecord record at byte {offset} ({e})",
+            path=path) from e
+    finally:
+        reader.close()
+    return data
+
+
 def count_records(pattern):
     """Counts the records of every file matching `pattern`, checking each.
 

@@ -15,6 +15,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -22,19 +23,28 @@ import pytest
 from tfaction import errors
 from tfaction.data.formats import activitynet_features
 from tfaction.data.formats import adafocus_lists
+from tfaction.data.formats import ava
 from tfaction.data.formats import charades
+from tfaction.data.formats import ego4d_mq
+from tfaction.data.formats import finegym
 from tfaction.data.formats import hmdb51
 from tfaction.data.formats import output
 from tfaction.data.formats import registry
 from tfaction.data.formats import runners
+from tfaction.data.formats import tcc
 from tfaction.data.formats import videos
 from tfaction.data.synthetic import generate_adafocus
 from tfaction.data.synthetic import generate_charades
 from tfaction.data.synthetic import generate_temporal_localization
 from tfaction.data.synthetic import generate_video_classification
+from tfaction.data.synthetic.ava import write_mp4
 from tfaction.testing.docstring_checks import check_docstring_examples
 
 from . import _builders as b
+from . import test_ego4d_mq as ego4d_inputs
+from . import test_finegym as finegym_inputs
+from .test_tcc import tcc_record
+from .test_tcc import write_tfrecord
 
 pytest.importorskip("apache_beam")
 
@@ -167,6 +177,124 @@ def test_activitynet_features_identical_with_derived_durations(tmp_path):
     assert [i["video_id"] for i in info["skipped"]["items"]] == [second]
 
 
+def test_ava_identical_with_skips_padding_and_ground_truth(tmp_path,
+                                                          monkeypatch):
+    # Each video's frames are spilled on the converting machine and read
+    # back there; the ground truth CSV comes from what the videos reported.
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill))
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for vid, count in (("vidA", 30), ("vidB", 20)):
+        write_mp4(folder / f"{vid}.mp4",
+                  [np.full((24, 32, 3), 20 + 7 * i, np.uint8)
+                   for i in range(count)], 10)
+    rows = ["vidA,0001,0.1,0.2,0.5,0.9,12,0",
+            "vidA,0001,0.5,0.2,0.9,0.9,14,1",
+            "vidA,0000,0.3,0.3,0.6,0.7,80,2",  # padded before
+            "vidC,0001,0.1,0.2,0.5,0.9,12,0",  # no such video: skipped
+            "vidB,1.8,0.2,0.2,0.6,0.8,11,3",  # padded after
+            "vidB,0007,0.1,0.2,0.5,0.9,12,0",  # after the end: skipped
+            "vidA,0002,0.1,0.2,0.5,0.9,80,0"]
+    csv_path = b.write_text(tmp_path / "ava_train_v2.1.csv",
+                            "".join(r + "\n" for r in rows))
+    info = _assert_identical(
+        tmp_path, ava.convert_ava, csv_paths=csv_path,
+        videos_root=str(folder), fps=10, clip_frames=8, num_shards=2,
+        skip_corrupt=True)
+    assert info["num_keyframes"] == {"train": 4}
+    assert info["padded_keyframes"] == {"train": 2}
+    assert [i["video_id"] for i in info["skipped"]["items"]] == ["vidC"]
+    assert [i["line"] for i in info["skipped_keyframes"]["items"]] == [6]
+    written = (tmp_path / "beam" / "ground_truth_train.csv").read_text()
+    assert written.splitlines() == rows[:3] + [rows[4], rows[6]]
+    # No spill file is left behind (the DirectRunner runs in this process;
+    # Beam keeps its own files there too).
+    assert not list(spill.rglob("tfaction-ava-*"))
+
+
+def test_tcc_identical_with_order_checks_and_a_corrupt_tail(tmp_path):
+    # The checks against earlier records (a name repeated, also across
+    # subsets; a label named two ways) reject the same records on Beam.
+    src = tmp_path / "src"
+    src.mkdir()
+    write_tfrecord(src / "mine_train-0.tfrecord", [
+        tcc_record("x", 3, label=1, label_string="jump"),
+        tcc_record("bad", 3, length=9),  # skipped: len disagrees
+        tcc_record("y", 4, label=1, label_string="run"),  # skipped: clash
+        tcc_record("z", 2),  # no action
+        tcc_record("x", 3, label=1, label_string="jump")])  # skipped: name
+    cut = write_tfrecord(src / "mine_val-0.tfrecord", [
+        tcc_record("w", 3, label=0, label_string="sit"),
+        tcc_record("z", 3, label=0, label_string="sit"),  # skipped: name
+        tcc_record("v", 5, label=0, label_string="sit"),
+        tcc_record("u", 3)])
+    data = open(cut, "rb").read()
+    open(cut, "wb").write(data[:-30])  # "u" is cut short
+    pattern = str(src / "*.tfrecord")
+    info = _assert_identical(tmp_path, tcc.convert_tcc, inputs=pattern,
+                             fps=30.0, num_shards=2, skip_corrupt=True)
+    assert info["layout"] == "generic"
+    assert [(i["video_id"], i["subset"]) for i in info["skipped"]["items"]
+            ] == [("bad", "train"), ("y", "train"), ("x", "train"),
+                  ("z", "val")]
+    assert "label 1 is named 'run'" in info["skipped"]["items"][1]["message"]
+    assert info["skipped_files"]["items"][0]["records_kept"] == 3
+    assert {k: v["num_records"] for k, v in info["subsets"].items()} == {
+        "train": 2, "val": 2}
+    assert (tmp_path / "beam" / "classes.txt").read_text() == "sit\njump\n"
+    # Without skipping, the first bad record in input order stops both.
+    raised = []
+    for runner in (runners.LOCAL, DIRECT):
+        with pytest.raises(errors.FrameCountMismatchError) as e:
+            tcc.convert_tcc(pattern, str(tmp_path / "stop"), runner=runner)
+        raised.append(str(e.value))
+    assert raised[0] == raised[1] and "record 1" in raised[0]
+
+
+def test_ego4d_mq_identical_with_a_bad_feature_file(tmp_path):
+    clips = [ego4d_inputs._clip(uid, 0, 300, [[ego4d_inputs._label(
+        ego4d_inputs.CUT, 0.5, 6.0 + i)]]) for i, uid in enumerate(
+            ("clip_a", "clip_b", "clip_c"))]
+    moments = b.write_json(tmp_path / "moments_train.json", {
+        "version": "v1", "videos": [{"video_uid": "video_1",
+                                     "split": "train", "clips": clips}]})
+    features = tmp_path / "features"
+    features.mkdir()
+    rng = np.random.RandomState(0)
+    for uid in ("clip_a", "clip_c"):
+        np.save(features / f"{uid}.npy", rng.rand(17, 3).astype(np.float32))
+    np.save(features / "clip_b.npy", np.full((17, 3), np.nan, np.float32))
+    info = _assert_identical(
+        tmp_path, ego4d_mq.convert_ego4d_mq, annotations=str(moments),
+        features_dir=str(features), class_list=str(ego4d_inputs.CLASSES),
+        feature_stride=16, feature_window=32, fps=30.0, force_fps=True,
+        num_shards=2, skip_corrupt=True)
+    assert [i["video_id"] for i in info["skipped"]["items"]] == ["clip_b"]
+    assert info["num_records"] == 2
+
+
+def test_finegym_identical_with_skipped_events(tmp_path):
+    fg = finegym_inputs
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    b.write_video(folder / f"{fg.VIDEO_A}.mp4", fg.coded_frames(range(180)),
+                  fps=30)
+    b.write_video(folder / f"{fg.VIDEO_B}.mkv", fg.coded_frames(range(100)),
+                  fps=25)
+    anno, lists = fg.write_inputs(tmp_path / "in")
+    info = _assert_identical(
+        tmp_path, finegym.convert_finegym, annotations=anno,
+        element_lists=lists, videos_root=str(folder), width=fg.W,
+        height=fg.H,
+        num_shards=2, skip_corrupt=True)
+    assert {i["video_id"] for i in info["skipped"]["items"]} == {
+        fg.E_LOST, fg.E_PAST}
+    assert {k: v["num_records"] for k, v in info["subsets"].items()} == {
+        "train": 2, "val": 1}
+
+
 def test_runner_flags():
     check_docstring_examples(runners)
     assert runners.from_flags(None) == runners.LOCAL
@@ -179,9 +307,6 @@ def test_runner_flags():
         runners.from_flags("local", "--direct_num_workers=2")
     with pytest.raises(errors.ConfigError, match="must not set --runner"):
         runners.from_flags("DirectRunner", "--runner=FlinkRunner")
-    with pytest.raises(errors.ConfigError, match="--format=tcc converts "
-                       "with the local runner only"):
-        runners.require_local(DIRECT, "tcc")
     options = {"output_dir": "o", "num_shards": 1, "skip_corrupt": False,
                "verify": True, "num_workers": 1, "runner": "SparkRunner",
                "beam_options": None}

@@ -16,10 +16,17 @@ The pipeline, one video per element:
   same first error the local path raises, or skips the same videos. Skipped
   videos are counted with the Beam counter `tfaction.convert/skipped_videos`;
   the driver checks the count against the outcomes it read back. Any other
-  exception fails the pipeline.
+  exception fails the pipeline. A video's records are taken from
+  `convert_one`'s result one at a time (it may assemble them lazily), and
+  its outcome line is emitted after them.
 * `Place` numbers the records as the local writer would (input order, the
   skipped items leaving no gap) and sends record `p` to shard
-  `p % num_shards`.
+  `p % num_shards`. With a `screen` (a check of each item against the items
+  before it, see `runners`), `Offsets` runs a copy of it over the converted
+  items' extras in input order and leaves the rejected items out of the
+  numbering, and `Place` drops their records; the driver runs the screen
+  itself over the outcomes it reads back, so it makes the same decisions
+  and reports the same errors as the local path.
 * `WriteShard` writes each shard in position order. Beam's `WriteToTFRecord`
   chooses shards at random and keeps no order, which would make the files
   differ from the local path's (and their counts from the round-robin counts
@@ -33,6 +40,7 @@ The driver then finds the shards in the staging folder of
 `output.StagedOutput`, which verifies and commits them as on the local path.
 """
 
+import copy
 import dataclasses
 import json
 import os
@@ -81,11 +89,13 @@ def _rebuild_error(fields):
 
 
 class _Convert(beam.DoFn):
-    """(index, item) -> records (main) + outcome line + (index, count)."""
+    """(index, item) -> records (main) + outcome line + (index, count,
+    extra); the extra only when a screen needs it."""
 
-    def __init__(self, convert_one, skip_corrupt):
+    def __init__(self, convert_one, skip_corrupt, keep_extra):
         self._convert_one = convert_one
         self._skip_corrupt = skip_corrupt
+        self._keep_extra = keep_extra
         self._skipped = metric.Metrics.counter(*SKIP_COUNTER)
 
     def process(self, element):
@@ -98,28 +108,41 @@ class _Convert(beam.DoFn):
             yield beam.pvalue.TaggedOutput(_OUTCOMES, json.dumps(
                 {"index": index, "error": _error_fields(e)}))
             return
-        records = list(result.records)
+        # Through JSON before the screen sees it, as in the driver.
+        extra = json.loads(json.dumps(result.extra, allow_nan=False))
+        count = 0
+        for count, record in enumerate(result.records, 1):
+            yield index, count - 1, record
         yield beam.pvalue.TaggedOutput(_OUTCOMES, json.dumps(
-            {"index": index, "num_records": len(records),
-             "extra": result.extra}, allow_nan=False))
-        yield beam.pvalue.TaggedOutput(_COUNTS, (index, len(records)))
-        for j, record in enumerate(records):
-            yield index, j, record
+            {"index": index, "num_records": count, "extra": extra}))
+        yield beam.pvalue.TaggedOutput(_COUNTS, (
+            index, count, extra if self._keep_extra else None))
 
 
-def _offsets(counts):
-    """{index: records of all lower indices} from [(index, count)]."""
+def _offsets(counts, screen):
+    """{index: records of all lower indices} of the items `screen` admits,
+    from [(index, count, extra)] of the converted items."""
+    # A fresh copy each time: a retried bundle starts from the same state.
+    screen = copy.deepcopy(screen)
     offsets, total = {}, 0
-    for index, count in sorted(counts):
+    for index, count, extra in sorted(counts, key=lambda c: c[0]):
+        if screen is not None:
+            try:
+                screen.check(extra)
+            except errors.DataError:
+                continue
         offsets[index] = total
         total += count
     return offsets
 
 
 def _place(element, offsets, num_shards):
+    """[(shard, (position, record))], or [] for a screened-out item."""
     index, j, record = element
+    if index not in offsets:
+        return []
     position = offsets[index] + j
-    return position % num_shards, (position, record)
+    return [(position % num_shards, (position, record))]
 
 
 class _WriteShard(beam.DoFn):
@@ -153,18 +176,19 @@ class _WriteShard(beam.DoFn):
 
 
 def _pipeline(root, items, convert_one, skip_corrupt, shard_paths,
-              outcomes_prefix):
+              outcomes_prefix, screen):
     converted = (
         root
         | "Videos" >> beam.Create(list(enumerate(items)))
-        | "Convert" >> beam.ParDo(_Convert(convert_one, skip_corrupt))
+        | "Convert" >> beam.ParDo(_Convert(convert_one, skip_corrupt,
+                                           screen is not None))
         .with_outputs(_OUTCOMES, _COUNTS, main="records"))
     offsets = (converted[_COUNTS]
                | "AllCounts" >> beam.combiners.ToList()
-               | "Offsets" >> beam.Map(_offsets))
+               | "Offsets" >> beam.Map(_offsets, screen))
     _ = (converted.records
-         | "Place" >> beam.Map(_place, beam.pvalue.AsSingleton(offsets),
-                               len(shard_paths))
+         | "Place" >> beam.FlatMap(_place, beam.pvalue.AsSingleton(offsets),
+                                   len(shard_paths))
          | "ByShard" >> beam.GroupByKey()
          | "WriteShard" >> beam.ParDo(_WriteShard(shard_paths)))
     _ = (converted[_OUTCOMES]
@@ -201,8 +225,19 @@ def _skip_count(result):
         return sum(c.attempted or 0 for c in counters)
 
 
+def _screened(screen, outcome):
+    """`outcome`, or the screen's rejection of it (no records written)."""
+    if outcome.error is not None:
+        return outcome
+    try:
+        screen.check(outcome.extra)
+    except errors.DataError as e:
+        return Outcome(error=e)
+    return outcome
+
+
 def run(out, subset, convert_one, items, *, num_shards, skip_corrupt,
-        runner):
+        runner, screen=None):
     """Converts `items` with a Beam pipeline into the staged shards of
     `subset`.
 
@@ -216,9 +251,13 @@ def run(out, subset, convert_one, items, *, num_shards, skip_corrupt,
         num_shards: shards of this subset.
         skip_corrupt: whether skippable errors are counted as skips.
         runner: a Beam `runners.Runner`.
+        screen: optional `check(extra)` object (see `runners`); the
+            pipeline runs a copy of it, and this function the object itself
+            over the outcomes in input order (so its state moves on).
 
     Returns:
-        One `Outcome` per item, in input order.
+        One `Outcome` per item, in input order; an item the screen rejected
+        has the screen's error.
 
     Raises:
         RuntimeError: the pipeline did not finish, or its outcomes or skip
@@ -239,7 +278,7 @@ def run(out, subset, convert_one, items, *, num_shards, skip_corrupt,
             [f"--runner={runner.name}", *runner.beam_args])
         pipeline = beam.Pipeline(options=options)
         _pipeline(pipeline, items, convert_one, skip_corrupt, shards.paths,
-                  outcomes_prefix)
+                  outcomes_prefix, screen)
         result = pipeline.run()
         state = result.wait_until_finish()
         if state != beam_runner.PipelineState.DONE:
@@ -253,6 +292,8 @@ def run(out, subset, convert_one, items, *, num_shards, skip_corrupt,
             raise RuntimeError(
                 f"Beam counter {'/'.join(SKIP_COUNTER)} says {counted} "
                 f"skipped video(s), the outcomes {skips}")
+        if screen is not None:
+            outcomes = [_screened(screen, o) for o in outcomes]
     else:
         outcomes = []
     shards.num_written = sum(o.num_records for o in outcomes)

@@ -46,9 +46,12 @@ the 20 ids of the 80 that the 60-class evaluation map lacks).
 Videos are decoded once each with PyAV (`video_decode.DecodedVideo`,
 resampled to `fps` by timestamps, optionally resized to `short_side`), and
 every frame inside some keyframe's window is JPEG-encoded once, however many
-windows share it. The JPEGs go to a local temporary file while the video
-decodes and the records are assembled from it afterwards, so memory does not
-grow with the length of a video.
+windows share it. The JPEGs go to a temporary file on the converting
+machine's own disk (a Beam worker's, with `--runner`) while the video
+decodes, and the records are assembled from it one at a time as they are
+written, so memory does not grow with the length of a video. The ground
+truth and summary are built from what each video reports back
+(`runners.VideoRecords.extra`), so every runner writes the same files.
 
 Beside the records, for `tfaction.evaluation.ava_frame_ap`:
 `ground_truth_<subset>.csv` (the input rows of every converted keyframe, in
@@ -85,8 +88,8 @@ import io
 import math
 import os
 import re
-import shutil
 import tempfile
+import weakref
 
 from tfaction import errors
 from tfaction.data import filesystems
@@ -354,7 +357,6 @@ class _Settings:
     jpeg_quality: int
     time_offset: float
     skip_corrupt: bool
-    spill_dir: str
 
 
 @dataclasses.dataclass
@@ -426,8 +428,10 @@ def _convert_video(job, settings):
     video = video_decode.DecodedVideo(path, fps, settings.short_side,
                                       job.video_id)
     frames = {}
-    fd, spill_path = tempfile.mkstemp(suffix=".jpegs",
-                                      dir=settings.spill_dir)
+    # The converting machine's own temporary folder: a Beam worker reads
+    # the file back itself (`_SpilledClips`), so nothing else needs it.
+    fd, spill_path = tempfile.mkstemp(prefix="tfaction-ava-",
+                                      suffix=".jpegs")
     try:
         with os.fdopen(fd, "wb") as spill:
             def store(index, image):
@@ -495,6 +499,52 @@ def _video_records(result, settings, subset):
             yield example.SerializeToString(deterministic=True)
 
 
+class _SpilledClips:
+    """The records of one converted video, assembled from its spill file
+    while they are read (once); the file is removed after the last record,
+    or when the object is dropped unread (an aborted conversion)."""
+
+    def __init__(self, result, settings, subset):
+        self._result = result
+        self._settings = settings
+        self._subset = subset
+        self._remove = weakref.finalize(self, filesystems.remove_quietly,
+                                        result["spill"])
+
+    def __iter__(self):
+        try:
+            yield from _video_records(self._result, self._settings,
+                                      self._subset)
+        finally:
+            self._remove()
+
+
+def _convert_one(job, settings):
+    """`runners.VideoRecords` of one video: its clips' records (read from
+    the spill file as they are written) and, as the extra, which keyframes
+    became records and which fell outside the video.
+
+    Returns:
+        `VideoRecords` whose extra is `{"clips": [[keyframe position in
+        job.keyframes, padded before, padded after]] in time order,
+        "invalid": [skipped-keyframe items]}`.
+
+    Raises:
+        What `_convert_video` raises.
+    """
+    result = _convert_video(job, settings)
+    position = {id(kf): i for i, kf in enumerate(job.keyframes)}
+    extra = {
+        "clips": [[position[id(kf)], *padded]
+                  for kf, _, padded in result["clips"]],
+        "invalid": [_error_item(error, subset=job.subset,
+                                timestamp=kf.timestamp_text,
+                                rows=len(kf.rows))
+                    for kf, error in result["invalid"]]}
+    return runners.VideoRecords(_SpilledClips(result, settings, job.subset),
+                                extra)
+
+
 def _error_item(error, **extra):
     return {"path": error.path, "line": error.line,
             "video_id": error.video_id, "error": type(error).__name__,
@@ -549,9 +599,10 @@ def convert_ava(csv_paths, videos_root, output_dir, *, label_map=None,
         skip_corrupt: skip (and report) bad rows, keyframes outside their
             video and missing / undecodable videos instead of raising.
         verify: read every written shard back before committing.
-        num_workers: threads decoding videos.
-        runner: a `runners.Runner`; only the local one (None) is
-            supported: the clips are spilled to this machine's disk.
+        num_workers: threads decoding videos (the local runner).
+        runner: a `runners.Runner` (None: this process); a Beam runner
+            decodes each video on a worker, spilling its frames to that
+            worker's temporary folder.
 
     Returns:
         The dataset_info dict (also written to `dataset_info.json`).
@@ -570,7 +621,6 @@ def convert_ava(csv_paths, videos_root, output_dir, *, label_map=None,
     print(info["subsets"]["val"]["num_records"])
     ```
     """
-    runners.require_local(runner, "ava")
     csv_paths = common.parse_list_flag(csv_paths)
     if not csv_paths:
         raise ValueError("no AVA annotation CSV given")
@@ -632,92 +682,80 @@ def convert_ava(csv_paths, videos_root, output_dir, *, label_map=None,
         tables.append(kept)
     video_files = index_videos(videos_root)
     skipper = common.Skipper(skip_corrupt)
-    spill_dir = tempfile.mkdtemp(prefix="tfaction-ava-")
     settings = _Settings(fps=float(fps), clip_frames=int(clip_frames),
                          short_side=short_side,
                          jpeg_quality=int(jpeg_quality),
                          time_offset=float(time_offset),
-                         skip_corrupt=bool(skip_corrupt),
-                         spill_dir=spill_dir)
+                         skip_corrupt=bool(skip_corrupt))
     bad_keyframes = []
     stats = {key: {} for key in ("num_keyframes", "num_boxes",
                                  "num_label_rows", "padded_keyframes")}
     converted = {}
-    try:
-        with output.StagedOutput(output_dir, verify=verify) as out:
-            for subset, keyframes in zip(names, tables):
-                by_video = collections.OrderedDict()
-                for kf in keyframes:
-                    by_video.setdefault(kf.video_id, []).append(kf)
-                jobs = [_Job(vid, subset,
-                             sorted(kfs, key=lambda k: (k.timestamp, k.line)),
-                             video_files.get(vid, []), str(videos_root))
-                        for vid, kfs in by_video.items()]
-                converted[subset] = []
-                counts = dict.fromkeys(stats, 0)
-                with out.shard_writer(subset, num_shards) as writer:
-                    for _, result in skipper.map(
-                            lambda job: _convert_video(job, settings), jobs,
-                            subset, num_workers):
-                        for record in _video_records(result, settings,
-                                                     subset):
-                            writer.write(record)
-                        os.remove(result["spill"])
-                        for kf, _, padded in result["clips"]:
-                            converted[subset].append(kf)
-                            counts["num_keyframes"] += 1
-                            counts["num_boxes"] += len(kf.boxes)
-                            counts["num_label_rows"] += len(kf.rows)
-                            counts["padded_keyframes"] += any(padded)
-                        for kf, error in result["invalid"]:
-                            bad_keyframes.append(_error_item(
-                                error, subset=subset,
-                                timestamp=kf.timestamp_text,
-                                rows=len(kf.rows)))
-                for key, value in counts.items():
-                    stats[key][subset] = value
-                out.add_text(GROUND_TRUTH_FILE.format(subset=subset),
-                             _ground_truth_text(converted[subset]))
-            out.add_text(LABEL_MAP_FILE,
-                         label_maps.label_map_text(eval_items))
-            info = {
-                "format": "ava",
-                "schema": "keyframe_boxes",
-                "sources": {
-                    "csv": dict(zip(names, csv_paths)),
-                    **output.source_paths(
-                        videos_root=videos_root,
-                        label_map=label_maps.label_map_path(label_map),
-                        eval_label_map=(
-                            None if eval_label_map is None
-                            else label_maps.label_map_path(eval_label_map)),
-                        excluded_timestamps=excluded_paths)},
-                "fps": settings.fps,
-                "clip_frames": settings.clip_frames,
-                "keyframe_index": settings.clip_frames // 2,
-                "short_side": short_side,
-                "jpeg_quality": settings.jpeg_quality,
-                "time_offset": settings.time_offset,
-                "padding": PADDING,
-                "box_order": "xmin, ymin, xmax, ymax normalised to [0, 1] "
-                             "(box/xmin, ...)",
-                "label_index": "action id - 1 (classes.txt line k names "
-                               "action id k + 1)",
-                "label_map": LABEL_MAP_FILE,
-                "ground_truth": {s: GROUND_TRUTH_FILE.format(subset=s)
-                                 for s in names},
-                **stats,
-                "duplicate_rows": duplicates,
-                "excluded": {"count": len(excluded_items),
-                             "rows": excluded_rows,
-                             "items": excluded_items},
-                "skipped": skipper.summary(),
-                "skipped_rows": _summary(bad_rows),
-                "skipped_keyframes": _summary(bad_keyframes),
-            }
-            return out.commit(info, classes)
-    finally:
-        shutil.rmtree(spill_dir, ignore_errors=True)
+    with output.StagedOutput(output_dir, verify=verify) as out:
+        for subset, keyframes in zip(names, tables):
+            by_video = collections.OrderedDict()
+            for kf in keyframes:
+                by_video.setdefault(kf.video_id, []).append(kf)
+            jobs = [_Job(vid, subset,
+                         sorted(kfs, key=lambda k: (k.timestamp, k.line)),
+                         video_files.get(vid, []), str(videos_root))
+                    for vid, kfs in by_video.items()]
+            converted[subset] = []
+            counts = dict.fromkeys(stats, 0)
+            for job, extra in runners.write_subset(
+                    out, subset, lambda job: _convert_one(job, settings),
+                    jobs, skipper, num_shards=num_shards,
+                    num_workers=num_workers, runner=runner):
+                for position, before, after in extra["clips"]:
+                    kf = job.keyframes[position]
+                    converted[subset].append(kf)
+                    counts["num_keyframes"] += 1
+                    counts["num_boxes"] += len(kf.boxes)
+                    counts["num_label_rows"] += len(kf.rows)
+                    counts["padded_keyframes"] += bool(before or after)
+                bad_keyframes.extend(extra["invalid"])
+            for key, value in counts.items():
+                stats[key][subset] = value
+            out.add_text(GROUND_TRUTH_FILE.format(subset=subset),
+                         _ground_truth_text(converted[subset]))
+        out.add_text(LABEL_MAP_FILE,
+                     label_maps.label_map_text(eval_items))
+        info = {
+            "format": "ava",
+            "schema": "keyframe_boxes",
+            "sources": {
+                "csv": dict(zip(names, csv_paths)),
+                **output.source_paths(
+                    videos_root=videos_root,
+                    label_map=label_maps.label_map_path(label_map),
+                    eval_label_map=(
+                        None if eval_label_map is None
+                        else label_maps.label_map_path(eval_label_map)),
+                    excluded_timestamps=excluded_paths)},
+            "fps": settings.fps,
+            "clip_frames": settings.clip_frames,
+            "keyframe_index": settings.clip_frames // 2,
+            "short_side": short_side,
+            "jpeg_quality": settings.jpeg_quality,
+            "time_offset": settings.time_offset,
+            "padding": PADDING,
+            "box_order": "xmin, ymin, xmax, ymax normalised to [0, 1] "
+                         "(box/xmin, ...)",
+            "label_index": "action id - 1 (classes.txt line k names "
+                           "action id k + 1)",
+            "label_map": LABEL_MAP_FILE,
+            "ground_truth": {s: GROUND_TRUTH_FILE.format(subset=s)
+                             for s in names},
+            **stats,
+            "duplicate_rows": duplicates,
+            "excluded": {"count": len(excluded_items),
+                         "rows": excluded_rows,
+                         "items": excluded_items},
+            "skipped": skipper.summary(),
+            "skipped_rows": _summary(bad_rows),
+            "skipped_keyframes": _summary(bad_keyframes),
+        }
+        return out.commit(info, classes)
 
 
 def report_lines(info, options=None):

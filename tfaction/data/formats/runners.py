@@ -20,6 +20,16 @@ What `convert_one` returns besides its records (`VideoRecords.extra`, e.g. a
 video's derived duration) goes through JSON on both paths, so a converter
 sees the same values whichever runner ran it.
 
+A check that needs the items before an item (a name already used, a label
+already named otherwise) is a `screen`: an object whose `check(extra)` is
+called on the converted items' extras in input order and raises a
+`DataError` to reject one (its records are not written; the error goes
+through the `--skip_corrupt` policy like a conversion error). The local path
+calls it as it writes; the Beam path runs a copy of it inside the pipeline to
+place the records, and the object itself in the driver, which makes the same
+decisions (the check is deterministic) and keeps its state for the next
+subset.
+
 Example:
 
 ```python
@@ -49,7 +59,11 @@ class VideoRecords:
     """What converting one video (or event, list entry) gave.
 
     Attributes:
-        records: the serialized records, in the order they are written.
+        records: the serialized records, in the order they are written:
+            a tuple, or an iterable read once (e.g. records assembled from
+            a spill file as they are written, so a video's records need not
+            all be in memory). Iterating it must not raise a `DataError`:
+            every check of the item happens before `convert_one` returns.
         extra: JSON-ready facts the converter's summary needs (None if
             none); returned by `write_subset` after a JSON round trip.
     """
@@ -124,18 +138,6 @@ def from_flags(runner, beam_options=None):
     return Runner(name, args)
 
 
-def require_local(runner, format_name):
-    """Stops a format that has no Beam path when a Beam runner is chosen.
-
-    Raises:
-        ConfigError: `runner` is a Beam runner.
-    """
-    if runner is not None and not runner.is_local:
-        raise errors.ConfigError(
-            f"--format={format_name} converts with the local runner only; "
-            f"--runner={runner.name} is not supported for it")
-
-
 def json_roundtrip(value):
     """`value` as it reads back from JSON (tuples become lists).
 
@@ -146,7 +148,7 @@ def json_roundtrip(value):
 
 
 def write_subset(out, subset, convert_one, items, skipper, *, num_shards,
-                 num_workers=1, runner=None, on_skip=None):
+                 num_workers=1, runner=None, on_skip=None, screen=None):
     """Converts `items` and writes their records as the staged shards of
     `subset`, under the `--skip_corrupt` policy of `skipper`.
 
@@ -166,6 +168,10 @@ def write_subset(out, subset, convert_one, items, skipper, *, num_shards,
             parallelism comes from its options).
         runner: a `Runner` (None: local).
         on_skip: optional `fn(item, error)` after each skip.
+        screen: optional object whose `check(extra)` rejects a converted
+            item by raising a `DataError` (see the module doc); called in
+            input order on the items `convert_one` converted. With a Beam
+            runner it is serialized to the pipeline too.
 
     Returns:
         `[(item, extra)]` of the converted items, in input order.
@@ -182,9 +188,16 @@ def write_subset(out, subset, convert_one, items, skipper, *, num_shards,
         with out.shard_writer(subset, num_shards) as writer:
             for item, result in skipper.map(convert_one, items, subset,
                                             num_workers, on_skip=on_skip):
+                extra = json_roundtrip(result.extra)
+                if screen is not None:
+                    try:
+                        screen.check(extra)
+                    except errors.DataError as e:
+                        _skip(skipper, subset, on_skip, item, e)
+                        continue
                 for record in result.records:
                     writer.write(record)
-                done.append((item, json_roundtrip(result.extra)))
+                done.append((item, extra))
         return done
     if num_workers > 1:
         raise errors.ConfigError(
@@ -197,13 +210,17 @@ def write_subset(out, subset, convert_one, items, skipper, *, num_shards,
     outcomes = subset_pipeline.run(out, subset, convert_one, items,
                                    num_shards=num_shards,
                                    skip_corrupt=skipper.skip_corrupt,
-                                   runner=runner)
+                                   runner=runner, screen=screen)
     done = []
     for item, outcome in zip(items, outcomes):
         if outcome.error is None:
             done.append((item, outcome.extra))
-            continue
-        skipper.skip_or_raise(outcome.error, subset)
-        if on_skip is not None:
-            on_skip(item, outcome.error)
+        else:
+            _skip(skipper, subset, on_skip, item, outcome.error)
     return done
+
+
+def _skip(skipper, subset, on_skip, item, error):
+    skipper.skip_or_raise(error, subset)
+    if on_skip is not None:
+        on_skip(item, error)

@@ -52,6 +52,14 @@ record. With `skip_corrupt`, a bad record is skipped, and a corrupt file
 keeps its records before the damage; both are counted, printed and listed in
 dataset_info.json (`skipped`, `skipped_files`).
 
+How it runs: the files are read once up front to find each record's offset
+and any corrupt tail; each record is then read back at its offset, checked
+and converted on its own (`runners.write_subset`: threads, or one Beam
+element per record with `runner`). The checks that compare a record with
+the ones before it (a repeated name, a label named two ways) run afterwards
+in input order over what each record reported (a `runners` screen), so
+every runner keeps and skips the same records.
+
 Example:
 
 ```python
@@ -325,44 +333,71 @@ def _check_frames(images, decode_check, where):
     return None if size is None else tuple(int(s) for s in size)
 
 
-class _Actions:
-    """Assigns each video its action under a layout; builds classes.txt."""
+def _action_of(layout, video):
+    """(index, name) of the video's action under `layout`, or (None, None).
+
+    Raises:
+        UnknownLabelError: a PennAction name without a known action.
+    """
+    if layout == "pouring":
+        return 0, POURING_CLASS
+    if layout == "penn_action":
+        match = re.match(r"^\d+_(.+)$", video.name)
+        action = match.group(1) if match else None
+        if action not in PENN_ACTION_ACTIONS:
+            raise _error(
+                errors.UnknownLabelError,
+                f"cannot tell the PennAction action from the name "
+                f"{video.name!r}; expected '<id>_<action>' with one of "
+                f"{', '.join(PENN_ACTION_ACTIONS)}", path=video.path,
+                index=video.index, video_id=video.name, key=NAME)
+        return PENN_ACTION_ACTIONS.index(action), action
+    if video.label < 0:
+        return None, None
+    return video.label, video.label_string or f"class_{video.label}"
+
+
+class _Screen:
+    """Checks each converted record against those before it (all subsets,
+    in input order): names are unique, and a `generic` label keeps the
+    name it first had. Builds classes.txt.
+
+    A `runners` screen: `check` takes a record's extra (see
+    `_convert_record`) and raises a `MalformedFileError` to reject it.
+    """
 
     def __init__(self, layout):
         self.layout = layout
-        self.names = {}  # generic: index -> name
-        self.first = {}  # generic: index -> (path, record) naming it
+        self.owners = {}  # video name -> (subset, path, index)
+        self.names = {}  # generic: label -> name
+        self.first = {}  # generic: label -> (path, index) naming it
 
-    def assign(self, video):
-        """(index, name) of the video's action, or (None, None)."""
-        where = dict(path=video.path, index=video.index,
-                     video_id=video.name)
-        if self.layout == "pouring":
-            return 0, POURING_CLASS
-        if self.layout == "penn_action":
-            match = re.match(r"^\d+_(.+)$", video.name)
-            action = match.group(1) if match else None
-            if action not in PENN_ACTION_ACTIONS:
-                raise _error(
-                    errors.UnknownLabelError,
-                    f"cannot tell the PennAction action from the name "
-                    f"{video.name!r}; expected '<id>_<action>' with one of "
-                    f"{', '.join(PENN_ACTION_ACTIONS)}", key=NAME, **where)
-            return PENN_ACTION_ACTIONS.index(action), action
-        if video.label < 0:
-            return None, None
-        name = video.label_string or f"class_{video.label}"
-        known = self.names.get(video.label)
-        if known is None:
-            self.names[video.label] = name
-            self.first[video.label] = (video.path, video.index)
-        elif known != name:
-            path, index = self.first[video.label]
+    def check(self, extra):
+        """Accepts (and remembers) one converted record, or raises."""
+        if "skipped" in extra:
+            return
+        where = dict(path=extra["path"], index=extra["index"],
+                     video_id=extra["name"])
+        label, name = extra["label_index"], extra["label_text"]
+        known = self.names.get(label)
+        if self.layout == "generic" and label is not None and (
+                known is not None and known != name):
+            path, index = self.first[label]
             raise _error(
                 errors.MalformedFileError,
-                f"label {video.label} is named {name!r} here but {known!r} "
-                f"in {path} record {index}", key=LABEL_STRING, **where)
-        return video.label, name
+                f"label {label} is named {name!r} here but {known!r} in "
+                f"{path} record {index}", key=LABEL_STRING, **where)
+        first = self.owners.get(extra["name"])
+        if first is not None:
+            raise _error(
+                errors.MalformedFileError,
+                f"video name repeats {first[1]} record {first[2]} (subset "
+                f"{first[0]}); names must be unique", key=NAME, **where)
+        self.owners[extra["name"]] = (extra["subset"], extra["path"],
+                                      extra["index"])
+        if self.layout == "generic" and label is not None and known is None:
+            self.names[label] = name
+            self.first[label] = (extra["path"], extra["index"])
 
     def class_list(self):
         """The `ClassList` of the layout, or None (generic, no labels)."""
@@ -377,20 +412,89 @@ class _Actions:
         return class_list_lib.ClassList(names)
 
 
-def _records(files, subset, skip_corrupt, bad_files):
-    """(path, index, data) of every readable record of `files`."""
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    layout: str
+    fps: float
+    require_frame_labels: bool
+    decode_check: bool
+    skip_corrupt: bool
+
+
+def _convert_record(item, settings):
+    """`runners.VideoRecords` of one TCC record, read at its offset.
+
+    Args:
+        item: `(subset, path, index, offset)` of the record.
+        settings: the `_Settings`.
+
+    Returns:
+        One record and, as the extra, what the screen and the statistics
+        need (`name`, `path`, `index`, `subset`, `label_index`,
+        `label_text`, `num_frames`, `unlabelled_frames`, `num_phases`,
+        `phase_names`, `frame_size`); with `skip_corrupt`, a bad record
+        gives no record and the extra `{"skipped": item}`.
+
+    Raises:
+        DataError: a bad record (unless skipping).
+    """
+    subset, path, index, offset = item
+    try:
+        data = tfrecord_io.read_record_at(path, offset)
+        video = parse_tcc_record(
+            data, path=path, index=index,
+            require_frame_labels=settings.require_frame_labels,
+            decode_check=settings.decode_check)
+        label_index, name = _action_of(settings.layout, video)
+    except errors.DataError as e:
+        # TCC skips any bad record, also one whose name is unknown (the
+        # `Skipper` policy would not), so it keeps its own skip list.
+        if not settings.skip_corrupt:
+            raise
+        return runners.VideoRecords((), {"skipped": _skip_item(e, subset)})
+    n, fps = len(video.images), settings.fps
+    example = schemas.frame_labels_example(
+        video.name, images=video.images, frame_labels=video.frame_labels,
+        fps=-1.0 if fps is None else fps,
+        duration=-1.0 if fps is None else n / fps, subset=subset,
+        label_index=[] if label_index is None else [label_index],
+        label_text=[] if label_index is None else [name])
+    size = video.frame_size
+    return runners.one_record(example.SerializeToString(deterministic=True), {
+        "name": video.name, "path": video.path, "index": video.index,
+        "subset": subset, "label_index": label_index, "label_text": name,
+        "num_frames": n,
+        "unlabelled_frames": sum(1 for c in video.frame_labels if c < 0),
+        "num_phases": max(video.frame_labels) + 1,
+        "phase_names": list(video.phase_names),
+        "frame_size": None if size is None else "x".join(map(str, size))})
+
+
+def _record_items(files, subset, skip_corrupt, bad_files):
+    """The records of `files`, located.
+
+    Returns:
+        `(items, error)`: `(subset, path, index, offset)` of every readable
+        record, and None, or (not skipping) the `CorruptRecordError` of the
+        first corrupt file, whose readable records end `items`: it is
+        raised after them, as reading in order would. When skipping, a
+        corrupt file's tail goes to `bad_files`.
+    """
+    items = []
     for path in files:
         index = -1
         try:
-            for index, data in enumerate(tfrecord_io.iterate_records(path)):
-                yield path, index, data
+            for index, (offset, _) in enumerate(
+                    tfrecord_io.iterate_record_offsets(path)):
+                items.append((subset, path, index, offset))
         except errors.CorruptRecordError as e:
             if not skip_corrupt:
-                raise
+                return items, e
             bad_files.append({"path": path, "subset": subset,
                               "records_kept": index + 1,
                               "error": type(e).__name__,
                               "message": str(e)})
+    return items, None
 
 
 def _skip_item(error, subset):
@@ -445,9 +549,9 @@ def convert_tcc(inputs, output_dir, *, layout="auto", subsets=None,
         skip_corrupt: skip (and report) bad records and the unreadable
             tail of corrupt files instead of raising.
         verify: read every written shard back before committing.
-        num_workers: threads checking records.
-        runner: a `runners.Runner`; only the local one (None) is
-            supported: class indices are assigned in input order.
+        num_workers: threads checking records (the local runner).
+        runner: a `runners.Runner` (None: this process); a Beam runner
+            reads, checks and converts each record on a worker.
 
     Returns:
         The dataset_info dict (also written to `dataset_info.json`).
@@ -464,7 +568,6 @@ def convert_tcc(inputs, output_dir, *, layout="auto", subsets=None,
     print(info["num_records"], info["num_classes"])  # 13 actions
     ```
     """
-    runners.require_local(runner, "tcc")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if fps is not None and not (fps > 0):
@@ -472,16 +575,16 @@ def convert_tcc(inputs, output_dir, *, layout="auto", subsets=None,
     grouped = _group_inputs(inputs, subsets)
     all_files = [p for files in grouped.values() for p in files]
     resolved = detect_layout(all_files) if layout == "auto" else layout
-    actions = _Actions(resolved)
+    screen = _Screen(resolved)
+    settings = _Settings(layout=resolved, fps=fps,
+                         require_frame_labels=bool(require_frame_labels),
+                         decode_check=bool(decode_check),
+                         skip_corrupt=bool(skip_corrupt))
     skipped, bad_files = [], []
-    owners = {}  # video id -> (subset, path, index)
     stats = collections.OrderedDict()
-
-    def build(item):
-        path, index, data = item
-        return parse_tcc_record(data, path=path, index=index,
-                                require_frame_labels=require_frame_labels,
-                                decode_check=decode_check)
+    # Policy is TCC's own (see `_convert_record`); the skipper only sees
+    # the screen's rejections, which always name their video.
+    skipper = common.Skipper(skip_corrupt)
 
     with output.StagedOutput(output_dir, verify=verify) as out:
         for subset, files in grouped.items():
@@ -490,43 +593,30 @@ def convert_tcc(inputs, output_dir, *, layout="auto", subsets=None,
                       "videos_per_class": collections.Counter(),
                       "phases_per_class": {}, "frame_sizes":
                       collections.Counter()}
-            with out.shard_writer(subset, num_shards) as writer:
-                items = _records(files, subset, skip_corrupt, bad_files)
-                for item, video, error in common.ordered_map(
-                        build, items, num_workers):
-                    try:
-                        if error is not None:
-                            raise error
-                        index, name = actions.assign(video)
-                        first = owners.get(video.name)
-                        if first is not None:
-                            raise _error(
-                                errors.MalformedFileError,
-                                f"video name repeats {first[1]} record "
-                                f"{first[2]} (subset {first[0]}); names "
-                                "must be unique", path=video.path,
-                                index=video.index, video_id=video.name,
-                                key=NAME)
-                    except errors.DataError as e:
-                        if not skip_corrupt:
-                            raise
-                        skipped.append(_skip_item(e, subset))
-                        continue
-                    owners[video.name] = (subset, video.path, video.index)
-                    _count(counts, video, name)
-                    n = len(video.images)
-                    example = schemas.frame_labels_example(
-                        video.name, images=video.images,
-                        frame_labels=video.frame_labels,
-                        fps=-1.0 if fps is None else fps,
-                        duration=-1.0 if fps is None else n / fps,
-                        subset=subset,
-                        label_index=[] if index is None else [index],
-                        label_text=[] if index is None else [name])
-                    writer.write(example.SerializeToString(
-                        deterministic=True))
+            items, unreadable = _record_items(files, subset, skip_corrupt,
+                                              bad_files)
+            position = {item: k for k, item in enumerate(items)}
+            subset_skips = []  # (position, skipped item), input order
+
+            def on_skip(item, error):
+                subset_skips.append((position[item],
+                                     _skip_item(error, item[0])))
+
+            for item, extra in runners.write_subset(
+                    out, subset, lambda i: _convert_record(i, settings),
+                    items, skipper, num_shards=num_shards,
+                    num_workers=num_workers, runner=runner, screen=screen,
+                    on_skip=on_skip):
+                if "skipped" in extra:
+                    subset_skips.append((position[item], extra["skipped"]))
+                else:
+                    _count(counts, extra)
+            if unreadable is not None:
+                raise unreadable
+            skipped.extend(entry for _, entry in sorted(
+                subset_skips, key=lambda skip: skip[0]))
             stats[subset] = _finish(counts)
-        classes = actions.class_list()
+        classes = screen.class_list()
         info = {
             "format": "tcc",
             "schema": "frame_labels",
@@ -545,22 +635,21 @@ def convert_tcc(inputs, output_dir, *, layout="auto", subsets=None,
         return out.commit(info, classes)
 
 
-def _count(counts, video, name):
-    n = len(video.images)
+def _count(counts, extra):
+    """Adds one converted record (its `_convert_record` extra)."""
+    n = extra["num_frames"]
     counts["num_frames"] += n
     counts["min_frames"] = n if counts["min_frames"] is None else min(
         counts["min_frames"], n)
     counts["max_frames"] = max(counts["max_frames"] or 0, n)
-    counts["unlabelled_frames"] += sum(1 for c in video.frame_labels
-                                       if c < 0)
-    key = name if name is not None else ""
+    counts["unlabelled_frames"] += extra["unlabelled_frames"]
+    key = extra["label_text"] if extra["label_text"] is not None else ""
     counts["videos_per_class"][key] += 1
     entry = counts["phases_per_class"].setdefault(
-        key, {"num_phases": 0, "phase_names": list(video.phase_names)})
-    entry["num_phases"] = max(entry["num_phases"],
-                              max(video.frame_labels) + 1)
-    if video.frame_size is not None:
-        counts["frame_sizes"]["x".join(map(str, video.frame_size))] += 1
+        key, {"num_phases": 0, "phase_names": extra["phase_names"]})
+    entry["num_phases"] = max(entry["num_phases"], extra["num_phases"])
+    if extra["frame_size"] is not None:
+        counts["frame_sizes"][extra["frame_size"]] += 1
 
 
 def _finish(counts):
