@@ -5,7 +5,7 @@ python -m export.export_saved_model --workdir=runs/<name> \
     --export_dir=models/<name> [--config=experiments/configs/<name>.py] \
     [--version=N] [--checkpoint=runs/<name>/checkpoints/ckpt-1000] \
     [--model_name=<name>] [--serving_base_path=/models/<name>] \
-    [--config.x.y=...]
+    [--served_versions=N ...] [--config.x.y=...]
 ```
 
 Without `--config`, the run's resolved `<workdir>/config.json` (written by
@@ -19,8 +19,9 @@ when `ema.enabled` and `ema.evaluate_with_ema` (the weights the recipe
 evaluates), and `tfaction.serving.build_export_module(task, model)` is
 written by `tfaction.serving.export_saved_model` to
 `--export_dir/<version>/` (next integer by default) with `models.config`
-and `batching_parameters.txt` beside it. The workdir is only read. Prints
-the new version's path.
+and `batching_parameters.txt` beside it (`models.config` serves the newest
+version, or with `--served_versions` (repeatable) exactly those). The
+workdir is only read. Prints the new version's path.
 
 Exit status: 0 on success, 2 for a bad command line / config / missing
 checkpoint, 1 for other tfaction errors.
@@ -72,6 +73,10 @@ def define_flags(flag_values, sys_argv=None):
     flags.DEFINE_string("serving_base_path", None, "base path written to "
                         "models.config, as the server sees it (default: "
                         "--export_dir, absolute)", flag_values=flag_values)
+    flags.DEFINE_multi_integer(
+        "served_versions", None, "versions models.config pins (repeat the "
+        "flag; default: serve the newest version)", lower_bound=1,
+        flag_values=flag_values)
     flags.mark_flags_as_required(["workdir", "export_dir"],
                                  flag_values=flag_values)
 
@@ -87,7 +92,7 @@ def parse_command_line(argv, flag_values=None):
     Returns:
         Tuple `(config, options)`, `options` a dict with `workdir`,
         `export_dir`, `version`, `checkpoint`, `model_name`,
-        `serving_base_path`.
+        `serving_base_path`, `served_versions`.
 
     Raises:
         ConfigError: bad flag, unknown, missing or inconsistent config key,
@@ -99,7 +104,8 @@ def parse_command_line(argv, flag_values=None):
     command.validate(config)
     options = {name: flag_values[name].value
                for name in ("workdir", "export_dir", "version", "checkpoint",
-                            "model_name", "serving_base_path")}
+                            "model_name", "serving_base_path",
+                            "served_versions")}
     return config, options
 
 
@@ -128,7 +134,7 @@ def restore(trainer, checkpoint=None):
 
 
 def export(config, workdir, export_dir, version=None, checkpoint=None,
-           model_name=None, serving_base_path=None):
+           model_name=None, serving_base_path=None, served_versions=None):
     """Builds the task's model, restores it and exports a version.
 
     Args:
@@ -139,6 +145,7 @@ def export(config, workdir, export_dir, version=None, checkpoint=None,
         checkpoint: checkpoint path prefix, or None for the newest.
         model_name: served model name (default: basename of `export_dir`).
         serving_base_path: base path for `models.config`.
+        served_versions: versions `models.config` pins (None: the newest).
 
     Returns:
         The new version's directory.
@@ -175,7 +182,8 @@ def export(config, workdir, export_dir, version=None, checkpoint=None,
             module = serving.build_export_module(task, trainer.model)
             return serving.export_saved_model(
                 module, export_dir, version=version, model_name=model_name,
-                serving_base_path=serving_base_path)
+                serving_base_path=serving_base_path,
+                served_versions=served_versions)
     finally:
         trainer.close()
 

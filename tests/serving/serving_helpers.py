@@ -275,8 +275,8 @@ def serve_calls(path, calls, root):
         Dict `results` (key -> outputs as numpy), `errors` (key -> the
         `InvalidArgumentError` message of a refused call), `listing`
         (signature -> `{"inputs", "outputs"}`: name -> `[dtype, shape]`),
-        `imported` (Keras / tfaction modules the process imported) and
-        `saved_model_cli` (`(returncode, stdout, stderr)`).
+        `imported` (Keras / tfaction modules the process imported),
+        `saved_model_cli` (`(returncode, stdout, stderr)`) and the `calls`.
     """
     root = pathlib.Path(root)
     tensor_json.dump_tensors(calls, root / "calls.json")
@@ -285,6 +285,7 @@ def serve_calls(path, calls, root):
                          saved_model=path)
     out = tensor_json.load_tensors(root / "outputs.json")
     out["saved_model_cli"] = cli
+    out["calls"] = calls
     return out
 
 
@@ -343,6 +344,102 @@ def warmup_requests(path):
     return [prediction_log_pb2.PredictionLog.FromString(r).predict_log
             .request for r in tf.data.TFRecordDataset(str(warmup))
             .as_numpy_iterator()]
+
+
+# --- bad inputs -------------------------------------------------------------
+BAD_INPUT_PREFIX = "bad_input:"
+# Another dtype for each input dtype (numbers <-> strings, wider numbers).
+_OTHER_DTYPE = {"uint8": np.int32, "int32": np.int64, "int64": np.int32,
+                "float32": np.float64, "float64": np.float32}
+
+
+def _other_dtype(value):
+    """`value` as another dtype than its own (strings become int32)."""
+    if value.dtype == object or value.dtype.kind in "SU":
+        return np.zeros(value.shape, np.int32)
+    return value.astype(_OTHER_DTYPE[value.dtype.name])
+
+
+def _other_rank(value):
+    """`value` with one axis less (its last), or one more for a vector."""
+    return value[:, None] if value.ndim == 1 else value[..., 0]
+
+
+def bad_input_calls(signature, inputs, over_length=None):
+    """Requests a signature must refuse, made from a valid one.
+
+    For each input: one rank too few (or, for a vector, too many) and
+    another dtype; for the whole request: an empty batch (dimension 0 is
+    0 in every input); optionally a request over the signature's length
+    limit. Keys start with `BAD_INPUT_PREFIX`; `assert_bad_inputs_refused`
+    checks what the server said.
+
+    Args:
+        signature: the signature to call.
+        inputs: a valid request, dict input name -> numpy array.
+        over_length: optional request (dict of inputs) longer than the
+            signature accepts.
+
+    Returns:
+        Dict call key -> `(signature, inputs)`, for `serve_calls`.
+    """
+    calls = {}
+    for name in sorted(inputs):
+        for kind, change in (("rank", _other_rank), ("dtype", _other_dtype)):
+            changed = dict(inputs, **{name: change(np.asarray(inputs[name]))})
+            calls[f"{BAD_INPUT_PREFIX}{signature}:{kind}:{name}"] = (
+                signature, changed)
+    calls[f"{BAD_INPUT_PREFIX}{signature}:empty_batch"] = (
+        signature, {k: np.asarray(v)[:0] for k, v in inputs.items()})
+    if over_length is not None:
+        calls[f"{BAD_INPUT_PREFIX}{signature}:over_length"] = (signature,
+                                                                over_length)
+    return calls
+
+
+def assert_bad_inputs_refused(served, over_length_message=None):
+    """Every `bad_input_calls` call was refused with a clear message.
+
+    A wrong rank must fail with an `InvalidArgumentError` naming the input
+    and its expected shape, an empty batch with one naming the signature
+    and the input (`tfaction.serving.export_module.checked_inputs`); a
+    wrong dtype with
+    TensorFlow's own `InvalidArgumentError`, raised before the graph runs,
+    naming the input's position (inputs in sorted name order) and both
+    dtypes; a request over the length limit with `over_length_message`.
+
+    Args:
+        served: `serve_calls`' dict (its `calls` must hold the requests:
+            `serve_with_requests` keeps them; else pass them as
+            `served["calls"]`).
+        over_length_message: text the over-length refusal must contain.
+
+    Returns:
+        The number of bad requests checked.
+    """
+    keys = [k for k in served["calls"] if k.startswith(BAD_INPUT_PREFIX)]
+    assert keys, "no bad_input_calls were served"
+    for key in keys:
+        assert key not in served["results"], f"{key} was answered"
+        assert key in served["errors"], f"{key} was not refused"
+        message = served["errors"][key]
+        signature, kind, *name = key[len(BAD_INPUT_PREFIX):].split(":")
+        inputs = served["calls"][key][1]
+        if kind == "rank":
+            assert (f"Shape of tensor {name[0]} " in message and
+                    "is not compatible with expected shape" in message), (
+                        key, message)
+        elif kind == "dtype":
+            position = sorted(inputs).index(name[0])
+            assert (f"input #{position}(zero-based) was expected to be"
+                    in message), (key, message)
+        elif kind == "empty_batch":
+            assert (f"signature {signature}: input " in message and
+                    "has an empty batch" in message), (key, message)
+        else:
+            assert kind == "over_length", key
+            assert over_length_message in message, (key, message)
+    return len(keys)
 
 
 # --- request clients --------------------------------------------------------

@@ -20,7 +20,8 @@ repository, with keras and tfaction blocked) loads the export and runs
   builds, as the gRPC `PredictRequest` carries them (the REST body's
   inputs are checked equal to them);
 * `serve_jpeg` with a frame that is not a JPEG, `serving_default` with
-  empty frames.
+  empty frames, and on both signatures a wrong rank or dtype, an empty
+  batch and T + 1 frames (`serving_helpers.bad_input_calls`).
 
 Its outputs must equal the Keras model with the checkpoint's weights on the
 pipeline's clips followed by `decoding.decode_detections` (the task's
@@ -172,6 +173,12 @@ def served(run, reference, requests, tmp_path_factory):
              "bad_jpeg": ("serve_jpeg", {"frames": bad}),
              "empty_uint8": ("serving_default", {
                  "frames": np.zeros([1, T, 0, 5, 3], np.uint8)})}
+    for signature, frames in (("serving_default", reference["uint8"]),
+                              ("serve_jpeg", reference["jpegs"])):
+        # Over the clip length: the last frame once more.
+        longer = np.concatenate([frames, frames[:, -1:]], axis=1)
+        calls.update(helpers.bad_input_calls(
+            signature, {"frames": frames}, over_length={"frames": longer}))
     # The gRPC requests' inputs are served (the REST bodies' inputs are
     # checked equal to them, in `test_rest_and_grpc_requests_carry_...`).
     return helpers.serve_with_requests(path, calls, root, client, requests, {
@@ -277,6 +284,12 @@ def test_bad_requests_are_explained(served):
     error = served["errors"]["empty_uint8"]
     assert "height and width >= 1" in error, error
     assert not {"bad_jpeg", "empty_uint8"} & set(served["results"])
+
+
+def test_bad_inputs_are_refused_naming_the_input(served):
+    # Wrong rank / dtype, an empty batch, T + 1 frames; on both signatures.
+    assert helpers.assert_bad_inputs_refused(
+        served, over_length_message=f"expected shape [?,{T}") == 8
 
 
 def test_warmup_requests_cover_both_signatures(served):

@@ -16,7 +16,9 @@ same count, labels and order (up to exactly tied scores, which the graph
 sorts stably), class names from the exported `assets/classes.txt`,
 segments within 1e-6 of the video's span (at least 1e-5 s) and scores
 within 1e-5. The batch-1 output must also match the authors' own final
-output stored in the bundle.
+output stored in the bundle. Bad requests made from the batch of 2 (each
+input with a wrong rank or dtype, an empty batch:
+`serving_helpers.bad_input_calls`) must be refused naming the input.
 """
 
 import json
@@ -41,6 +43,7 @@ from tests.conftest import anchors_path
 from tests.conftest import bundle_dirs
 from tests.models import parity
 from tests.serving import serving_helpers as helpers
+from tests.serving import tensor_json
 
 TOL = 1e-5
 # Segments in seconds: float32 noise of the offsets is relative to their
@@ -75,8 +78,10 @@ for blocked in ("keras", "tf_keras", "tfaction"):
 
 import numpy as np
 import tensorflow as tf
+""" + helpers.TENSOR_JSON + r"""
 
 saved_model, inputs_path, outputs_path = sys.argv[1:4]
+bad_calls_path, bad_outputs_path = sys.argv[4:6]
 serve = tf.saved_model.load(saved_model).signatures["serving_default"]
 data = np.load(inputs_path)
 outputs = {}
@@ -95,11 +100,22 @@ if "too_long_features" in data:
         error = ""
     except tf.errors.InvalidArgumentError as e:
         error = e.message
+# The bad requests (`serving_helpers.bad_input_calls`): each refusal's
+# message.
+refused, answered = {}, []
+for key, (signature, inputs) in load_tensors(bad_calls_path).items():
+    try:
+        assert signature == "serving_default", signature
+        serve(**{k: tf.constant(v) for k, v in inputs.items()})
+        answered.append(key)
+    except tf.errors.InvalidArgumentError as e:
+        refused[key] = e.message
 np.savez(outputs_path, **outputs)
 imported = sorted(m for m, module in sys.modules.items() if module and
                   m.split(".")[0] in ("keras", "tf_keras", "tfaction"))
 with open(outputs_path + ".json", "w") as f:
     json.dump({"error": error, "imported": imported}, f)
+dump_tensors({"errors": refused, "answered": answered}, bad_outputs_path)
 """
 
 
@@ -188,17 +204,29 @@ def served(anchor, tmp_path_factory):
     path = export_saved_model(module, export_dir)
     inputs = _inputs(inference, model.input_dim, module.max_length)
     np.savez(root / "inputs.npz", **inputs)
+    bad_calls = helpers.bad_input_calls(
+        "serving_default", {k: inputs[f"batch2_{k}"] for k in
+                            ("features", "lengths", "fps")},
+        over_length=None if module.max_length is None else {
+            k: inputs[f"too_long_{k}"] for k in ("features", "lengths",
+                                                  "fps")})
+    tensor_json.dump_tensors(bad_calls, root / "bad_calls.json")
     # `saved_model_cli` and the serving process run side by side.
     _, cli = helpers.run_tf_only(
-        SERVE_SCRIPT, [path, root / "inputs.npz", root / "outputs.npz"],
+        SERVE_SCRIPT, [path, root / "inputs.npz", root / "outputs.npz",
+                       root / "bad_calls.json", root / "bad_outputs.json"],
         root, saved_model=path)
     with open(root / "outputs.npz.json") as f:
         info = json.load(f)
+    bad = tensor_json.load_tensors(root / "bad_outputs.json")
+    assert bad["answered"] == [], bad["answered"]
+    bad_inputs = dict(calls=bad_calls, errors=bad["errors"], results={})
     return dict(model=model, settings=settings, inputs=inputs,
                 max_length=module.max_length,
                 outputs=dict(np.load(root / "outputs.npz")), info=info,
                 path=pathlib.Path(path), export_dir=export_dir,
-                inference=inference, saved_model_cli=cli)
+                inference=inference, saved_model_cli=cli,
+                bad_inputs=bad_inputs)
 
 
 def _keras_numpy(model, settings, features, length, fps):
@@ -341,6 +369,15 @@ def test_too_long_input_fails_with_clear_error(served):
     error = served["info"]["error"]
     assert "max_length" in error, error
     assert str(served["max_length"]) in error
+
+
+def test_bad_inputs_are_refused_naming_the_input(served):
+    # Wrong rank / dtype of each input, an empty batch and (without
+    # resampling) a T over max_length.
+    expected = 7 if served["max_length"] is None else 8
+    assert helpers.assert_bad_inputs_refused(
+        served["bad_inputs"],
+        over_length_message=f"max_length {served['max_length']}") == expected
 
 
 def test_saved_model_cli_lists_signature(served):

@@ -12,7 +12,8 @@ sends the frames (flow stacks) the pipeline sampled, as their stored JPEGs
 shorter side, centre / "five" / explicit test crops (also cropping at
 decode, no resize), RGB and flow, multi-label, two-stream fusion, export
 with `export_saved_model` read back in a process that imports only
-TensorFlow, and bad requests.
+TensorFlow, and bad requests (there also each input of both signatures with
+a wrong rank or dtype, and an empty batch: `serving_helpers.bad_input_calls`).
 """
 
 import json
@@ -295,6 +296,7 @@ import tensorflow as tf
 requests_path, outputs_path = sys.argv[1:3]
 requests = load_tensors(requests_path)
 results, listing, errors = {}, {}, {}
+bad_errors, answered = {}, {}
 for model, spec in requests.items():
     loaded = tf.saved_model.load(spec["path"])
     listing[model] = {
@@ -314,10 +316,19 @@ for model, spec in requests.items():
         errors[model] = ""
     except tf.errors.InvalidArgumentError as e:
         errors[model] = e.message
+    # `serving_helpers.bad_input_calls`: each refusal's message.
+    bad_errors[model], answered[model] = {}, []
+    for key, (signature, inputs) in spec["bad_calls"].items():
+        try:
+            loaded.signatures[signature](
+                **{k: tf.constant(v) for k, v in inputs.items()})
+            answered[model].append(key)
+        except tf.errors.InvalidArgumentError as e:
+            bad_errors[model][key] = e.message
 imported = sorted(m for m, module in sys.modules.items() if module and
                   m.split(".")[0] in ("keras", "tf_keras", "tfaction"))
-dump_tensors({"results": results, "errors": errors, "imported": imported},
-             outputs_path)
+dump_tensors({"results": results, "errors": errors, "imported": imported,
+              "bad_errors": bad_errors, "answered": answered}, outputs_path)
 with open(outputs_path + ".listing.json", "w") as f:
     json.dump(listing, f)
 """
@@ -342,7 +353,11 @@ def exported(streams, two_stream, tmp_path_factory):
             path=str(paths[name]),
             calls={"serving_default": data["jpegs"],
                    "serve_uint8": data["uint8"][0]},
-            bad=_empty_like(data["jpegs"]))
+            bad=_empty_like(data["jpegs"]),
+            bad_calls={**helpers.bad_input_calls("serving_default",
+                                                 data["jpegs"]),
+                       **helpers.bad_input_calls("serve_uint8",
+                                                 data["uint8"][0])})
     tensor_json.dump_tensors(requests, root / "requests.json")
     helpers.run_tf_only(SERVE_SCRIPT, [root / "requests.json",
                                        root / "outputs.json"], root)
@@ -351,6 +366,7 @@ def exported(streams, two_stream, tmp_path_factory):
         served["listing"] = json.load(f)
     served["paths"] = {k: pathlib.Path(v) for k, v in paths.items()}
     served["cases"] = cases
+    served["bad_calls"] = {k: v["bad_calls"] for k, v in requests.items()}
     return served
 
 
@@ -418,6 +434,21 @@ def test_fresh_process_reports_empty_request(exported):
         assert "T = 0" in error and "at least one" in error, (name, error)
 
 
+def test_bad_inputs_are_refused_naming_the_input(exported):
+    # Each input of both signatures with a wrong rank or dtype, and an
+    # empty batch (ActionVLAD samples its frames from any T: no maximum).
+    counts = {}
+    for name, path in exported["paths"].items():
+        calls = exported["bad_calls"][name]
+        assert exported["answered"][name] == [], name
+        counts[name] = helpers.assert_bad_inputs_refused(
+            dict(calls=calls, errors=exported["bad_errors"][name],
+                 results={}))
+    # rgb: frames; flow: flow_x, flow_y / flow; two-stream: all three /
+    # frames and flow; (2 per input + an empty batch) per signature.
+    assert counts == {"rgb": 6, "flow": 8, "two_stream": 12}
+
+
 def test_warmup_requests_cover_both_signatures(exported):
     from tensorflow_serving.apis import prediction_log_pb2
 
@@ -466,10 +497,16 @@ def test_bad_flow_requests_are_explained(streams):
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match="flow_x and flow_y must have the same shape"):
         _serve(s["module"], "serving_default", flow_x=x, flow_y=y[:, :2])
+    # S is fixed in the spec: checked for every module (`checked_inputs`).
     with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"flow_x must hold flow_stack = 2 flow frames"):
-        _serve(s["module"], "serving_default", flow_x=x[:, :, :1],
-               flow_y=y[:, :, :1])
+                       match=r"Shape of tensor flow_x \[2,3,1\] is not "
+                       r"compatible with expected shape \[\?,\?,2\]"):
+        _serve(s["module"], "serving_default", flow_x=x[:, :, :1], flow_y=y)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"Shape of tensor flow \[.*\] is not "
+                       r"compatible with expected shape \[\?,\?,\?,\?,4\]"):
+        _serve(s["module"], "serve_uint8",
+               flow=s["uint8"][0]["flow"][..., :2])
 
 
 def test_uint8_frames_smaller_than_the_crop_are_explained(streams):

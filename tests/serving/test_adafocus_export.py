@@ -24,7 +24,8 @@ blocked) loads the export and runs
 * both signatures on the requests `export.adafocus_request` builds (the
   REST body's inputs checked equal to the gRPC request's);
 * bad requests: a frame that is not a JPEG, another number of frames than
-  T, frames too small for the crop.
+  T, frames too small for the crop, and on both signatures a wrong rank or
+  dtype and an empty batch (`serving_helpers.bad_input_calls`).
 
 Its outputs must equal the task's evaluation of the same videos (the
 REAL evaluation pipeline's frames, in the model's coarse-to-fine order,
@@ -226,6 +227,12 @@ def served(run, reference, requests, tmp_path_factory):
         "empty": ("serving_default", {
             "frames": np.zeros([1, T, 0, 5, 3], np.uint8)}),
     }
+    for signature, frames in (("serving_default", reference["uint8"][:2]),
+                              ("serve_jpeg", reference["jpegs"][:2])):
+        # Over the model's T: the last frame once more.
+        longer = np.concatenate([frames, frames[:, -1:]], axis=1)
+        calls.update(helpers.bad_input_calls(
+            signature, {"frames": frames}, over_length={"frames": longer}))
     return helpers.serve_with_requests(path, calls, root, client, requests, {
         "uint8": {"frames": "uint8"}, "jpeg": {"frames": "string"}})
 
@@ -299,11 +306,18 @@ def test_saved_model_cli_lists_signatures(served):
 
 def test_bad_requests_are_explained(served):
     errors_ = served["errors"]
-    assert set(errors_) == {"bad_jpeg", "short", "empty"}
+    assert {k for k in errors_ if not k.startswith(
+        helpers.BAD_INPUT_PREFIX)} == {"bad_jpeg", "short", "empty"}
     error = errors_["bad_jpeg"]
     assert "not a JPEG" in error and "request row 1" in error, error
     assert f"must hold T = {T} frames per video" in errors_["short"]
     assert "height and width >= 1" in errors_["empty"], errors_["empty"]
+
+
+def test_bad_inputs_are_refused_naming_the_input(served):
+    # Wrong rank / dtype, an empty batch, T + 1 frames; on both signatures.
+    assert helpers.assert_bad_inputs_refused(
+        served, over_length_message=f"must hold T = {T} frames") == 8
 
 
 def test_warmup_requests_cover_both_signatures(served):

@@ -24,7 +24,8 @@ repository, with keras and tfaction blocked) loads the export and runs
   gRPC `PredictRequest` carries them (the REST body's inputs are checked
   equal to them);
 * bad requests: a frame that is not a JPEG, empty frames, a length
-  larger than T.
+  larger than T, and on both signatures each input with a wrong rank or
+  dtype and an empty batch (`serving_helpers.bad_input_calls`).
 
 Its embeddings must equal the task's own evaluation
 (`CARLTask.embed_videos` on the pipeline's frames, with the checkpoint's
@@ -186,6 +187,12 @@ def served(run, reference, requests, tmp_path_factory):
         "long_length": ("serve_jpeg", {
             "frames": reference["jpegs"],
             "lengths": lengths + reference["jpegs"].shape[1]})}
+    for signature, frames in (("serving_default", reference["uint8"]),
+                              ("serve_jpeg", reference["jpegs"])):
+        calls.update(helpers.bad_input_calls(
+            signature, {"frames": frames, "lengths": lengths},
+            over_length={"frames": frames,
+                         "lengths": lengths + frames.shape[1]}))
     # The gRPC requests' inputs are served (the REST bodies' inputs are
     # checked equal to them, in `test_rest_and_grpc_requests_carry_...`).
     return helpers.serve_with_requests(path, calls, root, client, requests, {
@@ -265,12 +272,21 @@ def test_saved_model_cli_lists_signatures(served):
 
 def test_bad_requests_are_explained(served):
     errors_ = served["errors"]
-    assert set(errors_) == {"bad_jpeg", "empty_uint8", "long_length"}
+    assert {k for k in errors_ if not k.startswith(
+        helpers.BAD_INPUT_PREFIX)} == {"bad_jpeg", "empty_uint8",
+                                       "long_length"}
     error = errors_["bad_jpeg"]
     assert "not a JPEG" in error and "request row 1" in error, error
     assert "[3]" in error, error  # the frame index
     assert "height and width >= 1" in errors_["empty_uint8"]
     assert "lengths must not exceed T" in errors_["long_length"]
+
+
+def test_bad_inputs_are_refused_naming_the_input(served):
+    # Wrong rank / dtype of each input, an empty batch, lengths over T; on
+    # both signatures.
+    assert helpers.assert_bad_inputs_refused(
+        served, over_length_message="lengths must not exceed T") == 12
 
 
 def test_warmup_requests_cover_both_signatures(served):

@@ -152,7 +152,12 @@ def test_command_line_parsing():
     assert config.task.hidden == 5
     assert options == {"workdir": "runs/x", "export_dir": "models/x",
                        "version": 3, "checkpoint": None, "model_name": None,
-                       "serving_base_path": None}
+                       "serving_base_path": None, "served_versions": None}
+    _, options = cli.parse_command_line(
+        ["export", f"--config={CONFIG_FILE}", "--workdir=runs/x",
+         "--export_dir=models/x", "--served_versions=3",
+         "--served_versions=1"])
+    assert options["served_versions"] == [3, 1]
     with pytest.raises(errors.ConfigError, match="no_such_key"):
         cli.parse_command_line(
             ["export", f"--config={CONFIG_FILE}", "--workdir=runs/x",

@@ -168,22 +168,13 @@ class StreamInputs:
             tf.shape(first)[1], 0,
             message=f"{name} holds no {what} (T = 0): send at least one "
             f"{what} per video, shape {shape} with T >= 1"))
+        # The stack size S (2 S interleaved uint8 channels) is fixed in the
+        # specs, so `ExportModule` has already checked it.
         if self.flow and jpeg:
-            for key in ("flow_x", "flow_y"):
-                checks.append(tf.debugging.assert_equal(
-                    tf.shape(inputs[key])[2], self.stack,
-                    message=f"{key} must hold flow_stack = {self.stack} "
-                    "flow frames per stack: shape [B, T, "
-                    f"{self.stack}]"))
             checks.append(tf.debugging.assert_equal(
                 tf.shape(inputs["flow_x"]), tf.shape(inputs["flow_y"]),
                 message="flow_x and flow_y must have the same shape "
                 "[B, T, S] (one y frame per x frame)"))
-        elif self.flow:
-            checks.append(tf.debugging.assert_equal(
-                tf.shape(first)[4], 2 * self.stack,
-                message=f"flow must have 2 * flow_stack = {2 * self.stack} "
-                "interleaved channels [x_0, y_0, x_1, y_1, ...]"))
         if not jpeg:
             checks.append(tf.debugging.assert_positive(
                 tf.shape(first)[2:4],

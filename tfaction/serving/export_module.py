@@ -17,6 +17,10 @@ A subclass defines
   server as the warm-up request;
 
 and may add named signatures by overriding `signature_definitions()`.
+Every signature first passes its inputs through `checked_inputs`: a request
+with another rank or fixed size than the spec, or an empty batch, is
+refused with an `InvalidArgumentError` naming the input, whatever the
+subclass does with it.
 
 A module built with `class_names` carries them as the SavedModel asset
 `assets/classes.txt` (one name per line, line i = class i; TF Serving and
@@ -210,10 +214,76 @@ class ExportModule(tf.Module, metaclass=abc.ABCMeta):
                 # No autograph: signatures use explicit TF control flow, and
                 # converting the whole Keras call graph costs seconds.
                 functions[name] = tf.function(
-                    function, input_signature=[specs],
+                    _with_checked_inputs(name, specs, function),
+                    input_signature=[specs],
                     autograph=False).get_concrete_function()
             self._traced.value = functions
         return dict(self._traced.value)
+
+
+def checked_inputs(signature, specs, inputs):
+    """Inputs after run-time checks of their rank, fixed sizes and batch.
+
+    A signature's input spec is not enforced when it runs: a TF Serving
+    request (or a call of a loaded signature) with another rank or another
+    size of a fixed dimension reaches the graph as it is, where it would
+    fail deep inside an op with a message naming no input, or give a wrong
+    answer. Worse, graph optimisation takes the spec's rank for granted
+    (a `tf.rank` check is folded to a constant). So each input goes
+    through an `EnsureShape` op, which compares the actual shape with the
+    spec at run time and refuses a mismatch with an `InvalidArgumentError`
+    "Shape of tensor <input> [...] is not compatible with expected shape
+    [...]"; and through a `tf.cond` on a non-empty batch whose other
+    branch fails with "signature <name>: input <input> has an empty batch".
+    Both are data dependencies of everything after them (a control
+    dependency is not enough: the optimiser may run a consumer of the
+    input's shape first). A wrong dtype never reaches the graph:
+    TensorFlow refuses it before the call, naming the input's position (in
+    sorted name order) and both dtypes.
+
+    Args:
+        signature: the signature's name (for the messages).
+        specs: dict input name -> `tf.TensorSpec` (batch dimension first;
+            the inputs are the signature's placeholders of these names).
+        inputs: dict input name -> tensor.
+
+    Returns:
+        Dict input name -> the checked tensor.
+
+    Example:
+
+    ```python
+    inputs = checked_inputs("serving_default", module.input_specs(), inputs)
+    ```
+    """
+    checked = {}
+    for key, value in inputs.items():
+        # `EnsureShape` names its input by its node: the placeholder, which
+        # `_named_specs` named after the key.
+        value = tf.ensure_shape(value, specs[key].shape)
+        shape = tf.shape(value)
+        # The message is written unquoted: `Assert` escapes quotes (`\'`).
+        message = (f"signature {signature}: input {key} has an empty batch "
+                   "(dimension 0 is 0): send at least one example; got "
+                   "shape")
+
+        def refuse(value=value, shape=shape, message=message):
+            with tf.control_dependencies(
+                    [tf.debugging.Assert(False, [message, shape])]):
+                return tf.identity(value)
+
+        checked[key] = tf.cond(shape[0] > 0,
+                               lambda value=value: tf.identity(value),
+                               refuse)
+    return checked
+
+
+def _with_checked_inputs(signature, specs, function):
+    """`function` called on `checked_inputs(signature, specs, inputs)`."""
+    def checked(inputs):
+        return function(checked_inputs(signature, specs, inputs))
+
+    return checked
 
 
 class ClassListAsset(tf.Module):

@@ -112,7 +112,7 @@ def _check_readback(path, module):
 
 
 def export_saved_model(module, export_dir, version=None, model_name=None,
-                       serving_base_path=None):
+                       serving_base_path=None, served_versions=None):
     """Writes `module` as version `version` of the model in `export_dir`.
 
     Args:
@@ -126,6 +126,9 @@ def export_saved_model(module, export_dir, version=None, model_name=None,
         serving_base_path: the base path written to `models.config`, as the
             server will see it (default: `export_dir`, made absolute), e.g.
             `/models/<name>` for the `tensorflow/serving` container.
+        served_versions: the version policy written to `models.config`:
+            None serves the newest version (hot swap to each new export),
+            a list of numbers pins those (`model_server_config`).
 
     Returns:
         The path of the new version directory.
@@ -158,7 +161,8 @@ def export_saved_model(module, export_dir, version=None, model_name=None,
             "are never overwritten: choose another version or leave it out")
     # Render the server files first: a bad value fails before any writing.
     config_text = model_server_config.model_config_text(
-        model_name, serving_base_path or _base_path(export_dir))
+        model_name, serving_base_path or _base_path(export_dir),
+        versions=served_versions)
     batching_text = batching_parameters.batching_parameters_text(
         **module.batching_parameters())
     tf.io.gfile.makedirs(export_dir)
