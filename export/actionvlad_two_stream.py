@@ -73,12 +73,7 @@ def define_flags(flag_values, sys_argv=None):
     flags.DEFINE_float("flow_weight", 0.667, "w in (1 - w) * rgb + w * flow "
                        "logits (ActionVLAD: 0.667)", lower_bound=0.0,
                        upper_bound=1.0, flag_values=flag_values)
-    flags.DEFINE_string("model_name", None, "served model name (default: "
-                        "the last component of --export_dir)",
-                        flag_values=flag_values)
-    flags.DEFINE_string("serving_base_path", None, "base path written to "
-                        "models.config, as the server sees it (default: "
-                        "--export_dir, absolute)", flag_values=flag_values)
+    single.define_server_flags(flag_values)
     flags.mark_flags_as_required(
         ["rgb_workdir", "flow_workdir", "export_dir"],
         flag_values=flag_values)
@@ -91,7 +86,7 @@ def parse_command_line(argv, flag_values=None):
         Tuple `(rgb_config, flow_config, options)`; `options` holds
         `rgb_workdir`, `flow_workdir`, `rgb_checkpoint`, `flow_checkpoint`,
         `export_dir`, `version`, `flow_weight`, `model_name`,
-        `serving_base_path`.
+        `serving_base_path`, `served_versions`.
 
     Raises:
         ConfigError: bad flag, unknown, missing or inconsistent config key,
@@ -107,8 +102,8 @@ def parse_command_line(argv, flag_values=None):
     for config in configs:
         command.validate(config)
     names = [f"{s}_{k}" for s in STREAMS for k in ("workdir", "checkpoint")]
-    names += ["export_dir", "version", "flow_weight", "model_name",
-              "serving_base_path"]
+    names += ["export_dir", "version", "flow_weight",
+              *single.SERVER_FLAGS]
     return (*configs, {name: flag_values[name].value for name in names})
 
 
@@ -169,7 +164,7 @@ def restored_stream(config, workdir, checkpoint=None, stream="rgb"):
 def export(rgb_config, flow_config, *, rgb_workdir, flow_workdir,
            export_dir, rgb_checkpoint=None, flow_checkpoint=None,
            version=None, flow_weight=0.667, model_name=None,
-           serving_base_path=None):
+           serving_base_path=None, served_versions=None):
     """Restores both streams and exports the two-stream SavedModel.
 
     Returns:
@@ -198,7 +193,8 @@ def export(rgb_config, flow_config, *, rgb_workdir, flow_workdir,
             flow_weight=flow_weight)
         return serving.export_saved_model(
             module, export_dir, version=version, model_name=model_name,
-            serving_base_path=serving_base_path)
+            serving_base_path=serving_base_path,
+            served_versions=served_versions)
 
 
 if __name__ == "__main__":

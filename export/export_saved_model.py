@@ -67,6 +67,18 @@ def define_flags(flag_values, sys_argv=None):
     flags.DEFINE_string("checkpoint", None, "checkpoint path prefix "
                         "(default: the newest in <workdir>/checkpoints)",
                         flag_values=flag_values)
+    define_server_flags(flag_values)
+    flags.mark_flags_as_required(["workdir", "export_dir"],
+                                 flag_values=flag_values)
+
+
+# What models.config tells TF Serving; every export command takes them.
+SERVER_FLAGS = ("model_name", "serving_base_path", "served_versions")
+
+
+def define_server_flags(flag_values):
+    """Defines `SERVER_FLAGS`: the served model's name, base path and
+    version policy as `models.config` states them."""
     flags.DEFINE_string("model_name", None, "served model name (default: "
                         "the last component of --export_dir)",
                         flag_values=flag_values)
@@ -77,8 +89,6 @@ def define_flags(flag_values, sys_argv=None):
         "served_versions", None, "versions models.config pins (repeat the "
         "flag; default: serve the newest version)", lower_bound=1,
         flag_values=flag_values)
-    flags.mark_flags_as_required(["workdir", "export_dir"],
-                                 flag_values=flag_values)
 
 
 def parse_command_line(argv, flag_values=None):
@@ -104,8 +114,7 @@ def parse_command_line(argv, flag_values=None):
     command.validate(config)
     options = {name: flag_values[name].value
                for name in ("workdir", "export_dir", "version", "checkpoint",
-                            "model_name", "serving_base_path",
-                            "served_versions")}
+                            *SERVER_FLAGS)}
     return config, options
 
 

@@ -296,11 +296,16 @@ def test_two_stream_export_serves_the_fused_logits(one_device, dataset,
             f"--rgb_workdir={rgb_dir}",
             "--flow_config=experiments/configs/actionvlad_synthetic_flow.py",
             f"--flow_workdir={flow_dir}",
-            f"--export_dir={tmp_path / 'models' / 'two_stream'}"]))
+            f"--export_dir={tmp_path / 'models' / 'two_stream'}",
+            "--served_versions=1"]))
+    assert options["served_versions"] == [1]
     # The tests' small networks and data (as `make_config`).
     rgb_config = make_config(dataset, "rgb")
     flow_config = make_config(dataset, "flow")
     path = actionvlad_two_stream.export(rgb_config, flow_config, **options)
+    models_config = (tmp_path / "models" / "two_stream" /
+                     "models.config").read_text()
+    assert "specific" in models_config and "versions: 1" in models_config
     serve = tf.saved_model.load(path).signatures["serving_default"]
     want = {}
     for stream, workdir in (("rgb", rgb_dir), ("flow", flow_dir)):
