@@ -22,9 +22,16 @@ Re-running the same command resumes from the newest checkpoint.
 
 Multi-worker: start the same command on every host with `TF_CONFIG` set and
 `--strategy=multi_worker`; the workdir must be on a shared file system.
+
+With `runtime.deterministic=True` and TensorFlow's oneDNN CPU kernels on
+(its default on x86 Linux), the launcher restarts itself once with
+`TF_ENABLE_ONEDNN_OPTS=0`: those kernels are outside op determinism (see
+`tfaction.training.runtime`).
 """
 
 import json
+import os
+import sys
 
 from absl import flags
 from absl import logging
@@ -137,6 +144,40 @@ def build_trainer(config, workdir, mode="train"):
                             evaluation_only=mode == "eval")
 
 
+def relaunch_for_determinism(config, argv=None):
+    """Restarts this launcher with oneDNN off if the run needs it.
+
+    A deterministic run (`runtime.deterministic`) must not use oneDNN's CPU
+    kernels, and TensorFlow reads its switch only when it loads: the
+    process is replaced (`os.execve`, same pid, same arguments) by one with
+    `TF_ENABLE_ONEDNN_OPTS=0`. Returns only when no restart is needed.
+
+    Args:
+        config: the checked experiment config.
+        argv: the launcher's arguments after the program name (default
+            `sys.argv[1:]`).
+
+    Example:
+
+    ```python
+    config, workdir, mode = parse_command_line(sys.argv)
+    relaunch_for_determinism(config)
+    ```
+    """
+    from tfaction.training import runtime
+
+    env = runtime.deterministic_relaunch_env(config.runtime)
+    if env is None:
+        return
+    logging.info("runtime.deterministic: restarting with %s=0 (oneDNN "
+                 "kernels are not deterministic)", runtime.ONEDNN_ENV)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    os.execve(sys.executable,
+              [sys.executable, "-m", "experiments.train", *argv], env)
+
+
 def run(trainer, mode):
     """Runs `mode` with `trainer`, then closes its summary writers.
 
@@ -170,6 +211,7 @@ if __name__ == "__main__":
     # other launchers) must not claim flag names on `absl.flags.FLAGS`.
     def _main(parsed):
         config, workdir, mode = parsed
+        relaunch_for_determinism(config)
         result = run(build_trainer(config, workdir, mode), mode)
         logging.info("done: %s", json.dumps(result, default=float))
 

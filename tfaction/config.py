@@ -105,6 +105,9 @@ def base_config():
         "mixed_precision": "float32",  # mixed_float16, mixed_bfloat16
         "logical_cpus": 0,      # split a GPU-less CPU into N devices
         "deterministic": False,  # tf.config.experimental.enable_op_determinism
+        # mirrored: one input pipeline per replica, i.e. the data layout of
+        # as many single-replica multi_worker workers (see strategies.py)
+        "input_pipeline_per_replica": False,
     })
     config.lock()
     config.task.unlock()

@@ -34,6 +34,14 @@ class CheckpointWriteError(TfactionError, OSError):
     """
 
 
+class LostWorkerError(TfactionError, RuntimeError):
+    """A multi-worker job lost a worker (killed, crashed, unreachable).
+
+    The message names the lost worker, the step reached and the checkpoint
+    a restart of every worker resumes from.
+    """
+
+
 class DataError(TfactionError, ValueError):
     """Input data is malformed. Subclasses name the specific problem.
 

@@ -187,3 +187,25 @@ def test_multi_epoch_read_under_a_global_seed_of_zero(tmp_path):
     finally:
         tf.random.set_seed(None)
     assert [int(e) for e, _ in pairs] == [3] * 6 + [4] * 6
+
+
+def test_files_per_worker_stay_the_same_every_epoch(tmp_path):
+    # Shards of unequal sizes (3, 3, 2 records): a worker's epoch must keep
+    # its length (the trainer fixes the steps of an epoch once), so each
+    # worker reads the same files every epoch, in an order that varies.
+    for f, size in enumerate((3, 3, 2)):
+        with tf.io.TFRecordWriter(str(tmp_path / f"part-{f}.tfrecord")) as w:
+            for r in range(size):
+                w.write(f"{f}-{r}".encode())
+    per_worker = []
+    for i in range(2):
+        reader = input_reader.InputReader(
+            str(tmp_path / "*.tfrecord"), training=True, seed=3,
+            input_context=_ctx(2, i), deterministic=True)
+        assert reader.mode == "files"
+        per_worker.append([_records(reader.records(e)) for e in range(6)])
+    for epochs in per_worker:
+        assert len({frozenset(records) for records in epochs}) == 1
+    for e in range(6):
+        assert not set(per_worker[0][e]) & set(per_worker[1][e])
+    assert len({tuple(records) for records in per_worker[0]}) > 1

@@ -48,6 +48,34 @@ def run(args, log_path, timeout=600):
     return done.stdout
 
 
+def actionformer_records(root, num_videos=None):
+    """`make demo` steps 1-2 in `root`: synthetic localisation features,
+    converted with `--feature_stride=4 --feature_window=16`.
+
+    Args:
+        root: working folder (gets `raw/` and `records/`).
+        num_videos: synthetic videos (a fifth held out); None: the
+            generator's default (60, as `make demo`).
+
+    Returns:
+        The converted dataset's folder (`root / "records"`).
+
+    Example:
+
+    >>> records = actionformer_records(tmp, num_videos=10)
+    """
+    root = pathlib.Path(root)
+    count = [f"--num_videos={num_videos}"] if num_videos else []
+    run(["-m", "tfaction.data.synthetic", "--kind=temporal_localization",
+         *count, f"--out_dir={root / 'raw'}"], root / "data.log")
+    run(["-m", "tfaction.data.convert", "--format=activitynet_features",
+         f"--input={root / 'raw' / 'annotations.json'}",
+         f"--features_dir={root / 'raw' / 'features'}",
+         "--feature_stride=4", "--feature_window=16",
+         f"--output_dir={root / 'records'}"], root / "convert.log")
+    return root / "records"
+
+
 def actionformer_average_map(root, overrides=()):
     """`make demo` steps 1-4 in `root`; returns the validation mAP.
 
@@ -64,13 +92,7 @@ def actionformer_average_map(root, overrides=()):
     >>> actionformer_average_map(tmp, ["--config.trainer.epochs=8"])[0]
     """
     root = pathlib.Path(root)
-    run(["-m", "tfaction.data.synthetic", "--kind=temporal_localization",
-         f"--out_dir={root / 'raw'}"], root / "data.log")
-    run(["-m", "tfaction.data.convert", "--format=activitynet_features",
-         f"--input={root / 'raw' / 'annotations.json'}",
-         f"--features_dir={root / 'raw' / 'features'}",
-         "--feature_stride=4", "--feature_window=16",
-         f"--output_dir={root / 'records'}"], root / "convert.log")
+    actionformer_records(root)
     run(["-m", "experiments.train", f"--config={ACTIONFORMER_CONFIG}",
          f"--workdir={root / 'train'}", "--mode=train_and_eval",
          f"--config.task.data_dir={root / 'records'}", *overrides],
@@ -84,6 +106,35 @@ def actionformer_average_map(root, overrides=()):
         root / "evaluate.log")
     scores = json.loads(result.read_text())
     return scores["average_mAP"], scores["mAP_per_tiou"]
+
+
+def actionvlad_records(root, num_videos):
+    """`make demo-actionvlad` steps 1-2 in `root`: synthetic HMDB51-layout
+    videos converted with both modalities (RGB and flow).
+
+    Args:
+        root: working folder (gets `raw/`, with the split lists under
+            `raw/train_test_lists`, and `records/`).
+        num_videos: synthetic videos to generate (30% held out).
+
+    Returns:
+        The converted dataset's folder (`root / "records"`).
+
+    Example:
+
+    >>> records = actionvlad_records(tmp, 16)
+    """
+    root = pathlib.Path(root)
+    raw, records = root / "raw", root / "records"
+    lists = raw / "train_test_lists"
+    run(["-m", "tfaction.data.synthetic", "--kind=video_classification",
+         f"--num_videos={num_videos}", f"--out_dir={raw}"], root / "data.log")
+    run(["-m", "tfaction.data.convert", "--format=hmdb51_frames",
+         f"--input={lists / 'train_split1.txt'},{lists / 'test_split1.txt'}",
+         f"--frames_root={raw / 'frames'}", "--modalities=rgb,flow",
+         f"--class_list={raw / 'actions.txt'}", f"--output_dir={records}"],
+        root / "convert.log")
+    return records
 
 
 def actionvlad_accuracies(root, num_videos, overrides=()):
@@ -105,15 +156,8 @@ def actionvlad_accuracies(root, num_videos, overrides=()):
     >>> actionvlad_accuracies(tmp, 80, ["--config.trainer.epochs=8"])
     """
     root = pathlib.Path(root)
-    raw, records = root / "raw", root / "records"
-    lists = raw / "train_test_lists"
-    run(["-m", "tfaction.data.synthetic", "--kind=video_classification",
-         f"--num_videos={num_videos}", f"--out_dir={raw}"], root / "data.log")
-    run(["-m", "tfaction.data.convert", "--format=hmdb51_frames",
-         f"--input={lists / 'train_split1.txt'},{lists / 'test_split1.txt'}",
-         f"--frames_root={raw / 'frames'}", "--modalities=rgb,flow",
-         f"--class_list={raw / 'actions.txt'}", f"--output_dir={records}"],
-        root / "convert.log")
+    records = actionvlad_records(root, num_videos)
+    lists = root / "raw" / "train_test_lists"
     for stream in ("rgb", "flow"):
         config = (f"--config={ACTIONVLAD_CONFIG.format(stream)}",
                   f"--config.task.data_dir={records}", *overrides)
@@ -257,6 +301,43 @@ def ava_frame_ap(records, detections, output_json, log_path):
     return {"mAP": result["mAP"], "ap_per_class": result["ap_per_class"]}
 
 
+def ava_records(root, num_videos, seed=0, clip_frames=None):
+    """`make demo-action-transformer` steps 1-2 in `root`: synthetic AVA
+    videos and CSVs, converted to keyframe records.
+
+    Args:
+        root: working folder (gets `raw/` and `records/`).
+        num_videos: synthetic videos to generate (a third held out).
+        seed: the generator's seed.
+        clip_frames: frames per stored clip (`--clip_frames`); None: the
+            converter's default (64).
+
+    Returns:
+        The converted dataset's folder (`root / "records"`).
+
+    Example:
+
+    >>> records = ava_records(tmp, 3)
+    """
+    root = pathlib.Path(root)
+    raw, records = root / "raw", root / "records"
+    run(["-m", "tfaction.data.synthetic", "--kind=ava",
+         f"--num_videos={num_videos}", f"--seed={seed}", f"--out_dir={raw}"],
+        root / "data.log")
+    splits = ("train", "val")
+    run(["-m", "tfaction.data.convert", "--format=ava",
+         "--input=" + ",".join(str(raw / f"ava_{s}_v2.1.csv")
+                               for s in splits),
+         f"--videos_root={raw / 'videos'}",
+         f"--label_map={raw / 'ava_action_list_synthetic.pbtxt'}",
+         "--excluded_timestamps=" + ",".join(
+             str(raw / f"ava_{s}_excluded_timestamps_v2.1.csv")
+             for s in splits),
+         *([f"--clip_frames={clip_frames}"] if clip_frames else []),
+         f"--output_dir={records}"], root / "convert.log")
+    return records
+
+
 def action_transformer_maps(root, num_videos, heads=("tx", "i3d"),
                             overrides=(), seed=0, detected=True,
                             timeout=600):
@@ -288,20 +369,7 @@ def action_transformer_maps(root, num_videos, heads=("tx", "i3d"),
     >>> maps["tx"]["groundtruth"]["ap_per_class"]["talk to"]
     """
     root = pathlib.Path(root)
-    raw, records = root / "raw", root / "records"
-    run(["-m", "tfaction.data.synthetic", "--kind=ava",
-         f"--num_videos={num_videos}", f"--seed={seed}", f"--out_dir={raw}"],
-        root / "data.log")
-    splits = ("train", "val")
-    run(["-m", "tfaction.data.convert", "--format=ava",
-         "--input=" + ",".join(str(raw / f"ava_{s}_v2.1.csv")
-                               for s in splits),
-         f"--videos_root={raw / 'videos'}",
-         f"--label_map={raw / 'ava_action_list_synthetic.pbtxt'}",
-         "--excluded_timestamps=" + ",".join(
-             str(raw / f"ava_{s}_excluded_timestamps_v2.1.csv")
-             for s in splits),
-         f"--output_dir={records}"], root / "convert.log")
+    records = ava_records(root, num_videos, seed)
     results = {}
     for head in heads:
         workdir = root / head
@@ -469,16 +537,8 @@ def adafocus_scores(root, num_videos, overrides=(), seed=0):
     >>> scores["eval_metrics"]["top1"], scores["evaluate"]["mAP"]
     """
     root = pathlib.Path(root)
-    raw, records, workdir = root / "raw", root / "records", root / "train"
-    run(["-m", "tfaction.data.synthetic", "--kind=adafocus",
-         f"--num_videos={num_videos}", f"--seed={seed}", f"--out_dir={raw}"],
-        root / "data.log")
-    run(["-m", "tfaction.data.convert", "--format=actnet_frames",
-         f"--input={raw / 'actnet_train_split.txt'},"
-         f"{raw / 'actnet_val_split.txt'}",
-         f"--frames_root={raw / 'frames'}",
-         f"--class_list={raw / 'classInd.txt'}", "--num_workers=2",
-         f"--output_dir={records}"], root / "convert.log")
+    raw, records = adafocus_records(root, num_videos, seed)
+    workdir = root / "train"
     run(["-m", "experiments.train", f"--config={ADAFOCUS_CONFIG}",
          f"--workdir={workdir}", "--mode=train_and_eval",
          f"--config.task.data_dir={records}", *overrides],

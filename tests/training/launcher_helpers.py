@@ -1,12 +1,16 @@
 """Helpers for tests that run `python -m experiments.train` as a process."""
 
+import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 import time
 
 import tensorflow as tf
+
+from tfaction.training import runtime
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIG_FILE = "tests/training/classifier_config.py"
@@ -20,6 +24,12 @@ def launcher_args(workdir, records, *overrides):
             f"--config.task.eval_files={records['eval']}", *overrides]
 
 
+# What `experiments.train` restarts itself with for `runtime.deterministic`
+# (oneDNN's CPU kernels are outside op determinism); for processes that run
+# the launcher's functions without its restart.
+DETERMINISTIC_ENV = {runtime.ONEDNN_ENV: "0"}
+
+
 def start(module, args, log_path, env=None):
     """Starts `python -m module args` in the repo root, output to a file."""
     full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
@@ -30,6 +40,40 @@ def start(module, args, log_path, env=None):
                                 stderr=subprocess.STDOUT)
     finally:
         log.close()  # the child keeps its own descriptor
+
+
+def free_ports(count):
+    """`count` TCP ports free on 127.0.0.1 right now."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def start_workers(module, args_of, log_of, count=2, env=None):
+    """Starts `count` MultiWorkerMirroredStrategy workers on 127.0.0.1.
+
+    Each runs `python -m module args_of(index)` with a TF_CONFIG naming
+    free local ports (worker 0 is the chief) and `env`, output to
+    `log_of(index)`.
+
+    Returns:
+        `(processes, log paths)`, by worker index.
+    """
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(count)]}
+    procs, logs = [], []
+    for index in range(count):
+        tf_config = {"cluster": cluster,
+                     "task": {"type": "worker", "index": index}}
+        logs.append(log_of(index))
+        procs.append(start(module, args_of(index), logs[-1],
+                           env=dict(env or {},
+                                    TF_CONFIG=json.dumps(tf_config))))
+    return procs, logs
 
 
 def run_launcher(args, log_path, timeout=240):

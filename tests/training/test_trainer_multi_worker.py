@@ -10,10 +10,8 @@ identical weights; the chief alone keeps checkpoints, summaries and
 config.json, and the non-chief's temporary checkpoint folder is gone.
 """
 
-import json
 import re
 import signal
-import socket
 
 import numpy as np
 import tensorflow as tf
@@ -24,29 +22,11 @@ TOTAL_STEPS, STEPS_PER_EPOCH = 18, 6
 GATE_EXAMPLES = 20  # per worker: 4 examples per step, so step 6 waits
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def _start_workers(tmp_path, args, round_name):
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
-    procs, logs = [], []
-    for index in range(2):
-        tf_config = {"cluster": cluster,
-                     "task": {"type": "worker", "index": index}}
-        logs.append(tmp_path / f"{round_name}_worker{index}.txt")
-        procs.append(helpers.start(
-            "tests.training.mwms_worker",
-            [str(tmp_path / f"weights{index}.npz"), *args], logs[-1],
-            env={"TF_CONFIG": json.dumps(tf_config)}))
-    return procs, logs
+    return helpers.start_workers(
+        "tests.training.mwms_worker",
+        lambda index: [str(tmp_path / f"weights{index}.npz"), *args],
+        lambda index: tmp_path / f"{round_name}_worker{index}.txt")
 
 
 def _wait_ok(procs, logs):

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tfaction import errors
 from tfaction import training
+from tfaction.training import strategies
 
 
 def test_one_device_strategy_uses_one_replica():
@@ -79,3 +80,41 @@ def test_each_mirrored_strategy_gets_its_own_collective_keys(
         for value in strategy.experimental_local_results(total):
             assert value.numpy().tolist() == tf.fill(shape, 2.0).numpy(
             ).tolist()
+
+
+# What a survivor's collective raised in a test where worker 1 was killed.
+LOST_PEER_MESSAGE = (
+    "{{function_node __wrapped__CollectiveReduceV2_Nordering_token_1_device_"
+    "/job:worker/replica:0/task:0/device:CPU:0}} Collective ops is aborted "
+    "by: Error reported from /job:worker/task:1: Task /job:worker/replica:0"
+    "/task:1 heartbeat timeout.\nThe error could be from a previous "
+    "operation. Restart your program to reset. [Op:CollectiveReduceV2]")
+
+
+def test_lost_peers_names_the_other_tasks_with_their_addresses():
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec({"worker": ["10.0.0.1:2222", "10.0.0.2:2222",
+                                         "10.0.0.3:2222"]}),
+        task_type="worker", task_id=0)
+    error = tf.errors.UnavailableError(None, None, LOST_PEER_MESSAGE)
+    # This task (0, named by the op's device) is not a lost peer.
+    assert strategies.lost_peers(resolver, error) == [
+        "worker 1 (10.0.0.2:2222)"]
+    assert strategies.peer_failure_cause(error) == (
+        "Collective ops is aborted by: Error reported from /job:worker/"
+        "task:1: Task /job:worker/replica:0/task:1 heartbeat timeout.")
+    unrelated = tf.errors.UnavailableError(None, None, "socket closed")
+    assert strategies.lost_peers(resolver, unrelated) == []
+
+
+def test_input_pipeline_per_replica_gives_each_replica_its_pipeline():
+    strategy = training.get_strategy("mirrored", devices=["CPU:0", "CPU:1"])
+    options = strategies.input_options(strategy, per_replica=True)
+    context = strategies.local_input_context(strategy, options)
+    # As worker 0 of two single-replica MultiWorkerMirroredStrategy workers.
+    assert (context.num_input_pipelines, context.input_pipeline_id,
+            context.num_replicas_in_sync) == (2, 0, 2)
+    assert strategies.input_options(strategy) is None
+    with pytest.raises(errors.ConfigError, match="needs strategy 'mirrored'"):
+        strategies.input_options(training.get_strategy("one_device"),
+                                 per_replica=True)

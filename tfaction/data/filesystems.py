@@ -551,14 +551,33 @@ def local_copy(path):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def skip_teardown_at_exit():
+    """Makes `exit_process` end the process at once (see there).
+
+    For a process whose TensorFlow runtime is left in a state its C++
+    teardown can block on, e.g. a multi-worker run that lost a peer (the
+    teardown may wait on the dead worker forever).
+
+    Example:
+
+    ```python
+    filesystems.skip_teardown_at_exit()
+    raise errors.LostWorkerError("...")
+    ```
+    """
+    global _unsafe_teardown
+    _unsafe_teardown = True
+
+
 def exit_process(status=0):
     """Ends the process with `status`, surviving tensorflow-io's S3 teardown.
 
     After an `s3://` path was used, tensorflow-io 0.37.1 aborts the process
-    in its C++ teardown (exit status 134 whatever the command's outcome).
-    Then this flushes the standard streams and the absl log and ends the
-    process at once (`os._exit`), skipping that teardown; otherwise it is
-    `sys.exit(status)`.
+    in its C++ teardown (exit status 134 whatever the command's outcome);
+    after `skip_teardown_at_exit` (a multi-worker run that lost a peer) the
+    teardown can hang. Then this flushes the standard streams and the absl
+    log and ends the process at once (`os._exit`), skipping that teardown;
+    otherwise it is `sys.exit(status)`.
 
     Args:
         status: the exit status (int; None means 0).

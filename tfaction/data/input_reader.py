@@ -8,9 +8,10 @@ In the spirit of Model Garden's `official/core/input_reader.py`:
   InputContext`) reads a disjoint part: whole files when there are at least
   as many files as pipelines ("files then read"), else every pipeline reads
   all files and keeps every n-th record ("read then shard");
-- file order is shuffled with a seed (same permutation on every worker, so
-  the shards stay disjoint), files are interleaved (`cycle_length`,
-  AUTOTUNE parallelism), records shuffled with a seed;
+- file order is shuffled with a seed (under "files then read", each
+  pipeline shuffles its own files, the same ones every epoch, so that its
+  epoch keeps its length), files are interleaved (`cycle_length`, AUTOTUNE
+  parallelism), records shuffled with a seed;
 - everything random derives from (seed, epoch): epoch e of a pipeline is
   the same on every run (exactly so in `deterministic` mode), which is how a
   training run resumes its data position (a distributed iterator cannot be
@@ -261,13 +262,19 @@ class InputReader:
         Returns:
             `tf.data.Dataset` of scalar strings.
         """
-        files = tf.constant(self.files)
+        files = self.files
+        if self.mode == "files":
+            # The same files in every epoch (shuffled among themselves
+            # below): split after a shuffle, a pipeline would get other
+            # files, so another number of records, each epoch, while the
+            # trainer fixes an epoch's steps once (from epoch 0's smallest
+            # pipeline), and a later epoch could run dry on one worker.
+            files = files[self.pipeline_id::self.num_pipelines]
+        files = tf.constant(files)
         if self.shuffle_files:
             files = tf.random.experimental.stateless_shuffle(
                 files, samplers.make_seed(self.seed, epoch, 0))
         ds = tf.data.Dataset.from_tensor_slices(files)
-        if self.mode == "files":
-            ds = ds.shard(self.num_pipelines, self.pipeline_id)
         # Read-then-shard needs the same record order on every worker, or
         # the per-record shards would overlap.
         deterministic = self.deterministic or self.mode == "records"

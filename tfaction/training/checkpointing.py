@@ -1,8 +1,9 @@
 """Checkpoints: what is saved, where each worker writes, how a run restores.
 
 A checkpoint holds the model, the optimizer (slots, iteration count, loss
-scale), the EMA shadows and the `DataPosition` (global step, epoch, batch in
-epoch). `tf.train.CheckpointManager` keeps the last `max_to_keep` of them in
+scale), the EMA shadows, the `DataPosition` (global step, epoch, batch in
+epoch) and the model's `RandomStates` (where its dropout / drop-path draws
+are). `tf.train.CheckpointManager` keeps the last `max_to_keep` of them in
 `<workdir>/checkpoints`.
 
 Multi-worker (MultiWorkerMirroredStrategy): every worker must take part in a
@@ -59,6 +60,34 @@ class DataPosition(tf.Module):
         """Returns `(step, epoch, batch_in_epoch)` as Python ints."""
         return (int(self.step.numpy()), int(self.epoch.numpy()),
                 int(self.batch_in_epoch.numpy()))
+
+
+class RandomStates(tf.Module):
+    """The states of a Keras model's seed generators, as checkpoint items.
+
+    Keras keeps the position of a layer's random draws (dropout masks, drop
+    path) in `keras.random.SeedGenerator` variables, which are in
+    `model.variables` but not in `model.weights`, and which a TF checkpoint
+    of the model does not reach (a `SeedGenerator` is not trackable).
+    Without them a resumed run would draw the masks of step 0 again instead
+    of the uninterrupted run's.
+
+    Args:
+        model: a built Keras model.
+
+    Example:
+
+    ```python
+    states = RandomStates(model)
+    if states.states:
+        tf.train.Checkpoint(model=model, random_states=states).save(path)
+    ```
+    """
+
+    def __init__(self, model):
+        super().__init__(name="random_states")
+        weights = {id(w) for w in model.weights}
+        self.states = [v for v in model.variables if id(v) not in weights]
 
 
 class Checkpointer:

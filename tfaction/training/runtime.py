@@ -2,14 +2,71 @@
 
 These are global to the Python process, so they are set once, before the
 strategy, the model and the datasets are built.
+
+`runtime.deterministic` needs more than TensorFlow's op determinism on a
+CPU: the oneDNN kernels TensorFlow uses there by default are outside it
+(two identical ActionVLAD runs ended with a convolution bias that differed
+in the last bits; with oneDNN off they were equal). oneDNN can only be
+switched off before TensorFlow loads (`TF_ENABLE_ONEDNN_OPTS=0`), so the
+launcher restarts itself with it off (`deterministic_relaunch_env`), and
+`configure_runtime` warns when it is still on.
 """
 
+import os
+
+from absl import logging
 import keras
 import tensorflow as tf
+# The only switch state TensorFlow reports: is oneDNN on in this process.
+from tensorflow.python.util import _pywrap_util_port
 
 from tfaction import errors
 
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def onednn_enabled():
+    """Whether TensorFlow runs oneDNN's CPU kernels in this process.
+
+    Returns:
+        True when oneDNN is on (fixed when TensorFlow loaded, from
+        `TF_ENABLE_ONEDNN_OPTS` and the platform's default).
+
+    Example:
+
+    >>> onednn_enabled()  # x86-64 Linux, TF_ENABLE_ONEDNN_OPTS unset
+    True
+    """
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def deterministic_relaunch_env(runtime_config, environ=None):
+    """The environment to restart the process with for a deterministic run.
+
+    Args:
+        runtime_config: the `runtime` config section (`deterministic`).
+        environ: the current environment (default `os.environ`).
+
+    Returns:
+        A copy of `environ` with `TF_ENABLE_ONEDNN_OPTS=0` when the run
+        asks for `runtime.deterministic` and oneDNN is on in this process
+        (and the environment does not already switch it off: no restart
+        loop); None when the process can go on as it is.
+
+    Example:
+
+    ```python
+    env = deterministic_relaunch_env(config.runtime)
+    if env is not None:
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    ```
+    """
+    environ = os.environ if environ is None else environ
+    if (not runtime_config.deterministic or not onednn_enabled() or
+            environ.get(ONEDNN_ENV) == "0"):
+        return None
+    return {**environ, ONEDNN_ENV: "0"}
 
 
 def configure_runtime(runtime_config, seed):
@@ -42,6 +99,12 @@ def configure_runtime(runtime_config, seed):
     if runtime_config.deterministic:
         # Also makes tf.data keep element order with parallel map/interleave.
         tf.config.experimental.enable_op_determinism()
+        if onednn_enabled():
+            logging.warning(
+                "runtime.deterministic: oneDNN CPU kernels are on and not "
+                "covered by op determinism; results may differ in the last "
+                "bits between runs. Set %s=0 before TensorFlow is imported "
+                "(python -m experiments.train does).", ONEDNN_ENV)
     keras.config.set_dtype_policy(policy)
 
 

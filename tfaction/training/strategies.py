@@ -14,12 +14,21 @@ Model Garden's `official/common/distribute_utils.py` plays the same role.
 import itertools
 import json
 import os
+import re
 
 import tensorflow as tf
 
 from tfaction import errors
 
 STRATEGIES = ("one_device", "mirrored", "multi_worker", "tpu")
+
+# What TensorFlow raises in a worker whose peer is gone: the coordination
+# service's missed heartbeats abort every collective (Unavailable, Aborted,
+# Cancelled), a collective timeout gives DeadlineExceeded.
+PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.AbortedError,
+                 tf.errors.CancelledError, tf.errors.DeadlineExceededError)
+_TASK_NAME = re.compile(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)")
+_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
 
 _COLLECTIVE_KEY_STRIDE = 100_000
 _mirrored_count = itertools.count(1)
@@ -181,7 +190,44 @@ def worker_info(strategy):
     return task_type, task_id, is_chief
 
 
-def local_input_context(strategy):
+def input_options(strategy, per_replica=False):
+    """`tf.distribute.InputOptions` of the training input.
+
+    Args:
+        strategy: the run's `tf.distribute.Strategy`.
+        per_replica: one input pipeline per replica
+            (`runtime.input_pipeline_per_replica`): a MirroredStrategy over N
+            devices then reads its data exactly as N single-replica
+            MultiWorkerMirroredStrategy workers do (pipeline i of N), so one
+            process reproduces a multi-worker run's batches.
+
+    Returns:
+        The options, or None for the strategy's default (one pipeline per
+        worker).
+
+    Raises:
+        ConfigError: `per_replica` with a strategy other than
+            MirroredStrategy (the only one TensorFlow supports it for).
+
+    Example:
+
+    ```python
+    options = input_options(strategy, per_replica=True)
+    dataset = strategy.distribute_datasets_from_function(fn, options)
+    ```
+    """
+    if not per_replica:
+        return None
+    if not isinstance(strategy, tf.distribute.MirroredStrategy):
+        raise errors.ConfigError(
+            "runtime.input_pipeline_per_replica needs strategy 'mirrored', "
+            f"got {type(strategy).__name__}")
+    return tf.distribute.InputOptions(
+        experimental_replication_mode=(
+            tf.distribute.InputReplicationMode.PER_REPLICA))
+
+
+def local_input_context(strategy, options=None):
     """The `tf.distribute.InputContext` this process's input pipeline gets.
 
     Asks the strategy itself (through `distribute_datasets_from_function`)
@@ -189,6 +235,8 @@ def local_input_context(strategy):
 
     Args:
         strategy: a `tf.distribute.Strategy`.
+        options: the `tf.distribute.InputOptions` of the input (None: the
+            default), see `input_options`.
 
     Returns:
         The first `tf.distribute.InputContext` the strategy hands to a dataset
@@ -200,5 +248,53 @@ def local_input_context(strategy):
         contexts.append(context)
         return tf.data.Dataset.range(1)
 
-    strategy.distribute_datasets_from_function(capture)
+    strategy.distribute_datasets_from_function(capture, options)
     return contexts[0]
+
+
+def lost_peers(cluster_resolver, error):
+    """The peers a multi-worker error names, other than this process.
+
+    Args:
+        cluster_resolver: the run's cluster (a MultiWorkerMirroredStrategy's
+            `cluster_resolver`: its TF_CONFIG).
+        error: the `tf.errors.OpError` a collective raised.
+
+    Returns:
+        List of `"worker 1 (127.0.0.1:2223)"`-style names (job, index and
+        the address from TF_CONFIG), in order of first mention; empty when
+        the message names no other task.
+
+    Example:
+
+    ```python
+    except strategies.PEER_FAILURES as e:
+        lost = lost_peers(strategy.cluster_resolver, e) or ["a peer"]
+    ```
+    """
+    own = (cluster_resolver.task_type, cluster_resolver.task_id or 0)
+    cluster = cluster_resolver.cluster_spec()
+    names = []
+    for job, index in _TASK_NAME.findall(getattr(error, "message",
+                                                 str(error))):
+        if (job, int(index)) == own:
+            continue
+        try:
+            address = cluster.task_address(job, int(index))
+        except ValueError:
+            address = "not in TF_CONFIG"
+        name = f"{job} {index} ({address})"
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def peer_failure_cause(error):
+    """The first line of a collective's error, without the op-name prefix.
+
+    Example:
+        "Collective ops is aborted by: ... heartbeat timeout. ..."
+    """
+    text = _FUNCTION_NODE.sub("", getattr(error, "message", str(error)))
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(error).__name__

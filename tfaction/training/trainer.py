@@ -89,7 +89,11 @@ class Trainer:
         self.global_batch_size = int(trainer_config.global_batch_size)
         self.eval_batch_size = int(trainer_config.eval_batch_size or
                                    self.global_batch_size)
-        context = strategies.local_input_context(self.strategy)
+        self._input_options = strategies.input_options(
+            self.strategy,
+            config.runtime.get("input_pipeline_per_replica", False))
+        context = strategies.local_input_context(self.strategy,
+                                                 self._input_options)
         # Each step takes one batch per replica from every input pipeline.
         self._replicas_per_pipeline = (context.num_replicas_in_sync //
                                        context.num_input_pipelines)
@@ -123,13 +127,17 @@ class Trainer:
             self.eval_metrics = list(task.build_metrics(training=False))
         self.position = checkpointing.DataPosition()
         task_items = dict(task.checkpoint_items())
-        clash = set(task_items) & {"model", "position", "optimizer", "ema"}
+        clash = set(task_items) & {"model", "position", "optimizer", "ema",
+                                   "random_states"}
         if clash:
             raise errors.ConfigError(
                 f"{type(task).__name__}.checkpoint_items() uses reserved "
                 f"names {sorted(clash)}")
         trackables = dict(task_items, model=self.model,
                           position=self.position)
+        random_states = checkpointing.RandomStates(self.model)
+        if random_states.states:  # a model without random layers: none
+            trackables["random_states"] = random_states
         if self.optimizer is not None:
             trackables["optimizer"] = self.optimizer
             self.updater = global_batch_optimizer.GlobalBatchOptimizer(
@@ -160,7 +168,8 @@ class Trainer:
                 input_context=input_context, epoch=epoch, seed=self.seed)
             return dataset.skip(skip) if skip else dataset
 
-        return self.strategy.distribute_datasets_from_function(dataset_fn)
+        return self.strategy.distribute_datasets_from_function(
+            dataset_fn, self._input_options)
 
     def _count_steps_per_epoch(self):
         """Steps in one training epoch, agreed by every worker (the min)."""
@@ -174,7 +183,8 @@ class Trainer:
             local.append(batches // self._replicas_per_pipeline)
             return tf.data.Dataset.range(1)
 
-        self.strategy.distribute_datasets_from_function(dataset_fn)
+        self.strategy.distribute_datasets_from_function(
+            dataset_fn, self._input_options)
         steps = min(local)
         if self._num_pipelines > 1:
             steps = self._agreed_min(steps)
@@ -274,6 +284,9 @@ class Trainer:
 
         Raises:
             ConfigError: the trainer was built with `evaluation_only`.
+            LostWorkerError: under MultiWorkerMirroredStrategy, another
+                worker died or became unreachable (the message names it
+                and the checkpoint a restart resumes from).
         """
         if self.evaluation_only:
             raise errors.ConfigError("this Trainer was built with "
@@ -284,7 +297,8 @@ class Trainer:
         last_saved, scalars, iterator = step, {}, None
         log_interval = int(self.config.trainer.log_interval)
         checkpoint_interval = int(self.config.trainer.checkpoint_interval)
-        with preemption.SigtermWatcher() as watcher:
+        with preemption.SigtermWatcher() as watcher, \
+                self._explaining_lost_workers():
             while step < self.total_steps:
                 if iterator is None:
                     iterator = iter(self._train_dataset(epoch, batch))
@@ -317,6 +331,36 @@ class Trainer:
         if last_saved != step:
             self._save(step)
         return {"step": step, "preempted": False, "train": scalars}
+
+    @contextlib.contextmanager
+    def _explaining_lost_workers(self):
+        """Turns a multi-worker collective failure into `LostWorkerError`.
+
+        When a worker dies, TensorFlow's coordination service misses its
+        heartbeats and aborts the collectives of the others (within
+        seconds) with a long, cryptic error; this says which worker was
+        lost, that every worker must be restarted, and from which
+        checkpoint the restarted job resumes. Launchers ending through
+        `filesystems.exit_process` then exit at once.
+        """
+        try:
+            yield
+        except strategies.PEER_FAILURES as e:
+            if strategies.worker_info(self.strategy)[0] is None:
+                raise  # one process: not a lost peer
+            lost = strategies.lost_peers(self.strategy.cluster_resolver, e)
+            latest = self.checkpointer.latest()
+            resume = (f"it resumes from checkpoint {latest}" if latest else
+                      "no checkpoint was written yet, so it starts over")
+            # TensorFlow's teardown at exit can wait on the dead peer
+            # forever (seen when the peer died inside a ring all-reduce).
+            filesystems.skip_teardown_at_exit()
+            raise errors.LostWorkerError(
+                f"multi-worker training lost {', '.join(lost) or 'a peer'} "
+                f"after step {self.global_step} ({type(e).__name__}: "
+                f"{strategies.peer_failure_cause(e)}). The job cannot go on "
+                "with fewer workers: restart every worker with the same "
+                f"command and TF_CONFIG; {resume}") from e
 
     def _save(self, step):
         path = self.checkpointer.save(step)
