@@ -123,10 +123,13 @@ class FeatureClassifierTask(tasks.Task):
             [self.config.num_steps, self.config.feature_dim])
         return features, parsed[schemas.SEGMENT_LABEL_INDEX][0]
 
+    def input_files(self, training):
+        return tfrecord_io.list_files(
+            self.config.train_files if training else self.config.eval_files)
+
     def build_inputs(self, training, *, global_batch_size, input_context=None,
                      epoch=0, seed=0):
-        files = tfrecord_io.list_files(
-            self.config.train_files if training else self.config.eval_files)
+        files = self.input_files(training)
         pipelines, index, batch_size = 1, 0, global_batch_size
         if input_context is not None:
             pipelines = input_context.num_input_pipelines

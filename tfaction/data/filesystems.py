@@ -170,6 +170,21 @@ def isfile(path):
                      lambda g, p: g.exists(p) and not g.isdir(p))
 
 
+def size(path):
+    """The size of file `path` in bytes (local or remote).
+
+    Raises:
+        FileNotFoundError: no such file.
+
+    Example:
+
+    >>> size(__file__) > 0
+    True
+    """
+    return _dispatch(path, os.path.getsize,
+                     lambda g, p: int(g.stat(p).length))
+
+
 def walk(top):
     """`os.walk` for local and remote folders (top-down).
 

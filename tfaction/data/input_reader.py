@@ -390,6 +390,10 @@ def corrupt_file_error(error, files):
 def naming_corrupt_files(files):
     """Re-raises a `DataLossError` as a `CorruptRecordError` naming the file.
 
+    Args:
+        files: the TFRecord paths being read, or a function returning them
+            (called only on the error path).
+
     Example:
 
     ```python
@@ -401,7 +405,7 @@ def naming_corrupt_files(files):
     try:
         yield
     except tf.errors.DataLossError as e:
-        named = corrupt_file_error(e, files)
+        named = corrupt_file_error(e, files() if callable(files) else files)
         if named is e:
             raise
         raise named from e

@@ -123,6 +123,37 @@ class Task(abc.ABC):
             structure this task's `train_step`/`validation_step` expect).
         """
 
+    def input_files(self, training):
+        """The TFRecord files `build_inputs(training, ...)` reads.
+
+        TensorFlow reports a corrupt record without naming its file; the
+        trainer scans these files, only then, to name the file and record.
+        This default serves the tasks that keep their converted data as
+        `self.data` (a `ConvertedDataset`) and read `config.train_subset` /
+        `config.eval_subset`; a task reading other files overrides it.
+
+        Args:
+            training: True for the training split, False for evaluation.
+
+        Returns:
+            List of paths (empty when the task keeps no `self.data`: the
+            error then stays TensorFlow's).
+
+        Example:
+
+        ```python
+        task.input_files(True)  # ['/data/train-00000-of-00004.tfrecord', ...]
+        ```
+        """
+        data = getattr(self, "data", None)
+        if data is None:
+            return []
+        subsets = [self.config.train_subset]
+        if not training:  # some tasks embed both splits for evaluation
+            subsets.append(self.config.eval_subset)
+        return [path for subset in dict.fromkeys(subsets)
+                for path in data.files(subset)]
+
     @abc.abstractmethod
     def build_losses(self, labels, outputs):
         """Returns per-example losses [b] (or [b, ...]), not reduced."""

@@ -99,9 +99,35 @@ class ConvertedDataset:
         return os.path.join(self.data_dir, self.info.get(key, default))
 
     def files(self, subset):
-        """The shard paths of `subset`."""
-        return [os.path.join(self.data_dir, s["file"])
-                for s in self._subset(subset)["shards"]]
+        """The shard paths of `subset`, each checked against its recorded
+        size (a file stat, no read).
+
+        Raises:
+            CorruptRecordError: a shard is missing, or its size is not the
+                `num_bytes` the converter wrote (truncated or replaced): a
+                cut inside a record's header would otherwise only shorten
+                the epoch, silently.
+        """
+        paths = []
+        for shard in self._subset(subset)["shards"]:
+            path = os.path.join(self.data_dir, shard["file"])
+            expected = shard.get("num_bytes")  # absent: an older converter
+            if expected is not None:
+                try:
+                    size = filesystems.size(path)
+                except FileNotFoundError:
+                    raise errors.CorruptRecordError(
+                        f"shard of subset {subset!r} listed in "
+                        f"{DATASET_INFO} is missing", path=path) from None
+                if size != int(expected):
+                    raise errors.CorruptRecordError(
+                        f"shard is {size} bytes, {DATASET_INFO} says "
+                        f"{expected}: truncated or replaced since it was "
+                        "converted; convert it again (or check with "
+                        "`python -m tfaction.data.convert --format=verify`)",
+                        path=path)
+            paths.append(path)
+        return paths
 
     def num_records(self, subset):
         """The number of records (videos) of `subset`."""

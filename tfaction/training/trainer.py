@@ -32,6 +32,7 @@ from absl import logging
 
 from tfaction import errors
 from tfaction.data import filesystems
+from tfaction.data import input_reader
 from tfaction.training import checkpointing
 from tfaction.training import ema as ema_lib
 from tfaction.training import global_batch_optimizer
@@ -183,8 +184,9 @@ class Trainer:
             local.append(batches // self._replicas_per_pipeline)
             return tf.data.Dataset.range(1)
 
-        self.strategy.distribute_datasets_from_function(
-            dataset_fn, self._input_options)
+        with input_reader.naming_corrupt_files(self._training_files):
+            self.strategy.distribute_datasets_from_function(
+                dataset_fn, self._input_options)
         steps = min(local)
         if self._num_pipelines > 1:
             steps = self._agreed_min(steps)
@@ -298,16 +300,14 @@ class Trainer:
         log_interval = int(self.config.trainer.log_interval)
         checkpoint_interval = int(self.config.trainer.checkpoint_interval)
         with preemption.SigtermWatcher() as watcher, \
-                self._explaining_lost_workers():
+                self._explaining_lost_workers(), \
+                input_reader.naming_corrupt_files(self._training_files):
             while step < self.total_steps:
                 if iterator is None:
                     iterator = iter(self._train_dataset(epoch, batch))
                 inputs = next(iterator, None)
                 if inputs is None:
-                    raise errors.DataError(
-                        f"training epoch {epoch} ended after {batch} steps; "
-                        f"expected trainer.steps_per_epoch="
-                        f"{self.steps_per_epoch}")
+                    self._raise_short_epoch(epoch, batch)
                 logs, stop = self._train_fn(
                     inputs, tf.constant(int(watcher.received), tf.int32))
                 step, batch = step + 1, batch + 1
@@ -331,6 +331,23 @@ class Trainer:
         if last_saved != step:
             self._save(step)
         return {"step": step, "preempted": False, "train": scalars}
+
+    def _training_files(self):
+        return self.task.input_files(True)
+
+    def _raise_short_epoch(self, epoch, batch):
+        """An epoch that ended early: a file cut inside a record header
+        (TensorFlow ends such a file silently) is named; else the count."""
+        found = input_reader.find_corrupt_files(self._training_files(),
+                                                max_files=1)
+        if found:
+            raise errors.CorruptRecordError(
+                f"{found[0].message}; training epoch {epoch} ended after "
+                f"{batch} of {self.steps_per_epoch} steps",
+                path=found[0].path)
+        raise errors.DataError(
+            f"training epoch {epoch} ended after {batch} steps; "
+            f"expected trainer.steps_per_epoch={self.steps_per_epoch}")
 
     @contextlib.contextmanager
     def _explaining_lost_workers(self):
@@ -409,7 +426,9 @@ class Trainer:
                 input_context=context, epoch=0, seed=self.seed))
         use_ema = self.ema is not None and self.config.ema.evaluate_with_ema
         with (self.ema.swapped_weights() if use_ema
-              else contextlib.nullcontext()):
+              else contextlib.nullcontext()), \
+                input_reader.naming_corrupt_files(
+                    lambda: self.task.input_files(False)):
             for index, inputs in enumerate(dataset):
                 if eval_steps and index >= eval_steps:
                     break

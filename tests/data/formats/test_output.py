@@ -38,9 +38,13 @@ def test_layout_and_verify(written):
         "classes.txt", "dataset_info.json",
         "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
     info = json.load(open(written / "dataset_info.json"))
+    sizes = [os.path.getsize(written / f"train-0000{i}-of-00002.tfrecord")
+             for i in range(2)]
     assert info["subsets"]["train"]["shards"] == [
-        {"file": "train-00000-of-00002.tfrecord", "num_records": 3},
-        {"file": "train-00001-of-00002.tfrecord", "num_records": 2}]
+        {"file": "train-00000-of-00002.tfrecord", "num_records": 3,
+         "num_bytes": sizes[0]},
+        {"file": "train-00001-of-00002.tfrecord", "num_records": 2,
+         "num_bytes": sizes[1]}]
     assert info["num_classes"] == 2 and info["class_list"] == "classes.txt"
     assert output.verify_output(written) == {"train": 5}
 

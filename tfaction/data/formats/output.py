@@ -232,8 +232,12 @@ class StagedOutput:
             for path, count in zip(writer.paths, counts):
                 if self.verify:
                     check_shard(path, count)
+                # num_bytes: readers spot a truncated or replaced shard by
+                # its size, without reading it (ConvertedDataset.files).
                 shards.append({"file": os.path.basename(path),
-                               "num_records": count})
+                               "num_records": count,
+                               "num_bytes": int(
+                                   tf.io.gfile.stat(path).length)})
             table[prefix] = {"num_records": writer.num_written,
                              "num_shards": writer.num_shards,
                              "shards": shards}
