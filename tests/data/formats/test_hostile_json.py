@@ -22,13 +22,29 @@ HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_json_is_a_clear_error(tmp_path, case):
-    text, message = HOSTILE[case]
-    path = tmp_path / "gt.json"
+# The converters' strict reader, then the evaluator's fast path (the C
+# parser without hooks; NaN and other numbers are checked where an entry
+# reads them, naming the video).
+PREDICTIONS = ('{"version": "1", "results": {"v": [{"label": "a", '
+               '"score": %s, "segment": [1, 2]}]}}')
+CASES = [("converter", case, *HOSTILE[case]) for case in sorted(HOSTILE)] + [
+    ("evaluator", "huge_int", PREDICTIONS % ("9" * 5000), "invalid JSON"),
+    ("evaluator", "deep", HOSTILE["deep"][0], "nested too deeply")]
+
+
+@pytest.mark.parametrize("reader,case,text,message", CASES,
+                         ids=[f"{r}-{c}" for r, c, _, _ in CASES])
+def test_hostile_json_is_a_clear_error(tmp_path, reader, case, text,
+                                       message):
+    from tfaction.evaluation import common as eval_common
+
+    read = {"converter": lambda p: read_json(p, what="annotation file"),
+            "evaluator": lambda p: eval_common.load_json(
+                p, what="prediction file")}[reader]
+    path = tmp_path / f"{case}.json"
     path.write_text(text)
     with pytest.raises(errors.MalformedFileError, match=message) as e:
-        read_json(str(path), what="annotation file")
+        read(str(path))
     assert e.value.path == str(path)
 
 
@@ -49,29 +65,6 @@ def test_ordinary_numbers_still_read(tmp_path):
     path.write_text(VIDEO % "12.5")
     data = read_json(str(path))
     assert data["database"]["v1"]["duration"] == 12.5
-
-
-# The evaluator's fast path (the C parser without hooks; NaN and other
-# numbers are checked where an entry reads them, naming the video) and the
-# plain readers of small files.
-PREDICTIONS = ('{"version": "1", "results": {"v": [{"label": "a", '
-               '"score": %s, "segment": [1, 2]}]}}')
-EVALUATOR = {
-    "huge_int": (PREDICTIONS % ("9" * 5000), "invalid JSON"),
-    "deep": ("[" * 100000 + "]" * 100000, "nested too deeply"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(EVALUATOR))
-def test_hostile_json_in_the_evaluators_fast_path(tmp_path, case):
-    from tfaction.evaluation import common as eval_common
-
-    text, message = EVALUATOR[case]
-    path = tmp_path / "predictions.json"
-    path.write_text(text)
-    with pytest.raises(errors.MalformedFileError, match=message) as e:
-        eval_common.load_json(path, what="prediction file")
-    assert e.value.path == str(path)
 
 
 def test_deep_json_in_the_plain_readers(tmp_path):
