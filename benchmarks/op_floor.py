@@ -124,17 +124,20 @@ def contraction_floor(concrete, iterations, op_types=CONTRACTIONS):
         graph = tf.compat.v1.get_default_graph()
         outputs = []
         for key, (op, count) in groups.items():
-            inputs = [v.read_value() if isinstance(v, tf.Variable) else v
-                      for v in operands[key]]
             attrs = {name: value for name, value in op.node_def.attr.items()
                      if not name.startswith("_")}
-            # No edges between the products: the executor may overlap any
-            # of them, as no schedule of the step's dependencies can beat.
-            outputs.extend(
-                graph._create_op_internal(  # pylint: disable=protected-access
+            for _ in range(count):
+                # A read per product: reads are stateful, so the runtime's
+                # common-subexpression pass (it runs even without Grappler)
+                # cannot merge the repeated products into one.
+                inputs = [v.read_value() if isinstance(v, tf.Variable)
+                          else v for v in operands[key]]
+                # No edges between the products: the executor may overlap
+                # any of them, as no schedule of the step's dependencies
+                # can beat.
+                outputs.append(graph._create_op_internal(  # pylint: disable=protected-access
                     op.type, inputs, dtypes=[t.dtype for t in op.outputs],
-                    attrs=attrs).outputs[0]
-                for _ in range(count))
+                    attrs=attrs).outputs[0])
         with tf.control_dependencies(outputs):
             return tf.constant(0.0)
 

@@ -50,6 +50,22 @@ def test_repeated_products_are_one_group_counted_twice():
     assert floor["contraction_flops"] == 2 * 2 * 4 * 4 * 4
 
 
+def test_repeated_products_all_run():
+    # The runtime merges identical ops with identical inputs even without
+    # Grappler; eight products must cost about eight times one.
+    def floor_of(count):
+        @tf.function
+        def step(a):
+            return tf.add_n([tf.matmul(a, a) for _ in range(count)])
+
+        return op_floor.contraction_floor(
+            step.get_concrete_function(tf.TensorSpec((768, 768))),
+            iterations=5)["floor_s"]
+
+    one, eight = floor_of(1), floor_of(8)
+    assert eight > 4 * one, (one, eight)
+
+
 def test_loops_are_left_out_and_named():
     @tf.function
     def step(a):
