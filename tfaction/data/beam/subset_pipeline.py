@@ -213,16 +213,15 @@ def _read_outcomes(outcomes_prefix, num_items):
 
 
 def _skip_count(result):
-    """The skip counter's value (committed where the runner has it)."""
+    """The skip counter's value: committed, or attempted where the runner
+    reports no committed value (`None`). The caller checks it against the
+    skips the outcomes list, so a runner that loses the counter fails the
+    conversion instead of passing silently."""
     counters = result.metrics().query(
         metric.MetricsFilter().with_namespace(SKIP_COUNTER[0])
         .with_name(SKIP_COUNTER[1]))["counters"]
-    if not counters:
-        return 0
-    try:
-        return sum(c.committed or 0 for c in counters)
-    except (NotImplementedError, AttributeError):
-        return sum(c.attempted or 0 for c in counters)
+    return sum((c.committed if c.committed is not None else c.attempted)
+               or 0 for c in counters)
 
 
 def _screened(screen, outcome):
