@@ -31,6 +31,23 @@ def rss_gb():
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 1e9, 3)
 
 
+def allocator_peak_gb():
+    """TensorFlow's CPU allocator's peak bytes in use so far, in GB.
+
+    The most memory that live tensors held at once (weights, optimiser
+    state and activations), without the allocator's free blocks, the
+    framework's code or its graphs; None where the allocator keeps no
+    statistics (oneDNN off).
+    """
+    import tensorflow as tf
+
+    try:
+        info = tf.config.experimental.get_memory_info("CPU:0")
+    except ValueError:
+        return None
+    return round(info["peak"] / 1e9, 3)
+
+
 def median(values):
     """The median of a non-empty sequence of numbers, as a float."""
     values = sorted(values)

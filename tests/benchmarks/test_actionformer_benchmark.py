@@ -37,7 +37,8 @@ def _figures(scale):
     keys = ("train_fwd_bwd_s", "train_full_step_s", "infer_network_s",
             "infer_with_postprocess_s", "train_peak_rss_gb",
             "infer_peak_rss_gb", "train_floor_s", "infer_floor_s",
-            "import_rss_gb", "train_resident_rss_gb")
+            "import_rss_gb", "train_resident_rss_gb",
+            "train_peak_over_import_gb", "train_tensor_peak_gb")
     out = {k: scale * (i + 1) for i, k in enumerate(keys)}
     out["details"] = {"first_step_trace_s": 12.0, "first_step_s": 20.0}
     return out
@@ -67,6 +68,12 @@ def test_rows_hold_ratios_and_targets():
     imports = [r for r in rows if "importing" in r["measure"]][0]
     assert (imports["ours"], imports["reference"], imports["unit"]) == (
         4.5, 9.0, "GB")
+    above = [r for r in rows if "above the framework's import" in
+             r["measure"]][0]
+    assert (above["ours"], above["reference"], above["ratio"]) == (
+        5.5, 11.0, 0.5)
+    tensors = [r for r in rows if "live tensors" in r["measure"]][0]
+    assert (tensors["ours"], tensors["reference"]) == (6.0, None)
     alone = bench._rows("anet", shapes.SHAPES["anet"], _figures(0.5), None,
                         None)
     assert all(r["reference"] is None and r["ratio"] is None

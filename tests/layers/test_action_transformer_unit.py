@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfaction.layers import action_transformer_unit
 from tfaction.layers.action_transformer_unit import ActionTransformerUnit
+from tfaction.layers.positionwise_dense import PositionwiseDense
 from tfaction.testing import run_layer_test
 from tfaction.testing.docstring_checks import check_docstring_examples
 
@@ -73,20 +74,21 @@ def randomise_norms(layer, seed=0):
 
 
 def record_dense_calls(monkeypatch):
-    """Patches `Dense.call` to record (layer name, input shape) per call.
+    """Patches the unit's dense layers' `call` to record (layer name,
+    input shape) per call.
 
     Returns:
         The list the calls are appended to.
     """
     calls = []
-    original = keras.layers.Dense.call
+    original = PositionwiseDense.call
 
     @functools.wraps(original)
     def spy(self, inputs, *args, **kwargs):
         calls.append((self.name, tuple(inputs.shape)))
         return original(self, inputs, *args, **kwargs)
 
-    monkeypatch.setattr(keras.layers.Dense, "call", spy)
+    monkeypatch.setattr(PositionwiseDense, "call", spy)
     return calls
 
 

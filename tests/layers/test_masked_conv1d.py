@@ -51,15 +51,18 @@ def test_contract(stride, groups):
         run_training_check=stride == 1)
 
 
-@pytest.mark.parametrize("stride,groups,k", [(1, 1, 3), (2, 1, 3),
-                                             (2, 6, 3), (1, 6, 5)])
-def test_matches_pytorch_semantics(stride, groups, k):
+@pytest.mark.parametrize("stride,groups,k,filters", [
+    (1, 1, 3, 6), (1, 1, 3, 4), (1, 1, 5, 8), (1, 1, 5, 3), (2, 1, 3, 6),
+    (2, 6, 3, 6), (1, 6, 5, 6)])
+def test_matches_pytorch_semantics(stride, groups, k, filters):
+    """Both stride-1 paths (columns for filters >= C_in = 6, shifted tap
+    sums for fewer filters), the strided and the depthwise convolution."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 12, 6)).astype("float32")
     mask = _mask()
-    layer = MaskedConv1D(6, k, strides=stride, groups=groups)
+    layer = MaskedConv1D(filters, k, strides=stride, groups=groups)
     y, m = layer(x, mask=mask)
-    bias = rng.normal(size=(6,)).astype("float32")
+    bias = rng.normal(size=(filters,)).astype("float32")
     layer.bias.assign(bias)
     y, m = layer(x, mask=mask)
     ref, ref_mask = _torch_reference(x, mask, layer.kernel.numpy(), bias,
@@ -95,17 +98,20 @@ def test_bad_arguments():
                                       mask=np.ones((1, 5), bool))
 
 
-@pytest.mark.parametrize("k", [1, 3, 5])
-def test_gradients_match_conv1d(k):
-    """The matrix-product path (hand-written gradient for k > 1) has the
-    input and kernel gradients of a plain zero-padded convolution."""
+@pytest.mark.parametrize("k,filters", [(1, 5), (3, 5), (5, 5), (3, 8),
+                                       (5, 8)])
+def test_gradients_match_conv1d(k, filters):
+    """Both matrix-product paths (shifted tap sums for filters < C_in = 6;
+    columns with the hand-written gradient otherwise) have the input and
+    kernel gradients of a plain zero-padded convolution."""
     import tensorflow as tf
 
     rng = np.random.default_rng(1)
     x = tf.constant(rng.normal(size=(2, 12, 6)).astype("float32"))
-    weights = tf.constant(rng.normal(size=(2, 12, 5)).astype("float32"))
+    weights = tf.constant(rng.normal(size=(2, 12, filters)).astype(
+        "float32"))
     mask = _mask()
-    conv = MaskedConv1D(5, k)
+    conv = MaskedConv1D(filters, k)
     conv.build(x.shape)
     m = tf.cast(mask, tf.float32)[..., None]
     with tf.GradientTape(persistent=True) as tape:

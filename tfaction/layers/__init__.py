@@ -26,6 +26,7 @@ from tfaction.layers.masked_conv1d import MaskedConv1D
 from tfaction.layers.netvlad import NetVLAD
 from tfaction.layers.policy_stn import PolicySTN
 from tfaction.layers.pooling_classifier import PoolingClassifier
+from tfaction.layers.positionwise_dense import PositionwiseDense
 from tfaction.layers.pre_ln_transformer_encoder import PreLNTransformerEncoder
 from tfaction.layers.pre_ln_transformer_layer import PreLNTransformerLayer
 from tfaction.layers.projection_head import ProjectionHead
@@ -65,6 +66,7 @@ __all__ = [
     "NetVLAD",
     "PolicySTN",
     "PoolingClassifier",
+    "PositionwiseDense",
     "PreLNTransformerEncoder",
     "PreLNTransformerLayer",
     "ProjectionHead",

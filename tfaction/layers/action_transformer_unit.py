@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from tfaction.layers.positionwise_dense import PositionwiseDense
+
 FFN_INPUTS = ("attended", "query")
 
 
@@ -120,8 +122,8 @@ class ActionTransformerUnit(keras.layers.Layer):
         hidden_shape = tuple(query_shape[:-1]) + (self.ffn_units,)
 
         def dense(units, name, shape, **kwargs):
-            layer = keras.layers.Dense(units, dtype=self.dtype_policy,
-                                       name=name, **kwargs)
+            layer = PositionwiseDense(units, dtype=self.dtype_policy,
+                                      name=name, **kwargs)
             layer.build(shape)
             return layer
 

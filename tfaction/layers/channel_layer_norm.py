@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from tfaction.ops.gradient_order import after_upstream
+
 
 def _layer_norm(x, gamma, beta, epsilon):
     """LayerNorm of float32 `x` over its last axis; analytic gradient.
@@ -13,7 +15,10 @@ def _layer_norm(x, gamma, beta, epsilon):
     gradient is the closed form `dx = r (g - mean(g) - xhat mean(g xhat))`
     with `g = dy * gamma`, `r = rsqrt(var + eps)`: about 12 ops instead of
     the ~40 that automatic differentiation of the forward pass creates,
-    which shortens tracing and the backward pass.
+    which shortens tracing and the backward pass. The normalised input is
+    recomputed only once the upstream gradient arrives
+    (`tfaction.ops.gradient_order`), so it is not held through the rest of
+    the forward pass.
     """
 
     @ops.custom_gradient
@@ -26,12 +31,13 @@ def _layer_norm(x, gamma, beta, epsilon):
 
         def grad(*args, upstream=None):
             dy = args[0] if upstream is None else upstream
-            xhat = (x - mean) * rstd
+            xr, mean_r, rstd_r = after_upstream(dy, x, mean, rstd)
+            xhat = (xr - mean_r) * rstd_r
             reduce_axes = tuple(range(len(x.shape) - 1))
             dgamma = ops.sum(dy * xhat, axis=reduce_axes)
             dbeta = ops.sum(dy, axis=reduce_axes)
             g = dy * gamma
-            dx = rstd * (g - ops.mean(g, axis=-1, keepdims=True)
+            dx = rstd_r * (g - ops.mean(g, axis=-1, keepdims=True)
                          - xhat * ops.mean(g * xhat, axis=-1, keepdims=True))
             return dx, dgamma, dbeta
 

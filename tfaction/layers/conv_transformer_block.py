@@ -7,6 +7,8 @@ from tfaction.layers import masked_outputs
 from tfaction.layers.channel_layer_norm import ChannelLayerNorm
 from tfaction.layers.layer_scale import LayerScale
 from tfaction.layers.local_self_attention import LocalSelfAttention
+from tfaction.layers.positionwise_dense import PositionwiseDense
+from tfaction.ops.gelu import gelu
 
 
 @keras.saving.register_keras_serializable(package="tfaction")
@@ -100,14 +102,14 @@ class ConvTransformerBlock(keras.layers.Layer):
         self.ln2 = ChannelLayerNorm(epsilon=1e-5, dtype=policy,
                                                    name="ln2")
         self.ln2.build(out_shape)
-        self.fc1 = keras.layers.Dense(
+        self.fc1 = PositionwiseDense(
             self.mlp_ratio * channels, kernel_initializer=dense_init,
             bias_initializer="zeros", dtype=policy, name="mlp_fc1")
         self.fc1.build(out_shape)
         self.mlp_dropout1 = keras.layers.Dropout(self.dropout, dtype=policy,
                                                  name="mlp_dropout1")
         self.mlp_dropout1.build(hidden_shape)
-        self.fc2 = keras.layers.Dense(
+        self.fc2 = PositionwiseDense(
             channels, kernel_initializer=dense_init, bias_initializer="zeros",
             dtype=policy, name="mlp_fc2")
         self.fc2.build(hidden_shape)
@@ -149,7 +151,7 @@ class ConvTransformerBlock(keras.layers.Layer):
         if self.scale_attn is not None:
             attn = self.scale_attn(attn, training=training)
         out = self._skip(inputs) * m + attn
-        h = ops.gelu(self.fc1(self.ln2(out)), approximate=False)
+        h = gelu(self.fc1(self.ln2(out)))
         h = self.mlp_dropout1(h, training=training)
         h = self.mlp_dropout2(self.fc2(h), training=training) * m
         if self.scale_mlp is not None:

@@ -9,6 +9,7 @@ from keras import ops
 from tfaction.layers import masked_outputs
 from tfaction.layers.channel_layer_norm import ChannelLayerNorm
 from tfaction.layers.masked_conv1d import MaskedConv1D
+from tfaction.layers.positionwise_dense import PositionwiseDense
 
 _PADDED_KEY_BIAS = -1e4  # the reference's additive constant for padded keys
 # Sequences of at most this many query blocks use the dense band path
@@ -235,7 +236,7 @@ class LocalSelfAttention(keras.layers.Layer):
             norm = ChannelLayerNorm(
                 epsilon=1e-5, dtype=self.dtype_policy, name=f"{name}_norm")
             norm.build(out_shape)
-            proj = keras.layers.Dense(
+            proj = PositionwiseDense(
                 channels, kernel_initializer=dense_init,
                 bias_initializer="zeros", dtype=self.dtype_policy, name=name)
             proj.build(out_shape)
@@ -244,7 +245,7 @@ class LocalSelfAttention(keras.layers.Layer):
         self.query_conv, self.query_norm, self.query_proj = branch("query")
         self.key_conv, self.key_norm, self.key_proj = branch("key")
         self.value_conv, self.value_norm, self.value_proj = branch("value")
-        self.output_proj = keras.layers.Dense(
+        self.output_proj = PositionwiseDense(
             channels, kernel_initializer=dense_init, bias_initializer="zeros",
             dtype=self.dtype_policy, name="proj")
         self.output_proj.build(out_shape)

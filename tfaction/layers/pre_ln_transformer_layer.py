@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from tfaction.layers import torch_initializers
+from tfaction.layers.positionwise_dense import PositionwiseDense
 
 # Offsets of the per-weight seeds derived from the layer's seed.
 _SEED_STRIDE = 2
@@ -114,7 +115,7 @@ class PreLNTransformerLayer(keras.layers.Layer):
         def dense(name, units, fan_in, shape):
             seed = next(counter)
             xavier = torch_initializers.xavier_uniform_initializer(seed)
-            layer = keras.layers.Dense(
+            layer = PositionwiseDense(
                 units, kernel_initializer=xavier,
                 bias_initializer=torch_initializers.linear_bias_initializer(
                     fan_in, seed + 1),
