@@ -58,7 +58,7 @@ Usage:
         [--output result.json]
 
 `--bench` (what `make bench` runs): `--shapes thumos,anet,ego4d --configs
-no_jit --iterations 2 --warmup 1`.
+no_jit --iterations 3 --warmup 1`.
 """
 
 import argparse
@@ -505,7 +505,7 @@ def main(argv=None):
     parser.add_argument("--bench", action="store_true",
                         help="the `make bench` preset: --shapes "
                              "thumos,anet,ego4d --configs no_jit "
-                             "--iterations 2 --warmup 1")
+                             "--iterations 3 --warmup 1")
     parser.add_argument("--shapes", default="thumos",
                         help="comma list of " + ", ".join(
                             k for k in shapes.SHAPES if k != "quick"))
@@ -533,7 +533,7 @@ def main(argv=None):
         return _child(args)
     if args.bench:
         args.shapes, args.configs = "thumos,anet,ego4d", "no_jit"
-        args.iterations, args.warmup = 2, 1
+        args.iterations, args.warmup = 3, 1
     if args.quick:
         args.shapes = "quick"
         args.iterations, args.warmup = min(args.iterations, 2), 1

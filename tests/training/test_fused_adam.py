@@ -83,6 +83,31 @@ def test_fused_kernel_in_the_traced_step():
     assert types.count("ResourceApplyAdam") == len(SHAPES)
 
 
+class _CountingSchedule(keras.optimizers.schedules.CosineDecay):
+    calls = 0
+
+    def __call__(self, step):
+        type(self).calls += 1
+        return super().__call__(step)
+
+
+def test_schedule_read_once_for_the_weight_decay_and_exclusions_kept():
+    """Keras reads the schedule once per decayed variable; the fused
+    optimiser once for the decay and once for the update."""
+    variables = [keras.Variable(x) for x in INIT]
+    optimizer = FusedAdamW(_CountingSchedule(1e-1, 100), weight_decay=0.5)
+    optimizer.exclude_from_weight_decay(var_list=[variables[1]])
+    optimizer.build(variables)
+    step = tf.function(lambda g: optimizer.apply(g, variables))
+    _CountingSchedule.calls = 0
+    step([tf.zeros(s) for s in SHAPES])
+    assert _CountingSchedule.calls == 2
+    # zero gradients: only the decay moves the weights, not the excluded one
+    np.testing.assert_array_equal(variables[1].numpy(), INIT[1])
+    for v, x in zip(variables[::2], INIT[::2]):
+        np.testing.assert_allclose(v.numpy(), x * (1 - 0.5 * 0.1), rtol=1e-6)
+
+
 def test_serialises_as_itself():
     optimizer = FusedAdamW(learning_rate=0.5, weight_decay=0.1)
     again = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))

@@ -111,6 +111,9 @@ class ModelEMA(tf.Module):
             self._swap()
 
 
+# Not converted by AutoGraph (no control flow): `extended.update` would
+# convert it once per variable while tracing.
+@tf.autograph.experimental.do_not_convert
 def _move_towards(shadow, weight, decay):
     weight = tf.cast(weight, shadow.dtype)
     return shadow.assign_sub((1.0 - decay) * (shadow - weight))
