@@ -52,7 +52,9 @@ def test_repeated_products_are_one_group_counted_twice():
 
 def test_repeated_products_all_run():
     # The runtime merges identical ops with identical inputs even without
-    # Grappler; eight products must cost about eight times one.
+    # Grappler; merged, eight products would cost about one. Unmerged they
+    # cost 4-8 times one (on 2 cores one product already runs two-way
+    # parallel, and load moves it), so the bound sits between.
     def floor_of(count):
         @tf.function
         def step(a):
@@ -63,7 +65,7 @@ def test_repeated_products_all_run():
             iterations=5)["floor_s"]
 
     one, eight = floor_of(1), floor_of(8)
-    assert eight > 4 * one, (one, eight)
+    assert eight > 2.5 * one, (one, eight)
 
 
 def test_loops_are_left_out_and_named():
