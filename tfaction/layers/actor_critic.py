@@ -6,6 +6,7 @@ from keras import ops
 
 from tfaction.layers import torch_gru
 from tfaction.layers import torch_initializers
+from tfaction.layers.positionwise_dense import PositionwiseDense
 
 
 def _positive_int(value, name, minimum=1):
@@ -153,7 +154,7 @@ class ActorCritic(keras.layers.Layer):
         self.built = True
 
     def _dense(self, units, fan_in, name):
-        dense = keras.layers.Dense(
+        dense = PositionwiseDense(
             units,
             kernel_initializer=torch_initializers.linear_kernel_initializer(),
             bias_initializer=torch_initializers.linear_bias_initializer(

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from tfaction.layers.positionwise_dense import PositionwiseDense
+
 
 def _serialize_activation(fn):
     name = keras.activations.serialize(fn)
@@ -76,11 +78,11 @@ class HighResQuery(keras.layers.Layer):
                 f"known S1, S2 and C, got shape {input_shape}")
         cells = int(input_shape[-3]) * int(input_shape[-2])
         self.flat_dim = cells * self.reduction_channels
-        self.reduction = keras.layers.Dense(
+        self.reduction = PositionwiseDense(
             self.reduction_channels, activation=self.reduction_activation,
             dtype=self.dtype_policy, name="reduction")
         self.reduction.build(tuple(input_shape))
-        self.projection = keras.layers.Dense(
+        self.projection = PositionwiseDense(
             self.units, dtype=self.dtype_policy, name="projection")
         self.projection.build(tuple(input_shape[:-3]) + (self.flat_dim,))
 

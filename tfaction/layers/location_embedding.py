@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from tfaction.layers.positionwise_dense import PositionwiseDense
+
 
 def _centred_coordinates(size):
     """`(i - (n - 1) / 2) / n` for `i = 0 .. n - 1`, float32 `[n]`.
@@ -87,11 +89,11 @@ class LocationEmbedding(keras.layers.Layer):
                              f"feature map, got shape {input_shape}")
 
         def mlp(name, units, coords):
-            hidden = keras.layers.Dense(
+            hidden = PositionwiseDense(
                 units[0], activation=self.activation,
                 dtype=self.dtype_policy, name=f"{name}_hidden")
             hidden.build((None, coords))
-            output = keras.layers.Dense(
+            output = PositionwiseDense(
                 units[1], dtype=self.dtype_policy, name=f"{name}_output")
             output.build((None, units[0]))
             return hidden, output

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from tfaction.layers.positionwise_dense import PositionwiseDense
+
 
 @keras.saving.register_keras_serializable(package="tfaction")
 class LowResQuery(keras.layers.Layer):
@@ -50,7 +52,7 @@ class LowResQuery(keras.layers.Layer):
             raise ValueError("LowResQuery expects [..., S1, S2, C] RoI "
                              f"features with known C, got shape "
                              f"{input_shape}")
-        self.projection = keras.layers.Dense(
+        self.projection = PositionwiseDense(
             self.units, dtype=self.dtype_policy, name="projection")
         self.projection.build(tuple(input_shape[:-3]) + (input_shape[-1],))
 

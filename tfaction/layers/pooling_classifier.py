@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from tfaction.layers import torch_initializers
+from tfaction.layers.positionwise_dense import PositionwiseDense
 
 BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
 BN_EPSILON = 1e-5
@@ -98,7 +99,7 @@ class PoolingClassifier(keras.layers.Layer):
     def build(self, input_shape):
         input_shape = self._check_shape(input_shape)
         features = input_shape[-1]
-        self.embedding = keras.layers.Dense(
+        self.embedding = PositionwiseDense(
             self.hidden_units,
             kernel_initializer=torch_initializers.linear_kernel_initializer(),
             bias_initializer=torch_initializers.linear_bias_initializer(

@@ -5,6 +5,7 @@ from keras import ops
 
 from tfaction.layers import torch_initializers
 from tfaction.layers.l2_normalization import L2Normalization
+from tfaction.layers.positionwise_dense import PositionwiseDense
 
 
 @keras.saving.register_keras_serializable(package="tfaction")
@@ -75,7 +76,7 @@ class ProjectionHead(keras.layers.Layer):
             raise ValueError("ProjectionHead needs a static channel "
                              f"dimension, got {input_shape}")
         hidden_shape = (*tuple(input_shape)[:-1], self.hidden_units)
-        self.hidden = keras.layers.Dense(
+        self.hidden = PositionwiseDense(
             self.hidden_units,
             kernel_initializer=torch_initializers.linear_kernel_initializer(),
             bias_initializer=torch_initializers.linear_bias_initializer(
@@ -86,7 +87,7 @@ class ProjectionHead(keras.layers.Layer):
             momentum=self.momentum, epsilon=self.epsilon,
             dtype=self.dtype_policy, name="batch_norm")
         self.batch_norm.build(hidden_shape)
-        self.output_dense = keras.layers.Dense(
+        self.output_dense = PositionwiseDense(
             self.output_units,
             kernel_initializer=torch_initializers.linear_kernel_initializer(),
             bias_initializer=torch_initializers.linear_bias_initializer(

@@ -6,6 +6,7 @@ from keras import ops
 
 from tfaction.layers import torch_gru
 from tfaction.layers import torch_initializers
+from tfaction.layers.positionwise_dense import PositionwiseDense
 
 
 def _positive_int(value, name):
@@ -89,7 +90,7 @@ class RecurrentClassifier(keras.layers.Layer):
         self.gru.build((None, None, input_shape[-1]))
         self.dropout_layer = keras.layers.Dropout(
             self.dropout, dtype=self.dtype_policy, name="dropout")
-        self.classifier = keras.layers.Dense(
+        self.classifier = PositionwiseDense(
             self.num_classes,
             kernel_initializer=torch_initializers.linear_kernel_initializer(),
             bias_initializer=torch_initializers.linear_bias_initializer(

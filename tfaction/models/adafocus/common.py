@@ -24,6 +24,7 @@ import keras
 from tfaction import errors
 from tfaction.layers import torch_initializers
 from tfaction.layers.box_axis import BoxAxis
+from tfaction.layers.positionwise_dense import PositionwiseDense
 from tfaction.models.backbones import small_convnet
 
 GLANCE_ARCHS = ("mobilenet_v2", "resnet50", "small")
@@ -279,8 +280,8 @@ def frame_layers(num_classes, *, glance_arch, glance_size, focus_arch,
 
 
 def dense(units, fan_in, name, dtype):
-    """`Dense` with PyTorch's default `nn.Linear` initialisation."""
-    return keras.layers.Dense(
+    """`PositionwiseDense` initialised as PyTorch's `nn.Linear`."""
+    return PositionwiseDense(
         units,
         kernel_initializer=torch_initializers.linear_kernel_initializer(),
         bias_initializer=torch_initializers.linear_bias_initializer(fan_in),

@@ -59,6 +59,7 @@ from tfaction.layers.interpolated_position_encoding import (
     InterpolatedPositionEncoding)
 from tfaction.layers.l2_normalization import L2Normalization
 from tfaction.layers.pre_ln_transformer_encoder import PreLNTransformerEncoder
+from tfaction.layers.positionwise_dense import PositionwiseDense
 from tfaction.layers.projection_head import ProjectionHead
 from tfaction.models.backbones import small_convnet
 
@@ -136,8 +137,8 @@ def _sequence_embedding(frame_layers, transformer, embedding, features,
 
 
 def _dense(units, fan_in, name, dtype):
-    """`Dense` with PyTorch's default `nn.Linear` initialisation."""
-    return keras.layers.Dense(
+    """`PositionwiseDense` initialised as PyTorch's `nn.Linear`."""
+    return PositionwiseDense(
         units,
         kernel_initializer=torch_initializers.linear_kernel_initializer(),
         bias_initializer=torch_initializers.linear_bias_initializer(fan_in),
