@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfaction.layers import positionwise_dense
 from tfaction.layers.positionwise_dense import PositionwiseDense
 from tfaction.testing import run_layer_test
+from tfaction.testing.docstring_checks import check_docstring_examples
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 4), (2, 3, 2, 2, 4)])
@@ -63,3 +65,7 @@ def test_kernel_gradient_is_one_two_dimensional_product():
     assert "BatchMatMulV2" in op_types(keras.layers.Dense(3))
     ours = op_types(PositionwiseDense(3))
     assert "BatchMatMulV2" not in ours and "MatMul" in ours
+
+
+def test_docstring_examples():
+    check_docstring_examples(positionwise_dense)

@@ -6,7 +6,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from tfaction.ops import gelu as gelu_module
 from tfaction.ops.gelu import gelu
+from tfaction.testing.docstring_checks import check_docstring_examples
 from tests.ops.training_peak import ACTIVATION_MIB, residual_stack_peak_mib
 
 
@@ -61,3 +63,7 @@ def test_training_keeps_fewer_tensors_than_the_composite_gelu():
     composite = residual_stack_peak_mib(
         lambda i, h, w: ops.gelu(ops.matmul(h, w), approximate=False))
     assert ours < composite - 6 * ACTIVATION_MIB, (ours, composite)
+
+
+def test_docstring_examples():
+    check_docstring_examples(gelu_module)

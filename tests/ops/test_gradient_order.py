@@ -5,7 +5,9 @@ import tensorflow as tf
 from tfaction.layers import channel_layer_norm
 from tfaction.layers.channel_layer_norm import ChannelLayerNorm
 from tfaction.ops import gelu as gelu_module
+from tfaction.ops import gradient_order
 from tfaction.ops.gradient_order import after_upstream
+from tfaction.testing.docstring_checks import check_docstring_examples
 from tests.ops.training_peak import ACTIVATION_MIB, residual_stack_peak_mib
 
 
@@ -47,3 +49,7 @@ def test_ordering_lowers_the_training_peak(monkeypatch):
     ordered = _peak_mib(True, monkeypatch)
     unordered = _peak_mib(False, monkeypatch)
     assert ordered < unordered - ACTIVATION_MIB, (ordered, unordered)
+
+
+def test_docstring_examples():
+    check_docstring_examples(gradient_order)

@@ -33,7 +33,7 @@ class PositionwiseDense(keras.layers.Dense):
     Example:
 
     >>> layer = PositionwiseDense(8)
-    >>> layer(np.zeros((2, 5, 4), "float32")).shape   # (2, 5, 8)
+    >>> y = layer(ops.zeros((2, 5, 4)))   # y.shape: (2, 5, 8)
     """
 
     def call(self, inputs, training=None):

@@ -26,7 +26,8 @@ def gelu(x):
 
     Example:
 
-    >>> gelu(np.array([-1.0, 0.0, 2.0], "float32"))  # [-0.1587, 0.0, 1.9545]
+    >>> y = gelu(ops.convert_to_tensor([-1.0, 0.0, 2.0]))
+    >>> # y: [-0.1587, 0.0, 1.9545]
     """
 
     @ops.custom_gradient

@@ -29,9 +29,13 @@ def after_upstream(upstream, *tensors):
 
     Example:
 
-    >>> def grad(dy):
-    ...     (x,) = after_upstream(dy, x)
-    ...     return dy * ops.cos(x)
+    >>> @keras.ops.custom_gradient
+    ... def sin(x):
+    ...     def grad(*args, upstream=None):
+    ...         dy = args[0] if upstream is None else upstream
+    ...         (x_later,) = after_upstream(dy, x)
+    ...         return dy * keras.ops.cos(x_later)
+    ...     return keras.ops.sin(x), grad
     """
     if keras.backend.backend() != "tensorflow":
         return tensors
