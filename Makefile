@@ -36,11 +36,12 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 # Two pytest processes (pytest-xdist), whole files per process so module
-# fixtures are built once.
+# fixtures are built once. The report ends with the 30 slowest tests: what to
+# move behind a marker when the run nears its 15 minutes.
 XDIST ?= -n 2 --dist loadfile
 
 test: $(STAMP)
-	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) --durations=30 $(PYTEST_ARGS)
 
 # The `slow` tests (deselected by `make test` to keep it under 15 minutes
 # on 2 cores): the learning runs of every family, fine-tuning an imported
