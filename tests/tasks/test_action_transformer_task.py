@@ -120,6 +120,7 @@ def test_training_moves_the_heads_not_the_frozen_statistics(one_device):
                    for p in moved)
 
 
+@pytest.mark.slow  # ~110 s on 2 cores; make test-slow runs it
 def test_mirrored_matches_one_device(one_device, dataset, tmp_path,
                                      two_cpu_strategy):
     reference, ref_result, _, _ = one_device
