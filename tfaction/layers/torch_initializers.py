@@ -19,6 +19,8 @@ import math
 
 import keras
 
+from tfaction.layers.positionwise_dense import PositionwiseDense
+
 
 def linear_kernel_initializer(seed=None):
     """PyTorch's default `nn.Linear` weight init for a `Dense` kernel.
@@ -49,6 +51,24 @@ def linear_bias_initializer(fan_in, seed=None):
     """
     bound = 1.0 / math.sqrt(max(int(fan_in), 1))
     return keras.initializers.RandomUniform(-bound, bound, seed=seed)
+
+
+def linear_layer(units, fan_in, name=None, dtype=None):
+    """A `PositionwiseDense` initialised as PyTorch's `nn.Linear`.
+
+    Args:
+        units: output features.
+        fan_in: input features (sets the bias bound).
+        name: layer name.
+        dtype: dtype or dtype policy.
+
+    Returns:
+        An unbuilt `PositionwiseDense`.
+    """
+    return PositionwiseDense(
+        units, kernel_initializer=linear_kernel_initializer(),
+        bias_initializer=linear_bias_initializer(fan_in), name=name,
+        dtype=dtype)
 
 
 def xavier_uniform_initializer(seed=None):

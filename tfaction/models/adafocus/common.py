@@ -24,7 +24,6 @@ import keras
 from tfaction import errors
 from tfaction.layers import torch_initializers
 from tfaction.layers.box_axis import BoxAxis
-from tfaction.layers.positionwise_dense import PositionwiseDense
 from tfaction.models.backbones import small_convnet
 
 GLANCE_ARCHS = ("mobilenet_v2", "resnet50", "small")
@@ -266,26 +265,19 @@ def frame_layers(num_classes, *, glance_arch, glance_size, focus_arch,
         "glance": glance,
         "glance_pool": keras.layers.GlobalAveragePooling2D(
             dtype=dtype, name="glance_pool"),
-        "glance_head": dense(num_classes, glance_channels, "glance_head",
-                             dtype),
+        "glance_head": torch_initializers.linear_layer(
+            num_classes, glance_channels, "glance_head", dtype),
         "glance_logits": float32_output("glance_logits"),
         "focus": focus,
         "focus_pool": keras.layers.GlobalAveragePooling2D(
             dtype=dtype, name="focus_pool"),
-        "focus_head": dense(num_classes, focus_channels, "focus_head",
-                            dtype),
+        "focus_head": torch_initializers.linear_layer(
+            num_classes, focus_channels, "focus_head", dtype),
         "focus_logits": float32_output("focus_logits"),
         "concat": keras.layers.Concatenate(dtype=dtype, name="features"),
     }
 
 
-def dense(units, fan_in, name, dtype):
-    """`PositionwiseDense` initialised as PyTorch's `nn.Linear`."""
-    return PositionwiseDense(
-        units,
-        kernel_initializer=torch_initializers.linear_kernel_initializer(),
-        bias_initializer=torch_initializers.linear_bias_initializer(fan_in),
-        name=name, dtype=dtype)
 
 
 def float32_output(name):

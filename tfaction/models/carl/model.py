@@ -59,7 +59,6 @@ from tfaction.layers.interpolated_position_encoding import (
     InterpolatedPositionEncoding)
 from tfaction.layers.l2_normalization import L2Normalization
 from tfaction.layers.pre_ln_transformer_encoder import PreLNTransformerEncoder
-from tfaction.layers.positionwise_dense import PositionwiseDense
 from tfaction.layers.projection_head import ProjectionHead
 from tfaction.models.backbones import small_convnet
 
@@ -136,13 +135,6 @@ def _sequence_embedding(frame_layers, transformer, embedding, features,
     return embedding(transformer(x, mask=mask, training=training))
 
 
-def _dense(units, fan_in, name, dtype):
-    """`PositionwiseDense` initialised as PyTorch's `nn.Linear`."""
-    return PositionwiseDense(
-        units,
-        kernel_initializer=torch_initializers.linear_kernel_initializer(),
-        bias_initializer=torch_initializers.linear_bias_initializer(fan_in),
-        name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="tfaction")
@@ -273,14 +265,15 @@ class CARL(keras.Model):
             fc_blocks.append([
                 keras.layers.Dropout(dropout, dtype=dtype,
                                      name=f"fc{index}_dropout"),
-                _dense(units, fan_in, f"fc{index}", dtype),
+                torch_initializers.linear_layer(units, fan_in, f"fc{index}",
+                                                dtype),
                 keras.layers.BatchNormalization(
                     momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype,
                     name=f"fc{index}_bn"),
                 keras.layers.ReLU(dtype=dtype, name=f"fc{index}_relu")])
             fan_in = units
-        frame_projection = _dense(int(hidden_size), fan_in,
-                                  "frame_projection", dtype)
+        frame_projection = torch_initializers.linear_layer(
+            int(hidden_size), fan_in, "frame_projection", dtype)
         position_encoding = InterpolatedPositionEncoding(
             int(num_frames), dtype=dtype, name="position_encoding")
         position_dropout = keras.layers.Dropout(dropout, dtype=dtype,
@@ -290,8 +283,8 @@ class CARL(keras.Model):
             ffn_units=int(ffn_units), dropout=float(dropout),
             identical_initialization=bool(identical_layer_init),
             dtype=dtype, name="transformer")
-        embedding = _dense(int(embedding_size), int(hidden_size),
-                           "embedding", dtype)
+        embedding = torch_initializers.linear_layer(
+            int(embedding_size), int(hidden_size), "embedding", dtype)
         if normalize_embeddings:
             embedding_output = L2Normalization(
                 dtype="float32", name="embedding_normalization")
