@@ -1,9 +1,10 @@
-"""Tests of `FusedBatchNormalization`: Keras' batch norm, fused in training.
+"""Tests of `FusedBatchNormalization`: Keras' batch norm, one fused kernel.
 
 The fused training path must be Keras' `BatchNormalization` in every
 observable: outputs, gradients (input, gamma, beta) and the moving
 statistics after a step (biased variance, momentum), for rank-4 and rank-5
-inputs, with and without scale / offset, under float32 and bfloat16; every
+inputs, with and without scale / offset, under float32 and bfloat16; the
+fused inference path (and a frozen layer) its outputs and gradients; every
 other case goes through Keras' own `call`.
 """
 
@@ -87,9 +88,24 @@ def test_bfloat16_policy_matches_keras_to_bfloat16_precision():
                                theirs.moving_variance.numpy(), rtol=1e-2)
 
 
+def _fused_kernels(fn, *args):
+    """The `is_training` attribute of each fused batch-norm kernel that
+    `tf.function(fn)` traces."""
+    graph = tf.function(fn).get_concrete_function(*args).graph
+    ops = list(graph.get_operations())
+    for op in list(ops):
+        for name in op.node_def.attr:  # strategy.run: nested functions
+            if op.node_def.attr[name].HasField("func"):
+                ops += graph._get_function(
+                    op.node_def.attr[name].func.name).graph.get_operations()
+    return [op.get_attr("is_training") for op in ops
+            if op.type == "FusedBatchNormV3"]
+
+
 def test_synchronized_is_fused_on_one_replica_only(two_cpu_strategy):
     ours, theirs = _pair({"synchronized": True}, X4)
-    assert ours._fused(tf.constant(X4), True, None)
+    assert _fused_kernels(lambda x: ours(x, training=True),
+                          tf.constant(X4)) == [True]
     np.testing.assert_allclose(ours(X4, training=True),
                                theirs(X4, training=True), rtol=1e-5,
                                atol=1e-5)
@@ -97,27 +113,52 @@ def test_synchronized_is_fused_on_one_replica_only(two_cpu_strategy):
         ours, theirs = _pair({"synchronized": True}, X4)
 
     def replica_fn(x):
-        fused = ours._fused(x, True, None)
-        return tf.constant(fused), ours(x, training=True), theirs(
-            x, training=True)
+        return ours(x, training=True), theirs(x, training=True)
 
-    fused, got, want = two_cpu_strategy.run(replica_fn, (tf.constant(X4),))
-    assert not any(two_cpu_strategy.experimental_local_results(fused))
+    got, want = two_cpu_strategy.run(replica_fn, (tf.constant(X4),))
     for a, b in zip(two_cpu_strategy.experimental_local_results(got),
                     two_cpu_strategy.experimental_local_results(want)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    assert _fused_kernels(
+        lambda x: two_cpu_strategy.run(lambda y: ours(y, training=True),
+                                       (x,)), tf.constant(X4)) == []
+
+
+@pytest.mark.parametrize("x", [X4, X5], ids=["rank4", "rank5"])
+@pytest.mark.parametrize("kwargs,training", [
+    ({}, False), ({"trainable": False}, True),
+    ({"center": False, "scale": False}, False),
+    ({"synchronized": True}, False)],
+    ids=["inference", "frozen", "no_affine", "synchronized"])
+def test_moving_statistics_fused_and_equal_to_keras(x, kwargs, training):
+    ours, theirs = _pair(kwargs, x)
+
+    def call(layer):
+        x_ = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x_)
+            y = layer(x_, training=training)
+            loss = tf.reduce_sum(y ** 3)
+        return [y] + tape.gradient(loss, [x_] + layer.trainable_weights)
+
+    for got, want in zip(call(ours), call(theirs)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    assert _fused_kernels(lambda t: ours(t, training=training),
+                          tf.constant(x)) == [False]
 
 
 def test_other_cases_take_keras_path():
-    # inference, frozen, rank 2, another axis: Keras' call
-    for kwargs, x, training in (
-            ({}, X4, False), ({"trainable": False}, X4, True),
-            ({}, X4[:, 0, 0], True), ({"axis": 1}, X4, True)):
+    # rank 2, another axis, a mask: Keras' call
+    mask = np.ones(X4.shape[:-1], bool)
+    for kwargs, x, training, m in (
+            ({}, X4[:, 0, 0], True, None), ({"axis": 1}, X4, True, None),
+            ({"axis": 1}, X4, False, None), ({}, X4, True, mask)):
         ours, theirs = _pair(kwargs, x)
-        np.testing.assert_allclose(ours(x, training=training),
-                                   theirs(x, training=training),
+        np.testing.assert_allclose(ours(x, training=training, mask=m),
+                                   theirs(x, training=training, mask=m),
                                    rtol=1e-6, atol=1e-6)
-        assert not ours._fused(tf.constant(x), training, None)
+        assert _fused_kernels(lambda t: ours(t, training=training, mask=m),
+                              tf.constant(x)) == []
 
 
 def test_serialises_as_itself():

@@ -95,16 +95,40 @@ def test_endpoint_shapes_and_strides(v15, h, w):
     assert resnet50.ENDPOINT_STRIDES["layer4"] == 32
 
 
-def test_padding_is_symmetric_and_explicit(v15):
+def test_padding_is_symmetric(v15):
+    strided = 0
     for layer in v15.layers:
         if isinstance(layer, (keras.layers.Conv2D,
                               keras.layers.MaxPooling2D)):
-            assert layer.padding == "valid", layer.name
             k = (layer.kernel_size if isinstance(layer, keras.layers.Conv2D)
                  else layer.pool_size)[0]
-            if k > 1:
-                pad = v15.get_layer(f"{layer.name}_pad").padding
-                assert pad == ((k // 2, k // 2), (k // 2, k // 2)), layer.name
+            if layer.strides[0] > 1:
+                # Explicit k // 2 on both sides: Keras' "same" would pad
+                # 0 / 1 at stride 2.
+                assert layer.padding == "valid", layer.name
+                if k > 1:
+                    strided += 1
+                    pad = v15.get_layer(f"{layer.name}_pad").padding
+                    assert pad == ((k // 2, k // 2), (k // 2, k // 2)), (
+                        layer.name)
+            else:
+                # "same" at stride 1 pads (k - 1) / 2 on both sides.
+                assert layer.padding == "same", layer.name
+                assert f"{layer.name}_pad" not in [l.name for l in v15.layers]
+    assert strided == 5  # conv1, maxpool, layer2..4's first conv2
+
+
+def test_stride_1_same_equals_explicit_symmetric_padding(v15):
+    for layer in v15.layers:
+        if (isinstance(layer, keras.layers.Conv2D) and layer.strides[0] == 1
+                and layer.kernel_size[0] == 3):
+            break
+    k = keras.ops.convert_to_tensor(layer.kernel)
+    inputs = keras.random.normal((2, 15, 12, k.shape[2]), seed=1)
+    same = layer(inputs)
+    padded = keras.ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    valid = keras.ops.conv(padded, k, strides=1, padding="valid")
+    np.testing.assert_allclose(same, valid, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("endpoint", resnet50.ENDPOINTS)

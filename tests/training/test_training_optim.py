@@ -13,6 +13,7 @@ from tfaction import errors
 from tfaction import training
 from tfaction.training.fused_adam import FusedAdam
 from tfaction.training.fused_adam import FusedAdamW
+from tfaction.training.fused_sgd import FusedSGD
 
 
 def optimizer_config(**values):
@@ -118,7 +119,7 @@ def test_schedule_config_errors(values, message):
 
 # --- Optimizers -------------------------------------------------------------
 @pytest.mark.parametrize("name, cls", [
-    ("sgd", keras.optimizers.SGD), ("adam", FusedAdam),
+    ("sgd", FusedSGD), ("adam", FusedAdam),
     ("adamw", FusedAdamW), ("lamb", keras.optimizers.Lamb)])
 def test_build_optimizer_by_name(name, cls):
     optimizer = training.build_optimizer(optimizer_config(name=name), 10)
@@ -315,3 +316,36 @@ def test_base_optimizer_section_is_locked():
     assert isinstance(config.optimizer, ml_collections.ConfigDict)
     with pytest.raises(AttributeError, match="lrr"):
         config.optimizer.lrr = 1.0
+
+
+def test_gradient_scales_apply_after_clipping_in_one_multiply():
+    """Clip by the unscaled norm, then scale: one multiply per gradient."""
+    variables = [tf.Variable([1.0, 2.0]), tf.Variable([3.0])]
+    sgd = keras.optimizers.SGD(learning_rate=0.1)
+    sgd.build(variables)
+    gbo = training.GlobalBatchOptimizer(sgd, global_batch_size=1,
+                                        clip_norm=1.0, num_replicas=1)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(variables[0]) + 2.0 * tf.reduce_sum(
+                variables[1])
+        return gbo.minimize(loss, variables, tape,
+                            gradient_scales=[5.0, 0.5])
+
+    graph = step.get_concrete_function().graph
+    # The gradients [1, 1] and [2]: norm sqrt(6), clipped to 1.
+    np.testing.assert_allclose(float(step()), np.sqrt(6.0), rtol=1e-6)
+    factor = 1.0 / np.sqrt(6.0)
+    np.testing.assert_allclose(variables[0].numpy(),
+                               [1.0, 2.0] - 0.1 * 5.0 * factor, rtol=1e-6)
+    np.testing.assert_allclose(variables[1].numpy(),
+                               [3.0 - 0.1 * 0.5 * 2.0 * factor], rtol=1e-6)
+    # One multiply of each gradient by its (clip x scale) factor (besides
+    # the norms' squares and the optimiser's update).
+    gradient_products = [
+        op for op in graph.get_operations() if op.type == "Mul"
+        and op.outputs[0].shape.rank and "SGD" not in op.name
+        and not op.name.startswith("norm")]
+    assert len(gradient_products) == 2, [op.name for op in gradient_products]

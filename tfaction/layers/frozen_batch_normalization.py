@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from tfaction.ops import fused_batch_norm
+
 
 @keras.saving.register_keras_serializable(package="tfaction")
 class FrozenBatchNormalization(keras.layers.Layer):
@@ -27,10 +29,13 @@ class FrozenBatchNormalization(keras.layers.Layer):
     The statistics are non-trainable weights (`moving_mean`,
     `moving_variance`), so weight loaders, `.keras` files and checkpoints
     carry them. Normalisation runs in float32 under mixed precision (the
-    variance and epsilon underflow in float16), as the folded affine map
-    `x * inv + (beta - mean * inv)`, `inv = gamma / sqrt(var + eps)` (the
-    arithmetic of `tf.nn.batch_normalization`); the output is cast to the
-    compute dtype.
+    variance and epsilon underflow in float16). On the TensorFlow backend a
+    rank-4 or rank-5 channels-last input goes through TensorFlow's fused
+    inference-mode batch-norm kernel (one pass over the activation, which
+    the graph optimiser folds into a convolution before it); otherwise the
+    folded affine map `x * inv + (beta - mean * inv)`,
+    `inv = gamma / sqrt(var + eps)` (the arithmetic of
+    `tf.nn.batch_normalization`). The output is cast to the compute dtype.
 
     Args:
         axis: the feature axis (int); statistics are per index of it.
@@ -128,6 +133,11 @@ class FrozenBatchNormalization(keras.layers.Layer):
     def call(self, inputs, training=None):
         rank = len(inputs.shape)
         axis = self._feature_axis(rank)
+        if fused_batch_norm.fusable(inputs, axis):
+            y, _, _ = fused_batch_norm.normalize(
+                inputs, self.gamma, self.beta, self.epsilon,
+                mean=self.moving_mean, variance=self.moving_variance)
+            return ops.cast(y, self.compute_dtype)
         # Per-feature vectors shaped to broadcast against the inputs.
         broadcast = [1] * rank
         broadcast[axis] = -1

@@ -120,21 +120,21 @@ class GlobalBatchOptimizer:
         # loss scale instead of scaling the loss inside the tape.
         scale = tf.cast(self.optimizer.scale_loss(tf.ones_like(loss)),
                         loss.dtype)
+        if gradient_scales is None:
+            gradient_scales = [1.0] * len(variables)
+        gradient_scales = [float(f) for f in gradient_scales]
+        if len(gradient_scales) != len(variables):
+            raise errors.ConfigError(
+                f"{len(gradient_scales)} gradient scales for "
+                f"{len(variables)} variables")
         grads = tape.gradient(loss, variables, output_gradients=scale)
-        grads, norm = self._agree(grads, scale)
-        if gradient_scales is not None:
-            gradient_scales = list(gradient_scales)
-            if len(gradient_scales) != len(variables):
-                raise errors.ConfigError(
-                    f"{len(gradient_scales)} gradient scales for "
-                    f"{len(variables)} variables")
-            grads = [g if g is None or float(f) == 1.0 else _scale(g, f)
-                     for g, f in zip(grads, gradient_scales)]
+        grads, norm = self._agree(grads, scale, gradient_scales)
         self.optimizer.apply(grads, variables)
         return norm
 
-    def _agree(self, grads, scale):
-        """Clips by all-replica norms; NaN-poisons non-finite steps."""
+    def _agree(self, grads, scale, gradient_scales):
+        """Clips by all-replica norms; NaN-poisons non-finite steps; scales
+        by `gradient_scales` (one multiply per gradient with the clip)."""
         context = tf.distribute.get_replica_context()
         present = [g for g in grads if g is not None]
         if not present:
@@ -163,13 +163,14 @@ class GlobalBatchOptimizer:
             finite = context.all_reduce(tf.distribute.ReduceOp.SUM, bad) == 0
             factors = [tf.constant(1.0)] * len(present)
         else:
-            return grads, None
+            return [g if g is None or f == 1.0 else _scale(g, f)
+                    for g, f in zip(grads, gradient_scales)], None
         # LossScaleOptimizer checks only its own replica's gradients: make
         # every replica see the overflow so they all skip the step together.
         nan = tf.constant(float("nan"))
         factors = iter([tf.where(finite, f, nan) for f in factors])
-        return [None if g is None else _scale(g, next(factors))
-                for g in grads], norm
+        return [None if g is None else _scale(g, _times(next(factors), f))
+                for g, f in zip(grads, gradient_scales)], norm
 
     def _loss_scaled(self):
         return isinstance(self.optimizer,
@@ -182,6 +183,10 @@ def _values(grad):
 
 def _norm(grad):
     return tf.norm(tf.cast(_values(grad), tf.float32))
+
+
+def _times(factor, f):
+    return factor if f == 1.0 else factor * f
 
 
 def _scale(grad, factor):

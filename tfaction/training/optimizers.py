@@ -1,8 +1,9 @@
 """Keras optimizers built from the `optimizer` config section.
 
 Weight decay is Keras' decoupled decay (`weight_decay`, AdamW-style, applied
-by every Keras optimizer). Adam and AdamW are Keras' with each variable's
-update one fused kernel (`tfaction.training.fused_adam`). Gradient clipping
+by every Keras optimizer). SGD, Adam and AdamW are Keras' with each
+variable's update one fused kernel (`tfaction.training.fused_sgd`,
+`tfaction.training.fused_adam`). Gradient clipping
 is NOT delegated to Keras: Keras 3 clips each replica's gradients before
 the cross-replica sum, so `GlobalBatchOptimizer` clips the summed gradient
 instead (`clip_norm`).
@@ -14,6 +15,7 @@ import keras
 
 from tfaction import errors
 from tfaction.training import fused_adam
+from tfaction.training import fused_sgd
 from tfaction.training import schedules
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "lamb")
@@ -64,7 +66,7 @@ def build_optimizer(optimizer_config, total_steps, exclude_variables=(),
             optimizer_config, total_steps, steps_per_epoch),
         weight_decay=weight_decay or None)
     if name == "sgd":
-        optimizer = keras.optimizers.SGD(
+        optimizer = fused_sgd.FusedSGD(
             momentum=float(optimizer_config.momentum), **common)
     else:
         cls = {"adam": fused_adam.FusedAdam,

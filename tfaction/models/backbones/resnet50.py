@@ -17,7 +17,7 @@ torchvision (or BYOL / MoCo / SimCLR) `state_dict` load by name
 | `conv1_pad`, `conv1` | `conv1` | zero pad 3, 7x7 conv 64, stride 2 |
 | `bn1`, `relu` | `bn1`, `relu` | batch norm, ReLU |
 | `maxpool_pad`, `maxpool` | `maxpool` | zero pad 1, 3x3 max pool, stride 2 |
-| `layer{s}_{b}_conv{k}` | `layer{s}.{b}.conv{k}` | conv k of block b |
+| `layer{s}_{b}_conv{k}` | `layer{s}.{b}.conv{k}` | conv k of block b (v1.5's strided `conv2` after `layer{s}_0_conv2_pad`) |
 | `layer{s}_{b}_bn{k}` | `layer{s}.{b}.bn{k}` | its batch norm |
 | `layer{s}_0_downsample_0` | `layer{s}.0.downsample.0` | shortcut 1x1 conv |
 | `layer{s}_0_downsample_1` | `layer{s}.0.downsample.1` | its batch norm |
@@ -30,10 +30,12 @@ with 1x1 `conv1`, 3x3 `conv2` and 1x1 `conv3`; the shortcut is the identity
 except in the first block of each stage. In **v1.5** the stride of the stage
 is in `conv2` (the 3x3); in **v1** it is in `conv1` (the first 1x1).
 
-Padding is PyTorch's: symmetric zero padding by explicit `ZeroPadding2D`
-layers followed by "valid" convolutions and pools. Keras' "same" padding is
-asymmetric for stride 2 on even sizes (it pads 0 before and 1 after where
-PyTorch pads 1 on both sides), which shifts every feature by half a pixel.
+Padding is PyTorch's, symmetric. A strided convolution or pool gets an
+explicit `ZeroPadding2D` layer (`{name}_pad`) and "valid" padding: Keras'
+"same" padding is asymmetric for stride 2 on even sizes (it pads 0 before
+and 1 after where PyTorch pads 1 on both sides), which would shift every
+feature by half a pixel. A stride-1 3x3 convolution pads 1 on both sides
+under "same" as well, so it uses "same": no padded copy of its input.
 The max pool pads with zeros where PyTorch pads with -inf; its input is the
 output of a ReLU (never negative), so the maxima are the same. Every
 stride-2 step maps a size `n` to `ceil(n / 2)`: `H x W` input gives
@@ -248,12 +250,15 @@ class ResNet50(keras.Model):
             return stage <= frozen_stages
 
         def conv(x, name, filters, kernel, stride, stage):
-            if kernel > 1:
+            # Stride 1: "same" is PyTorch's symmetric padding, done inside
+            # the convolution (no padded copy, no slice in the gradient).
+            padding = "same" if stride == 1 else "valid"
+            if kernel > 1 and stride > 1:
                 x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad",
                                                dtype=dtype)(x)
             trainable = not frozen(stage)
             return keras.layers.Conv2D(
-                filters, kernel, strides=stride, padding="valid",
+                filters, kernel, strides=stride, padding=padding,
                 use_bias=use_bias,
                 kernel_regularizer=regularizer if trainable else None,
                 trainable=trainable, name=name, dtype=dtype)(x)
