@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks import action_transformer as bench
+from benchmarks import report
 from tfaction.layers.action_transformer_unit import ActionTransformerUnit
 from tfaction.models.action_transformer.box_head import (
     ActionTransformerBoxHead)
@@ -144,6 +145,18 @@ def test_throughput_rows_compare_with_the_gemm_rate():
                             "met"}
         assert row["family"] == "Video Action Transformer"
         assert row["reference"] == 40.0 and row["unit"] == "GFLOP/s"
+
+
+def test_throughput_ratio_is_the_rows_own_quotient():
+    """The ratio is the quotient of the row's rounded rates (158.1 / 215 =
+    0.7353 -> 0.74), which the report checks, not the unrounded fraction
+    (here 0.7349 -> 0.73, 0.0053 away)."""
+    figures = dict(proposals=64, gemm_size=2048, gemm_gflops_per_s=215.0,
+                   forward_gflops_per_s=166.0, train_gflops_per_s=158.1,
+                   forward_fraction=0.7721, train_fraction=0.7349)
+    rows = bench.throughput_rows(figures)
+    assert [r["ratio"] for r in rows] == [0.77, 0.74]
+    report.check_rows({"rows": rows}, "action_transformer")
 
 
 def test_gemm_call_counts_two_n_cubed():
