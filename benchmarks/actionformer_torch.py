@@ -21,8 +21,12 @@ ground truth):
   in `eval()` mode under `torch.no_grad()`; (d) the whole `model([video])`
   (network + decoding + their C++ Soft-NMS + seconds).
 
-Times are medians after warm-up, as in the tfaction benchmark; it prints one
-`RESULT {json}` line with the peak RSS.
+Times are medians after warm-up, as in the tfaction benchmark. Then (a)
+and (c) run `--iterations` more times under `torch.profiler`, which splits
+their time into the convolutions and matrix products (the self time of the
+ATen kernels in `CONTRACTIONS`) and everything else: the counterpart of the
+tfaction benchmark's contraction floor. It prints one `RESULT {json}` line
+with the peak RSS (taken before the profiler runs).
 
 Usage (normally through `benchmarks/actionformer.py`):
     PYTHON benchmarks/actionformer_torch.py --repo PATH --child train|infer
@@ -41,6 +45,49 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import actionformer_shapes as shapes  # noqa: E402
 import timing  # noqa: E402
+
+
+# The ATen kernels that do the convolutions and matrix products (their self
+# time is the arithmetic; the dispatching ops above them, `aten::conv1d`,
+# `aten::convolution`, `aten::matmul`, ..., only call these).
+CONTRACTIONS = frozenset({
+    "aten::mkldnn_convolution", "aten::convolution_backward",
+    "aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward",
+    "aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
+    "aten::addbmm", "aten::_mkldnn_linear", "aten::mkldnn_linear",
+    "aten::mkldnn_linear_backward", "aten::dot", "aten::mv", "aten::addmv"})
+
+
+def contraction_split(self_times, calls):
+    """(contraction s, total s) per call from profiler self times.
+
+    Args:
+        self_times: iterable of `(op name, self CPU time in microseconds)`,
+            one entry per op name (`torch.profiler`'s `key_averages()`).
+        calls: how many calls of the profiled function they cover.
+
+    Returns:
+        `(contraction_s, total_s)`: the self time of the `CONTRACTIONS`
+        kernels and of all ops, in seconds per call.
+    """
+    contraction = total = 0.0
+    for name, micros in self_times:
+        total += micros
+        if name in CONTRACTIONS:
+            contraction += micros
+    return contraction / calls / 1e6, total / calls / 1e6
+
+
+def _profile(fn, iterations):
+    """`contraction_split` of `iterations` calls of `fn`."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(iterations):
+            fn()
+    return contraction_split(((e.key, e.self_cpu_time_total)
+                              for e in prof.key_averages()), iterations)
 
 
 def _load(repo, shape_name):
@@ -132,10 +179,15 @@ def _train(args):
 
     t_fb = _median(fwd_bwd, args.iterations, args.warmup)
     t_full = _median(full_step, args.iterations, args.warmup)
-    return {"train_fwd_bwd_s": round(t_fb, 4),
-            "train_full_step_s": round(t_full, 4),
-            "resident_rss_gb": timing.rss_gb(),  # between two steps
-            "params": int(sum(p.numel() for p in model.parameters()))}
+    out = {"train_fwd_bwd_s": round(t_fb, 4),
+           "train_full_step_s": round(t_full, 4),
+           "resident_rss_gb": timing.rss_gb(),  # between two steps
+           "peak_rss_gb": timing.peak_rss_gb(),  # before the profiler
+           "params": int(sum(p.numel() for p in model.parameters()))}
+    contraction, total = _profile(fwd_bwd, args.iterations)
+    out.update(train_contraction_s=round(contraction, 4),
+               train_profiled_s=round(total, 4))
+    return out
 
 
 def _infer(args):
@@ -169,10 +221,15 @@ def _infer(args):
 
     t_net = _median(network, args.iterations, args.warmup)
     t_post = _median(with_post, args.iterations, args.warmup)
-    return {"infer_network_s": round(t_net, 4),
-            "infer_with_postprocess_s": round(t_post, 4),
-            "detections": counts["detections"],
-            "params": int(sum(p.numel() for p in model.parameters()))}
+    out = {"infer_network_s": round(t_net, 4),
+           "infer_with_postprocess_s": round(t_post, 4),
+           "detections": counts["detections"],
+           "peak_rss_gb": timing.peak_rss_gb(),  # before the profiler
+           "params": int(sum(p.numel() for p in model.parameters()))}
+    contraction, total = _profile(network, args.iterations)
+    out.update(infer_contraction_s=round(contraction, 4),
+               infer_profiled_s=round(total, 4))
+    return out
 
 
 def main(argv=None):
@@ -193,7 +250,6 @@ def main(argv=None):
     result = (_train if args.child == "train" else _infer)(args)
     result["seconds"] = round(time.perf_counter() - start, 1)
     result["import_rss_gb"] = import_rss_gb
-    result["peak_rss_gb"] = timing.peak_rss_gb()
     result["torch"] = torch.__version__
     result["torch_threads"] = torch.get_num_threads()
     print("RESULT " + json.dumps(result))

@@ -38,7 +38,9 @@ def _figures(scale):
             "infer_with_postprocess_s", "train_peak_rss_gb",
             "infer_peak_rss_gb", "train_floor_s", "infer_floor_s",
             "import_rss_gb", "train_resident_rss_gb",
-            "train_peak_over_import_gb", "train_tensor_peak_gb")
+            "train_peak_over_import_gb", "train_tensor_peak_gb",
+            "train_contraction_s", "infer_contraction_s", "train_rest_s",
+            "infer_rest_s")
     out = {k: scale * (i + 1) for i, k in enumerate(keys)}
     out["details"] = {"first_step_trace_s": 12.0, "first_step_s": 20.0}
     return out
@@ -63,6 +65,16 @@ def test_rows_hold_ratios_and_targets():
     floor = [r for r in rows if "forward+backward, contraction floor" in r["measure"]]
     assert (floor[0]["ours"], floor[0]["reference"]) == (3.5, 1.0)
     assert floor[0]["ratio"] == 3.5 and floor[0]["target"] is None
+    # ... and with the authors' own contractions and the rest of their step
+    theirs = [r for r in rows if "vs the authors' contractions" in
+              r["measure"]]
+    assert [r["measure"].split(",")[0] for r in theirs] == [
+        "training forward+backward", "inference network"]
+    assert (theirs[0]["ours"], theirs[0]["reference"]) == (3.5, 13.0)
+    assert (theirs[1]["ours"], theirs[1]["reference"]) == (4.0, 14.0)
+    rest = [r for r in rows if "outside the contractions" in r["measure"]]
+    assert [(r["ours"], r["reference"]) for r in rest] == [(7.5, 15.0),
+                                                            (8.0, 16.0)]
     resident = [r for r in rows if "between two training" in r["measure"]]
     assert (resident[0]["ours"], resident[0]["reference"]) == (5.0, 10.0)
     imports = [r for r in rows if "importing" in r["measure"]][0]
@@ -79,3 +91,15 @@ def test_rows_hold_ratios_and_targets():
     assert all(r["reference"] is None and r["ratio"] is None
                for r in alone)
     assert "B=16, T=192" in alone[0]["measure"]
+
+
+def test_authors_profile_splits_contractions_from_the_rest():
+    from benchmarks import actionformer_torch
+
+    self_times = [("aten::mkldnn_convolution", 2e6),
+                  ("aten::convolution_backward", 4e6), ("aten::bmm", 1e6),
+                  ("aten::conv1d", 10.0), ("aten::mul", 1e6),
+                  ("aten::copy_", 2e6)]
+    contraction, total = actionformer_torch.contraction_split(self_times, 2)
+    assert contraction == pytest.approx(3.5)
+    assert total == pytest.approx(5.0 + 5e-6)

@@ -20,9 +20,10 @@ Wires the pieces of the recipe (happyharrycn/actionformer_release,
 * weight decay on convolution / dense kernels only
   (`weight_decay_exclusions`);
 * evaluation: per-video decoding, Soft-NMS (numpy, the reference algorithm)
-  and conversion to seconds on the host, optional ActivityNet score fusion,
-  official-style detection mAP; the detections are written to
-  `<workdir>/predictions.json` (the `experiments.evaluate` format);
+  and conversion to seconds on the host (`VideoPostprocessor`), optional
+  ActivityNet score fusion, official-style detection mAP; the detections
+  are written to `<workdir>/predictions.json` (the `experiments.evaluate`
+  format);
 * export: `tfaction.serving.build_export_module(task, model)` (an
   `ActionFormerExportModule`).
 
@@ -47,11 +48,10 @@ from tfaction.data.formats import class_list
 from tfaction.evaluation import activitynet_detection
 from tfaction.losses.ctr_diou_loss_1d import ctr_diou_loss_1d
 from tfaction.losses.sigmoid_focal_loss import sigmoid_focal_loss
-from tfaction.models.actionformer import decoding
 from tfaction.models.actionformer import score_fusion
 from tfaction.models.actionformer.model import ActionFormer
+from tfaction.models.actionformer.postprocessing import VideoPostprocessor
 from tfaction.ops.label_assignment import assign_point_labels
-from tfaction.ops.soft_nms import soft_nms
 from tfaction.tasks import actionformer_config
 from tfaction.tasks import converted_dataset
 from tfaction.tasks import base_task
@@ -122,6 +122,7 @@ class ActionFormerTask(tasks.Task):
         self.model = None
         self.loss_normalizer = None
         self._predictions = None
+        self._postprocessor = None  # built with the model's strides
 
     def _max_segments_per_video(self, subset):
         """Most GT segments of one video of `subset` (ground_truth.json).
@@ -153,6 +154,7 @@ class ActionFormerTask(tasks.Task):
 
     def build_model(self):
         self.model = ActionFormer(**self.model_kwargs(), name="actionformer")
+        self._postprocessor = None
         # Training state of the losses (a checkpointed non-trainable
         # variable, unlike the reference's Python float, so that a resumed
         # run continues exactly). All replicas assign the same value.
@@ -399,26 +401,23 @@ class ActionFormerTask(tasks.Task):
         Returns:
             `(segments [N, 2] seconds, scores [N], labels [N])` numpy.
         """
-        inf = self.config.inference
-        split = lambda x: self.model.split_levels(x, axis=0)  # noqa: E731
-        segs, scores, labels = decoding.decode_candidates(
-            split(cls_logits), split(offsets), self.model.fpn_strides,
-            masks=split(mask), pre_nms_thresh=float(inf.pre_nms_thresh),
-            pre_nms_topk=int(inf.pre_nms_topk),
-            duration_thresh=float(inf.duration_thresh))
-        segs, scores, labels = soft_nms(
-            np.asarray(segs), np.asarray(scores), np.asarray(labels),
-            iou_threshold=float(inf.iou_threshold),
-            min_score=float(inf.min_score), max_seg_num=int(inf.max_seg_num),
-            method=inf.nms_method, multiclass=bool(inf.multiclass_nms),
-            sigma=float(inf.nms_sigma),
-            voting_thresh=float(inf.voting_thresh))
-        seconds = decoding.grid_to_seconds(segs, float(fps),
-                                           float(feature_stride),
-                                           float(feature_window),
-                                           float(duration))
-        return (np.asarray(seconds), np.asarray(scores, np.float32),
-                np.asarray(labels, np.int64))
+        if self._postprocessor is None:
+            inf = self.config.inference
+            self._postprocessor = VideoPostprocessor(
+                self.model.fpn_strides,
+                pre_nms_thresh=float(inf.pre_nms_thresh),
+                pre_nms_topk=int(inf.pre_nms_topk),
+                duration_thresh=float(inf.duration_thresh),
+                iou_threshold=float(inf.iou_threshold),
+                min_score=float(inf.min_score),
+                max_seg_num=int(inf.max_seg_num), method=inf.nms_method,
+                multiclass=bool(inf.multiclass_nms),
+                sigma=float(inf.nms_sigma),
+                voting_thresh=float(inf.voting_thresh))
+        return self._postprocessor(
+            cls_logits, offsets, mask, fps=float(fps),
+            duration=float(duration), feature_stride=float(feature_stride),
+            feature_window=float(feature_window))
 
     def aggregate_logs(self, state, step_logs):
         state = {} if state is None else state

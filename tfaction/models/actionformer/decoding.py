@@ -30,6 +30,7 @@ segs_sec = grid_to_seconds(nms_segs, fps=30.0, feat_stride=4,
 ```
 """
 
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -128,17 +129,20 @@ def grid_to_seconds(segments, fps, feat_stride, num_frames, duration):
         (The four scalars may also be tensors broadcastable to `segments`.)
 
     Returns:
-        float32 tensor of the shape of `segments`, in seconds.
+        float32 values of the shape of `segments`, in seconds: a NumPy
+        array when no argument is a tensor (no eager ops on the host), else
+        a tensor.
 
     Reference:
         `PtTransformer.postprocessing` in `libs/modeling/meta_archs.py` of
         happyharrycn/actionformer_release.
     """
-    segs = ops.cast(segments, "float32")
-    fps, feat_stride, num_frames, duration = (
-        ops.cast(v, "float32")
-        for v in (fps, feat_stride, num_frames, duration))
+    values = (segments, fps, feat_stride, num_frames, duration)
+    if any(tf.is_tensor(v) for v in values):
+        cast, where = (lambda v: ops.cast(v, "float32")), ops.where
+    else:  # all on the host: the same float32 operations in NumPy
+        cast, where = (lambda v: np.asarray(v, np.float32)), np.where
+    segs, fps, feat_stride, num_frames, duration = (cast(v) for v in values)
     seconds = (segs * feat_stride + 0.5 * num_frames) / fps
-    seconds = ops.where(seconds <= 0.0, ops.zeros_like(seconds), seconds)
-    return ops.where(seconds >= duration,
-                     ops.broadcast_to(duration, ops.shape(seconds)), seconds)
+    seconds = where(seconds <= 0.0, cast(0.0), seconds)
+    return where(seconds >= duration, duration, seconds)
