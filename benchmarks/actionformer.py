@@ -39,7 +39,8 @@ levels, T = 1024, batch 2); random weights. Measured per shape, with
   (`benchmarks/actionformer_torch.py`): the rows compare the two sides'
   contractions and the two sides' time outside them.
 
-Times are the median of `--iterations` timed iterations after `--warmup`
+Times are the median of `--iterations` (inference:
+`--infer_iterations`, default the same) timed iterations after `--warmup`
 untimed ones; (a) and (b), like (c) and (d), run alternately in the same
 process so that load from other processes hits both alike.
 
@@ -56,13 +57,16 @@ inference with post-processing <= 0.7x the authors', peak training memory
 
 Usage:
     python benchmarks/actionformer.py [--shapes thumos,anet,ego4d]
-        [--iterations 5] [--warmup 2] [--configs no_jit,jit] [--quick]
+        [--iterations 5] [--infer_iterations N] [--warmup 2]
+        [--configs no_jit,jit] [--quick]
         [--bench] [--attention auto|dense]
         [--reference_repo PATH [--reference_python PYTHON]]
         [--output result.json]
 
 `--bench` (what `make bench` runs): `--shapes thumos,anet,ego4d --configs
-no_jit --iterations 3 --warmup 1`.
+no_jit --iterations 3 --infer_iterations 15 --warmup 1` (an inference
+call at ActivityNet's length takes tens of milliseconds, too short for a
+median of 3 to be steady).
 """
 
 import argparse
@@ -286,10 +290,17 @@ def _child(args):
 
 
 # ---------------------------------------------------------------- parent
+def _iterations(args, kind):
+    """Timed iterations of a child of `kind` (train / infer), both sides."""
+    if kind == "infer" and args.infer_iterations:
+        return args.infer_iterations
+    return args.iterations
+
+
 def _run_child(args, shape, kind, jit):
     cmd = [sys.executable, str(pathlib.Path(__file__).resolve()),
            "--child", kind, "--shape", shape, "--jit", str(int(jit)),
-           "--iterations", str(args.iterations), "--warmup",
+           "--iterations", str(_iterations(args, kind)), "--warmup",
            str(args.warmup), "--attention", args.attention]
     return timing.child_result(cmd, f"{shape} {kind} jit={jit}")
 
@@ -300,7 +311,7 @@ def _run_reference(args, shape, kind):
            str(pathlib.Path(__file__).resolve().with_name(
                "actionformer_torch.py")),
            "--repo", args.reference_repo, "--child", kind, "--shape", shape,
-           "--iterations", str(args.iterations), "--warmup",
+           "--iterations", str(_iterations(args, kind)), "--warmup",
            str(args.warmup)]
     return timing.child_result(cmd, f"reference {shape} {kind}")
 
@@ -529,11 +540,15 @@ def main(argv=None):
     parser.add_argument("--bench", action="store_true",
                         help="the `make bench` preset: --shapes "
                              "thumos,anet,ego4d --configs no_jit "
-                             "--iterations 3 --warmup 1")
+                             "--iterations 3 --infer_iterations 15 "
+                             "--warmup 1")
     parser.add_argument("--shapes", default="thumos",
                         help="comma list of " + ", ".join(
                             k for k in shapes.SHAPES if k != "quick"))
     parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--infer_iterations", type=int, default=None,
+                        help="timed iterations of inference (default "
+                             "--iterations)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--attention", choices=("auto", "dense"),
                         default="auto",
@@ -558,6 +573,7 @@ def main(argv=None):
     if args.bench:
         args.shapes, args.configs = "thumos,anet,ego4d", "no_jit"
         args.iterations, args.warmup = 3, 1
+        args.infer_iterations = 15
     if args.quick:
         args.shapes = "quick"
         args.iterations, args.warmup = min(args.iterations, 2), 1
@@ -587,6 +603,7 @@ def main(argv=None):
                    for name in shape_names},
         "attention": args.attention,
         "iterations": args.iterations,
+        "infer_iterations": _iterations(args, "infer"),
         "warmup": args.warmup,
         # per shape: our configurations and the authors' code (--reference_repo)
         "results": results,

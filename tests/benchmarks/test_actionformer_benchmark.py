@@ -103,3 +103,13 @@ def test_authors_profile_splits_contractions_from_the_rest():
     contraction, total = actionformer_torch.contraction_split(self_times, 2)
     assert contraction == pytest.approx(3.5)
     assert total == pytest.approx(5.0 + 5e-6)
+
+
+def test_inference_children_take_their_own_iteration_count():
+    import argparse
+
+    args = argparse.Namespace(iterations=3, infer_iterations=15)
+    assert bench._iterations(args, "train") == 3
+    assert bench._iterations(args, "infer") == 15
+    args.infer_iterations = None
+    assert bench._iterations(args, "infer") == 3
