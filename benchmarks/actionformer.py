@@ -436,6 +436,14 @@ def _rows(name, shape, ours, ref, ref_name, import_row=True):
     return rows + profile
 
 
+def _add_rest(figures, products):
+    """`train_rest_s` / `infer_rest_s`: the time less `*_{products}_s`."""
+    for kind, whole in (("train", "train_fwd_bwd_s"),
+                        ("infer", "infer_network_s")):
+        figures[f"{kind}_rest_s"] = round(
+            figures[whole] - figures[f"{kind}_{products}_s"], 4)
+
+
 def _run_shape(args, name, names, loads):
     """Our configurations (and the authors' code) at one shape."""
     configs, reference = {}, {}
@@ -469,10 +477,7 @@ def _run_shape(args, name, names, loads):
                    infer_floor_s=infer["infer_floor_s"])
         # an upper bound of our time outside the products (the floor
         # bounds their time from below)
-        row.update(train_rest_s=round(row["train_fwd_bwd_s"]
-                                      - row["train_floor_s"], 4),
-                   infer_rest_s=round(row["infer_network_s"]
-                                      - row["infer_floor_s"], 4))
+        _add_rest(row, "floor")
         row["details"] = {
             "train_loss": train["train_loss"],
             "candidates_before_nms": infer["candidates"],
@@ -500,14 +505,10 @@ def _run_shape(args, name, names, loads):
                                                "train_full_step_s")}
         ref.update({key: ref_infer[key] for key in
                     ("infer_network_s", "infer_with_postprocess_s")})
-        ref.update(train_contraction_s=ref_train["train_contraction_s"],
-                   train_profiled_s=ref_train["train_profiled_s"],
-                   infer_contraction_s=ref_infer["infer_contraction_s"],
-                   infer_profiled_s=ref_infer["infer_profiled_s"])
-        ref.update(train_rest_s=round(ref["train_fwd_bwd_s"]
-                                      - ref["train_contraction_s"], 4),
-                   infer_rest_s=round(ref["infer_network_s"]
-                                      - ref["infer_contraction_s"], 4))
+        for kind, figures in (("train", ref_train), ("infer", ref_infer)):
+            for part in ("contraction", "profiled"):
+                ref[f"{kind}_{part}_s"] = figures[f"{kind}_{part}_s"]
+        _add_rest(ref, "contraction")
         ref.update(params=ref_train["params"],
                    train_peak_rss_gb=ref_train["peak_rss_gb"],
                    infer_peak_rss_gb=ref_infer["peak_rss_gb"],

@@ -78,16 +78,19 @@ def contraction_split(self_times, calls):
     return contraction / calls / 1e6, total / calls / 1e6
 
 
-def _profile(fn, iterations):
-    """`contraction_split` of `iterations` calls of `fn`."""
+def _profile(fn, iterations, prefix):
+    """`contraction_split` of `iterations` calls of `fn`, as result keys."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(iterations):
             fn()
-    return contraction_split(((e.key, e.self_cpu_time_total)
-                              for e in prof.key_averages()), iterations)
+    contraction, total = contraction_split(
+        ((e.key, e.self_cpu_time_total) for e in prof.key_averages()),
+        iterations)
+    return {f"{prefix}_contraction_s": round(contraction, 4),
+            f"{prefix}_profiled_s": round(total, 4)}
 
 
 def _load(repo, shape_name):
@@ -184,9 +187,7 @@ def _train(args):
            "resident_rss_gb": timing.rss_gb(),  # between two steps
            "peak_rss_gb": timing.peak_rss_gb(),  # before the profiler
            "params": int(sum(p.numel() for p in model.parameters()))}
-    contraction, total = _profile(fwd_bwd, args.iterations)
-    out.update(train_contraction_s=round(contraction, 4),
-               train_profiled_s=round(total, 4))
+    out.update(_profile(fwd_bwd, args.iterations, "train"))
     return out
 
 
@@ -226,9 +227,7 @@ def _infer(args):
            "detections": counts["detections"],
            "peak_rss_gb": timing.peak_rss_gb(),  # before the profiler
            "params": int(sum(p.numel() for p in model.parameters()))}
-    contraction, total = _profile(network, args.iterations)
-    out.update(infer_contraction_s=round(contraction, 4),
-               infer_profiled_s=round(total, 4))
+    out.update(_profile(network, args.iterations, "infer"))
     return out
 
 

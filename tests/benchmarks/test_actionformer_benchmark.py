@@ -113,3 +113,11 @@ def test_inference_children_take_their_own_iteration_count():
     assert bench._iterations(args, "infer") == 15
     args.infer_iterations = None
     assert bench._iterations(args, "infer") == 3
+
+
+def test_rest_is_the_time_less_the_products():
+    figures = {"train_fwd_bwd_s": 3.0, "infer_network_s": 0.5,
+               "train_floor_s": 2.25, "infer_floor_s": 0.375}
+    bench._add_rest(figures, "floor")
+    assert (figures["train_rest_s"], figures["infer_rest_s"]) == (0.75,
+                                                                  0.125)
