@@ -49,3 +49,24 @@ def test_empty_and_rejects_non_vectors():
     assert torch_sort_order(np.zeros([0], "float32")).shape == (0,)
     with pytest.raises(ValueError, match="1-D"):
         torch_sort_order(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("n", [2, 17, 1000, 5000])
+def test_distinct_values_skip_the_emulation_with_the_same_order(
+        n, monkeypatch):
+    values = np.random.default_rng(n).permutation(n).astype(np.float32)
+    values = values * np.float32(0.37) - np.float32(n / 7)
+    want = torch_sort._introsort_order(values)
+    emulated = []
+    monkeypatch.setattr(torch_sort, "_introsort_order",
+                        lambda v: emulated.append(v) or want)
+    got = torch_sort_order(values)
+    assert not emulated
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, want)
+    # one tie (or a NaN) and the order is PyTorch's step-by-step one
+    values[-1] = values[0]
+    torch_sort_order(values)
+    values[-1] = np.nan
+    torch_sort_order(values)
+    assert len(emulated) == 2

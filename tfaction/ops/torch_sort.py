@@ -45,6 +45,19 @@ def torch_sort_order(values):
     n = values.shape[0]
     if n == 0:
         return np.zeros([0], np.int64)
+    if not np.isnan(values).any():
+        # Without equal values every correct sort gives this order: skip
+        # the step-by-step emulation (pure Python, tens of ms for 10^4).
+        order = np.argsort(-values, kind="stable")
+        ranked = values[order]
+        if not (ranked[1:] == ranked[:-1]).any():
+            return order.astype(np.int64)
+    return _introsort_order(values)
+
+
+def _introsort_order(values):
+    """`torch_sort_order` step by step: libstdc++'s introsort in Python."""
+    n = values.shape[0]
     # Python floats and lists: element-wise work is much faster on them.
     keys = values.tolist()
     nan = [v != v for v in keys]
