@@ -47,7 +47,7 @@ def torch_sort_order(values):
         return np.zeros([0], np.int64)
     if not np.isnan(values).any():
         # Without equal values every correct sort gives this order: skip
-        # the step-by-step emulation (pure Python, tens of ms for 10^4).
+        # the step-by-step emulation (pure Python: ~40 ms for 20,000 values).
         order = np.argsort(-values, kind="stable")
         ranked = values[order]
         if not (ranked[1:] == ranked[:-1]).any():
