@@ -69,9 +69,13 @@ def test_rows_hold_ratios_and_targets():
     theirs = [r for r in rows if "vs the authors' contractions" in
               r["measure"]]
     assert [r["measure"].split(",")[0] for r in theirs] == [
-        "training forward+backward", "inference network"]
+        "training forward+backward", "inference network"] * 2
     assert (theirs[0]["ours"], theirs[0]["reference"]) == (3.5, 13.0)
     assert (theirs[1]["ours"], theirs[1]["reference"]) == (4.0, 14.0)
+    # ... our products as they run in the step, beside theirs
+    assert "as they run" in theirs[2]["measure"]
+    assert (theirs[2]["ours"], theirs[2]["reference"]) == (6.5, 13.0)
+    assert (theirs[3]["ours"], theirs[3]["reference"]) == (7.0, 14.0)
     rest = [r for r in rows if "outside the contractions" in r["measure"]]
     assert [(r["ours"], r["reference"]) for r in rest] == [(7.5, 15.0),
                                                             (8.0, 16.0)]
@@ -121,3 +125,6 @@ def test_rest_is_the_time_less_the_products():
     bench._add_rest(figures, "floor")
     assert (figures["train_rest_s"], figures["infer_rest_s"]) == (0.75,
                                                                   0.125)
+    figures.update(train_contraction_s=2.5, infer_contraction_s=0.25)
+    bench._add_rest(figures, "contraction")
+    assert (figures["train_rest_s"], figures["infer_rest_s"]) == (0.5, 0.25)
