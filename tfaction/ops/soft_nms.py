@@ -26,8 +26,8 @@ Both functions reproduce `libs/utils/nms.py: batched_nms` with the C++ kernel
   reproduces its order of exactly tied scores (`torch_sort`), `soft_nms_tf`
   sorts stably (tied scores may then come out in another order).
 
-`soft_nms` is host-side numpy (vectorised per pick; with many classes, all
-classes at once per pick). `soft_nms_tf` is the
+`soft_nms` is host-side numpy (vectorised per pick; with many classes,
+classes of similar size at once per pick). `soft_nms_tf` is the
 same algorithm with TF ops (`tf.while_loop` over at most `max_seg_num` picks,
 the swap-with-last bookkeeping done with cumulative sums and
 `tf.searchsorted`), usable inside a SavedModel serving signature on a
@@ -74,6 +74,25 @@ def _check(method, max_seg_num):
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if int(max_seg_num) <= 0:
         raise ValueError(f"max_seg_num must be positive, got {max_seg_num}")
+
+
+# A table of groups is as wide as its largest group, so small groups beside
+# a large one are mostly padding: a group with fewer candidates than this
+# fraction of its table's largest starts the next table. Measured on
+# ActionFormer's candidates: the picks 1.2x faster at Ego4D's 110 classes
+# of 46 to 565, unchanged at THUMOS' 20 classes of 80 to 1,137.
+_TABLE_SPLIT = 0.3
+
+
+def _tables(groups):
+    """Group indices per `_np_soft_rows` table, largest groups first."""
+    tables = []
+    for k in sorted(range(len(groups)), key=lambda k: -groups[k].shape[0]):
+        if (not tables or groups[k].shape[0]
+                < _TABLE_SPLIT * groups[tables[-1][0]].shape[0]):
+            tables.append([])
+        tables[-1].append(k)
+    return tables
 
 
 # --------------------------------------------------------------------- numpy
@@ -280,23 +299,27 @@ def soft_nms(segments, scores, labels, iou_threshold=0.1, min_score=0.001,
     x2 = np.ascontiguousarray(segs[:, 1])
     groups = ([np.nonzero(lb == c)[0] for c in np.unique(lb)] if multiclass
               else [np.arange(sc.shape[0])])
-    ids, out_sc = [], []
+    found = {}  # group index -> (candidate ids, scores)
     if method != "hard" and len(groups) > _MIN_ROWS:
         area = (x2 - x1) + np.float32(1e-6)
-        for p, s in _np_soft_rows(x1, x2, area, groups, sc, method, sigma,
-                                  iou_threshold, min_score, max_seg_num):
-            ids.append(p)  # candidate ids already
-            out_sc.append(s)
-        groups = []
-    for g in groups:
+        for table in _tables(groups):
+            if len(table) > _MIN_ROWS:
+                found.update(zip(table, _np_soft_rows(
+                    x1, x2, area, [groups[k] for k in table], sc, method,
+                    sigma, iou_threshold, min_score, max_seg_num)))
+    for k, g in enumerate(groups):
+        if k in found:
+            continue
         if method == "hard":
             p, s = _np_hard_single(x1[g], x2[g], sc[g], iou_threshold,
                                    min_score, max_seg_num)
         else:
             p, s = _np_soft_single(x1[g], x2[g], sc[g], method, sigma,
                                    iou_threshold, min_score, max_seg_num)
-        ids.append(g[p])
-        out_sc.append(s)
+        found[k] = (g[p], s)
+    # in class order, which the final sort's tie order depends on
+    ids = [found[k][0] for k in range(len(groups))]
+    out_sc = [found[k][1] for k in range(len(groups))]
     ids = np.concatenate(ids)
     out_sc = np.concatenate(out_sc).astype(np.float32)
     out_segs = segs[ids]
