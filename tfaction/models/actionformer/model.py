@@ -161,6 +161,32 @@ class PointGrid(keras.layers.Layer):
         return config
 
 
+def pyramid_sizes(points, strides):
+    """Points per level of a level-concatenated output of `points` points.
+
+    The levels hold `ceil(T / s_l)` points for a padded length `T` that is a
+    multiple of the largest stride, so `points = T (2 s_top - 1) / s_top`.
+    Plain integer arithmetic: `points` may be a Python int or a scalar
+    integer tensor (a count known only when the graph runs). The caller
+    checks that the sizes sum to `points` (no pyramid otherwise).
+
+    Args:
+        points: total point count.
+        strides: the levels' strides, ascending.
+
+    Returns:
+        A list of per-level sizes (ints, or scalar tensors).
+
+    Example:
+
+    >>> pyramid_sizes(7, [1, 2, 4])
+    [4, 2, 1]
+    """
+    top = int(strides[-1])
+    length = points * top // (2 * top - 1)
+    return [(length + int(s) - 1) // int(s) for s in strides]
+
+
 @keras.saving.register_keras_serializable(package="tfaction")
 class ActionFormer(keras.Model):
     """ActionFormer network: features + mask -> per-point logits and offsets.
@@ -402,12 +428,9 @@ class ActionFormer(keras.Model):
         """
         total = tensor.shape[axis]
         strides = self.fpn_strides
-        top = strides[-1]
         if total is None:
             raise ValueError("split_levels needs a static point count")
-        # P = T * (1 + 1/2 + ... + 1/top) = T * (2 top - 1) / top
-        length = total * top // (2 * top - 1)
-        sizes = self.level_lengths(length)
+        sizes = pyramid_sizes(total, strides)
         if sum(sizes) != total:
             raise ValueError(f"{total} points do not form a pyramid with "
                              f"strides {strides}")

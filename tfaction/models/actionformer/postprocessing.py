@@ -4,15 +4,15 @@ import numpy as np
 import tensorflow as tf
 
 from tfaction.models.actionformer import decoding
+from tfaction.models.actionformer.model import pyramid_sizes
 from tfaction.ops.soft_nms import soft_nms
 
 
 def split_points(tensor, strides):
     """Splits a level-concatenated `[P, ...]` into its levels, in graph.
 
-    `P = sum_l ceil(T / s_l)` for the padded length `T` (a multiple of the
-    largest stride), so `T = P * s_top // (2 s_top - 1)`; `P` may be
-    dynamic (unknown when traced).
+    The level sizes follow from the point count `P` (`pyramid_sizes`);
+    `P` may be dynamic (unknown when traced).
 
     Args:
         tensor: `[P, ...]` tensor, levels concatenated in `strides` order.
@@ -29,8 +29,7 @@ def split_points(tensor, strides):
     """
     top = int(strides[-1])
     points = tf.shape(tensor)[0]
-    length = points * top // (2 * top - 1)
-    sizes = tf.stack([(length + int(s) - 1) // int(s) for s in strides])
+    sizes = tf.stack(pyramid_sizes(points, strides))
     check = tf.debugging.assert_equal(
         tf.reduce_sum(sizes), points,
         message=f"the point count does not form a pyramid with strides "
@@ -117,4 +116,3 @@ class VideoPostprocessor:
         return (decoding.grid_to_seconds(segs, fps, feature_stride,
                                          feature_window, duration),
                 np.asarray(scores, np.float32), np.asarray(labels, np.int64))
-
